@@ -1,0 +1,1 @@
+"""Metrics sinks (jsonl, wandb), progress display and plots. Import submodules directly."""

@@ -1,0 +1,222 @@
+"""`omni-rl` command line.
+
+    omni-rl run [stage=image_rl] [key=value ...]      train one curriculum stage (Hydra overrides)
+    omni-rl show-config [key=value ...]               print the composed config (every key, with defaults)
+    omni-rl verify --verifier NAME --answer A --response R [--kwargs JSON]
+    omni-rl verify --input rows.jsonl --output scores.jsonl     batch scoring in a worker pool with deadlines
+    omni-rl plot RUN_DIR                               reward / clip / mismatch / timing PNGs
+    omni-rl doctor                                     versions, devices, and whether vLLM starts
+    omni-rl filter | build-preferences                 (later steps of the plan)
+
+Heavy libraries are imported inside each subcommand, so `omni-rl --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EPILOG = """examples:
+  omni-rl run                                   # image RL on the tiny omni model + synthetic image suite
+  omni-rl run stage=image_rl rollout.n=8 trainer.lr=1e-4 run.steps=10
+  omni-rl run stage=text_rl_1 run.resume=true
+  omni-rl verify --verifier mathruler --answer "1/2" --response "<think>...</think> \\boxed{0.5}"
+  omni-rl plot outputs/image_rl
+"""
+
+
+class UserError(Exception):
+    """An error caused by input the user can fix; printed without a traceback."""
+
+
+def _parse_json_arg(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text  # a bare string answer such as B or 1/2
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from omni_rl.verifiers import get_verifier, reward
+
+    if args.input:
+        return _verify_batch(args)
+    if args.verifier is None or args.answer is None or args.response is None:
+        raise UserError("verify needs --verifier, --answer and --response (or --input FILE.jsonl for a batch)")
+    try:
+        kwargs = json.loads(args.kwargs) if args.kwargs else {}
+    except json.JSONDecodeError as e:
+        raise UserError(f"--kwargs must be a JSON object, got {args.kwargs!r}: {e}") from e
+    if not isinstance(kwargs, dict):
+        raise UserError(f"--kwargs must be a JSON object, got {type(kwargs).__name__}")
+    try:
+        get_verifier(args.verifier)
+    except (KeyError, ValueError, ImportError) as e:
+        raise UserError(str(e)) from e
+    answer = _parse_json_arg(args.answer, "--answer")
+    res = reward(args.response, args.verifier, answer, format_weight=args.format_weight, **kwargs)
+    print(json.dumps({"verifier": args.verifier, "outcome": res.outcome, "format": res.format,
+                      "reward": res.reward, "error": res.error}))
+    return 0
+
+
+def _verify_batch(args: argparse.Namespace) -> int:
+    from omni_rl.verifiers.pool import score_batch
+
+    src = Path(args.input)
+    if not src.is_file():
+        raise UserError(f"--input {src} does not exist")
+    out = Path(args.output) if args.output else src.with_suffix(".scores.jsonl")
+    items, rejects = [], []
+    for lineno, line in enumerate(src.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            missing = [k for k in ("verifier", "answer", "response") if k not in row]
+            if missing:
+                raise ValueError(f"missing field(s) {missing}")
+        except (json.JSONDecodeError, ValueError) as e:
+            rejects.append({"line": lineno, "reason": str(e)})
+            continue
+        row["_line"] = lineno
+        items.append(row)
+    results, stats = score_batch(
+        items, num_workers=args.workers, timeout_s=args.timeout, format_weight=args.format_weight
+    )
+    with out.open("w") as f:
+        for row, res in zip(items, results):
+            f.write(json.dumps({"line": row["_line"], "id": row.get("id"), "verifier": row["verifier"],
+                                "outcome": res.outcome, "format": res.format, "reward": res.reward,
+                                "error": res.error}) + "\n")
+        for rej in rejects:
+            f.write(json.dumps({"line": rej["line"], "rejected": rej["reason"]}) + "\n")
+    n_rows = len(items) + len(rejects)
+    mean = sum(r.reward for r in results) / max(1, len(results))
+    print(f"rows {n_rows} = scored {len(items)} + rejected {len(rejects)}; mean reward {mean:.4f}; "
+          f"verifier errors {stats['errors']}, timeouts {stats['timeouts']}; "
+          f"{len(items) / max(stats['seconds'], 1e-9):.0f} scores/s -> {out}")
+    for rej in rejects:
+        print(f"  rejected line {rej['line']}: {rej['reason']}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from omni_rl.config import ConfigError, compose_config
+
+    try:
+        cfg = compose_config(args.overrides)
+    except ConfigError as e:
+        raise UserError(str(e)) from e
+    from omni_rl.controller import run_stage
+
+    run_stage(cfg)
+    return 0
+
+
+def cmd_show_config(args: argparse.Namespace) -> int:
+    from omegaconf import OmegaConf
+
+    from omni_rl.config import ConfigError, compose_config
+
+    try:
+        cfg = compose_config(args.overrides)
+    except ConfigError as e:
+        raise UserError(str(e)) from e
+    print(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from omni_rl.logging.plots import plot_run
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "metrics.jsonl").is_file():
+        raise UserError(f"{run_dir} has no metrics.jsonl; pass the run directory printed by `omni-rl run`")
+    for path in plot_run(run_dir):
+        print(path)
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from omni_rl.doctor import run_doctor
+
+    return run_doctor(check_vllm=not args.no_vllm)
+
+
+def cmd_not_yet(name: str):
+    def _cmd(args: argparse.Namespace) -> int:
+        raise UserError(
+            f"`omni-rl {name}` is not available yet in this version (it lands with a later step of the plan). "
+            "Available now: run, show-config, verify, plot, doctor."
+        )
+
+    return _cmd
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="omni-rl",
+        description="RL post-training for omni-modal models: MPO + GSPO curriculum on Ray + vLLM.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    r = sub.add_parser("run", help="train one curriculum stage (Hydra overrides: key=value ...)",
+                       description="Train one stage. Overrides are Hydra `key=value` pairs over configs/ "
+                       "(see `omni-rl show-config`). Default: stage=image_rl on the tiny omni model.")
+    r.add_argument("overrides", nargs="*", help="e.g. stage=image_rl rollout.n=8 trainer.lr=1e-4 run.resume=true")
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("show-config", help="print the composed config with all defaults")
+    s.add_argument("overrides", nargs="*")
+    s.set_defaults(func=cmd_show_config)
+
+    v = sub.add_parser("verify", help="score one response (or a JSONL batch) with a verifier",
+                       description="Score one response, or a JSONL file of {verifier, answer, response, "
+                       "verifier_kwargs?} rows in a process pool with a per-item deadline.")
+    v.add_argument("--verifier", help="registry name (string-match, mathruler, multiple-choice, gui-coordinate, "
+                   "asr, format), an entry-point plugin name, or module:function")
+    v.add_argument("--answer", help="ground truth; parsed as JSON when it is valid JSON (e.g. [120, 40]), "
+                   "else taken as a string")
+    v.add_argument("--response", help="the full model response text")
+    v.add_argument("--kwargs", help='verifier kwargs as a JSON object, e.g. \'{"coord_space": "norm1000"}\'')
+    v.add_argument("--format-weight", type=float, default=0.1, help="w in (1-w)*outcome + w*format (default 0.1)")
+    v.add_argument("--input", help="batch mode: JSONL rows with verifier/answer/response[/verifier_kwargs]")
+    v.add_argument("--output", help="batch mode: where to write scores (default INPUT.scores.jsonl)")
+    v.add_argument("--workers", type=int, default=2, help="batch mode: worker processes (default 2)")
+    v.add_argument("--timeout", type=float, default=3.0, help="batch mode: per-item deadline in s (default 3)")
+    v.set_defaults(func=cmd_verify)
+
+    pl = sub.add_parser("plot", help="write reward / pass-rate / timing PNGs for a run directory")
+    pl.add_argument("run_dir")
+    pl.set_defaults(func=cmd_plot)
+
+    d = sub.add_parser("doctor", help="report versions, devices and whether vLLM can start")
+    d.add_argument("--no-vllm", action="store_true", help="skip starting a vLLM engine on a tiny model")
+    d.set_defaults(func=cmd_doctor)
+
+    for name, text in (("filter", "offline pass-rate filtering job (later step)"),
+                       ("build-preferences", "rejection sampling -> MPO preference pairs (later step)")):
+        n = sub.add_parser(name, help=text)
+        n.add_argument("overrides", nargs="*")
+        n.set_defaults(func=cmd_not_yet(name))
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"omni-rl {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""The one config schema of omni-rl. Every default lives here and nowhere else.
+
+The dataclasses are registered in Hydra's ConfigStore (`register_configs`) as the schema of `configs/config.yaml`;
+YAML files under `configs/` only override. Builders receive these typed objects (never raw dicts), so a typo in a
+YAML key or a `key=value` override fails at compose time with Hydra's error instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+
+@dataclass
+class ModelConfig:
+    # A built-in tiny offline family ("text", "omni", "vl", "audio") built on first use, or "hf" with `path`.
+    family: str = "omni"
+    path: Optional[str] = None  # HF checkpoint dir; None -> tiny model of `family` (built offline, cached)
+    dtype: str = "float32"  # trainer + vLLM dtype; float32 on CPU, bfloat16 on GPU
+    enable_thinking: bool = True  # chat template reasoning mode (<think> ... </think>)
+    warm_start: bool = True  # tiny models only: short supervised warm start so RL starts from a format-following policy
+    warm_start_steps: int = 300
+    seed: int = 0
+
+
+@dataclass
+class DataConfig:
+    path: Optional[str] = None  # JSONL / Parquet / saved HF dataset; None -> the embedded synthetic suite
+    synthetic_tasks: list[str] = field(default_factory=list)  # empty -> every task of the suite
+    synthetic_per_task: int = 64
+    mixture: dict[str, float] = field(default_factory=dict)  # source -> weight; empty -> uniform over rows
+    video_fps: float = 2.0
+    video_max_frames: int = 8
+    max_prompt_tokens: int = 1024  # longer prompts are rejected with a reason
+    seed: int = 0
+
+
+@dataclass
+class RolloutConfig:
+    n: int = 16  # rollouts per prompt (G)
+    num_workers: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 48
+    stop: list[str] = field(default_factory=list)
+    kv_cache_gib: int = 1  # CPU KV cache size (VLLM_CPU_KVCACHE_SPACE)
+    gpu_memory_utilization: float = 0.5
+    tensor_parallel_size: int = 1
+    max_model_len: int = 2048
+    enforce_eager: bool = True
+    timeout_s: float = 600.0  # per generate call; a hung worker is killed and replaced
+    refit_timeout_s: float = 120.0
+    max_retries: int = 2
+
+
+@dataclass
+class VerifyConfig:
+    format_weight: float = 0.1  # reward = (1 - w) * outcome + w * format
+    num_workers: int = 2  # verifier worker processes
+    timeout_s: float = 3.0  # per-item deadline
+
+
+@dataclass
+class AlgorithmConfig:
+    name: str = "gspo"
+    clip_preset: Optional[str] = "recipe"  # "recipe" (0.2 / 0.28) | "paper" (3e-4 / 4e-4) | null -> eps_low/eps_high
+    eps_low: float = 0.2
+    eps_high: float = 0.28
+    adv_eps: float = 1e-6
+    kl_beta: float = 0.0  # 0 = no reference model (recipe)
+    overlong_filter: bool = True  # truncated rollouts get zero loss weight
+    max_logprob_error: Optional[float] = None  # mask sequences whose |trainer - rollout| mean logp error exceeds this
+
+
+@dataclass
+class FreezeConfig:
+    vision_encoder: bool = False
+    audio_encoder: bool = True
+    projector: bool = False
+    lm_body: bool = False
+    lm_embeddings: bool = False
+    lm_head: bool = False
+    router: bool = True
+
+
+@dataclass
+class TrainerConfig:
+    num_workers: int = 1  # data-parallel ranks (Ray actors)
+    lr: float = 1e-5
+    warmup_steps: int = 2
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    grad_clip: float = 1.0
+    micro_batch_size: int = 16  # sequences per forward
+    optimizer_steps_per_batch: int = 1  # mini-batches per rollout batch (the recipe's vision stage uses 4)
+    encoder_once: bool = True  # one vision/audio encoder forward per unique prompt media per micro-batch
+    freeze: FreezeConfig = field(default_factory=FreezeConfig)
+
+
+@dataclass
+class LoggingConfig:
+    wandb_mode: str = "offline"  # offline | online | disabled
+    wandb_project: str = "omni-rl"
+    progress: bool = True
+    plot: bool = True  # write PNG plots at the end of a run
+
+
+@dataclass
+class RunConfig:
+    name: str = MISSING  # set by the stage
+    kind: str = "rl"  # rl | preference | filter
+    steps: int = 20
+    prompts_per_step: int = 8
+    seed: int = 0
+    output_dir: str = "outputs/${run.name}"
+    resume: bool = False
+    checkpoint_every: int = 5
+    keep_last: int = 2
+    stop_after_steps: Optional[int] = None  # stop (as if killed) after this many steps; for resume tests
+
+
+@dataclass
+class OmniRLConfig:
+    run: RunConfig = field(default_factory=RunConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    ray_address: Optional[str] = None  # None -> local cluster; "auto" or host:port -> existing cluster
+    num_cpus: Optional[int] = None
+
+
+def register_configs() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="omni_rl_schema", node=OmniRLConfig)
+
+
+def to_object(cfg: Any) -> OmniRLConfig:
+    """Validated, typed copy of a composed DictConfig."""
+    from omegaconf import OmegaConf
+
+    obj = OmegaConf.to_object(cfg)
+    assert isinstance(obj, OmniRLConfig), type(obj)
+    return obj

@@ -1,0 +1,79 @@
+"""PNG plots of a run directory's `metrics.jsonl` (and `pass_rates.jsonl` from filter jobs when present)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from omni_rl.logging.metrics import read_metrics
+
+PANELS: dict[str, tuple[str, list[str]]] = {
+    # file stem: (title, metric-name prefixes or exact names)
+    "reward": ("Mean reward (outcome, format)", ["reward/mean", "reward/outcome", "reward/format"]),
+    "reward_by_source": ("Reward per source", ["reward/source/"]),
+    "reward_by_verifier": ("Reward per verifier", ["reward/verifier/"]),
+    "clip_fraction": ("GSPO clip fraction", ["loss/clip_frac_low", "loss/clip_frac_high"]),
+    "logprob_mismatch": ("Trainer vs rollout |logp diff| (mean per token)", ["logprob/mismatch_mean"]),
+    "step_time": ("Step time split (s)", ["time/"]),
+}
+
+
+def _series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
+    xs, ys = [], []
+    for r in rows:
+        v = r.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            xs.append(r["step"])
+            ys.append(float(v))
+    return xs, ys
+
+
+def plot_run(run_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run_dir = Path(run_dir)
+    rows = read_metrics(run_dir / "metrics.jsonl")
+    out_dir = run_dir / "plots"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keys = sorted({k for r in rows for k in r if k != "step"})
+    written: list[Path] = []
+    for stem, (title, selectors) in PANELS.items():
+        chosen = [k for k in keys if any(k == s or (s.endswith("/") and k.startswith(s)) for s in selectors)]
+        if not chosen:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for k in chosen:
+            xs, ys = _series(rows, k)
+            if xs:
+                ax.plot(xs, ys, marker=".", label=k.split("/", 1)[-1] if len(chosen) > 1 else k)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if len(chosen) > 1:
+            ax.legend(fontsize=7, ncol=2)
+        path = out_dir / f"{stem}.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        written.append(path)
+    written += _plot_pass_rates(run_dir, out_dir, plt)
+    return written
+
+
+def _plot_pass_rates(run_dir: Path, out_dir: Path, plt) -> list[Path]:
+    src = run_dir / "pass_rates.jsonl"
+    if not src.exists():
+        return []
+    rates = [json.loads(l)["pass_rate"] for l in src.read_text().splitlines() if l.strip()]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.hist(rates, bins=20, range=(0, 1))
+    ax.set_title(f"Pass-rate histogram ({len(rates)} prompts)")
+    ax.set_xlabel("pass rate")
+    path = out_dir / "pass_rate_hist.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return [path]

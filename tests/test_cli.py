@@ -1,0 +1,69 @@
+"""CLI surface: help, verify (single + batch accounting), not-yet commands, config errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def omni(*args, check=False):
+    return subprocess.run([sys.executable, "-m", "omni_rl.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300, check=check)
+
+
+def test_help_lists_subcommands():
+    out = omni("--help", check=True).stdout
+    for sub in ("run", "verify", "plot", "doctor", "filter", "build-preferences", "show-config"):
+        assert sub in out
+
+
+def test_verify_single_prints_outcome_format_reward():
+    out = omni("verify", "--verifier", "mathruler", "--answer", "1/2", "--response",
+               "<think>half</think> \\boxed{0.5}", check=True).stdout
+    row = json.loads(out.strip().splitlines()[-1])
+    # outcome 1, format 1 -> reward (1-0.1)*1 + 0.1*1 = 1.0
+    assert (row["outcome"], row["format"], row["reward"]) == (1.0, 1.0, 1.0)
+
+
+def test_verify_single_wrong_answer_gets_format_credit_only():
+    out = omni("verify", "--verifier", "multiple-choice", "--answer", "B", "--response",
+               "<think>x</think> \\boxed{C}", check=True).stdout
+    row = json.loads(out.strip().splitlines()[-1])
+    assert row["outcome"] == 0.0 and row["format"] == 1.0
+    assert row["reward"] == pytest.approx(0.1, abs=1e-9)
+
+
+def test_verify_unknown_verifier_lists_known():
+    p = omni("verify", "--verifier", "nope", "--answer", "1", "--response", "1")
+    assert p.returncode == 2
+    assert "mathruler" in p.stderr and "nope" in p.stderr
+
+
+def test_verify_batch_accounts_for_every_row(tmp_path):
+    out = tmp_path / "scores.jsonl"
+    p = omni("verify", "--input", str(ROOT / "omni_rl/samples/verify_samples.jsonl"), "--output", str(out),
+             "--timeout", "2", check=True)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 15  # 13 scorable + 1 malformed JSON + 1 missing field
+    rejected = [r for r in rows if "rejected" in r]
+    assert [r["line"] for r in rejected] == [14, 15]
+    by_id = {r["id"]: r for r in rows if "id" in r}
+    assert by_id["m1"]["reward"] == 1.0
+    assert by_id["m3"]["outcome"] == 0.0
+    assert by_id["m4"]["outcome"] == 0.0          # exponent tower: bounded, scores 0
+    assert by_id["h1"]["outcome"] == 0.0          # code payload never evaluated
+    assert "rows 15 = scored 13 + rejected 2" in p.stdout
+
+
+def test_not_yet_commands_say_so():
+    p = omni("filter")
+    assert p.returncode == 2 and "not available yet" in p.stderr
+
+
+def test_run_with_bad_override_is_a_clear_error():
+    p = omni("run", "trainer.lrr=3")
+    assert p.returncode == 2 and "lrr" in p.stderr and "Traceback" not in p.stderr
