@@ -1,0 +1,189 @@
+"""Named builders for the stage controllers: everything a loop needs, constructed from the typed config.
+
+The loop in `rl.py` reads as the algorithm; the wiring (which class gets which config field) lives here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omni_rl.config.schema import OmniRLConfig
+from omni_rl.controller.run import Run
+from omni_rl.data.mixture import MixtureSampler
+from omni_rl.data.types import Prompt, Rollout, Sample, ScoredRollout
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("OMNI_RL_CACHE", Path.home() / ".cache" / "omni_rl"))
+
+
+# --------------------------------------------------------------------------------------------------- run + policy
+def build_run(cfg: OmniRLConfig) -> Run:
+    return Run.create(cfg)
+
+
+@dataclass
+class Policy:
+    path: Path  # HF checkpoint dir both vLLM and the trainer load
+    family: str
+    processor: Any
+    banned_token_ids: list[int]
+
+
+def build_policy(cfg: OmniRLConfig, run: Run) -> Policy:
+    """The checkpoint to start from: `model.path`, or a tiny offline model of `model.family` (built and, when
+    `model.warm_start`, warm-started on the synthetic suite; both cached)."""
+    from omni_rl.data.render import banned_token_ids
+    from omni_rl.models import load_processor
+
+    if cfg.model.path is not None:
+        path = Path(cfg.model.path)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"model.path={path} is not an HF checkpoint dir (no config.json)")
+        family = cfg.model.family
+    else:
+        from omni_rl.models.tiny import build_tiny_model
+
+        path = build_tiny_model(cfg.model.family, cache_dir() / "models", seed=cfg.model.seed)
+        if cfg.model.warm_start:
+            from omni_rl.models.warm_start import warm_start
+
+            run.console.print(f"warm start of the tiny {cfg.model.family} model (cached after the first run)")
+            path = warm_start(path, steps=cfg.model.warm_start_steps, seed=cfg.model.seed)
+        family = cfg.model.family
+    processor = load_processor(path)
+    return Policy(path=path, family=family, processor=processor, banned_token_ids=banned_token_ids(processor))
+
+
+# --------------------------------------------------------------------------------------------------------- data
+@dataclass
+class Data:
+    samples: list[Sample]
+    sampler: MixtureSampler
+    policy: Policy
+    cfg: OmniRLConfig
+    counts: dict[str, int]
+    _cache: "OrderedDict[int, Prompt]" = field(default_factory=OrderedDict)
+    cache_size: int = 256
+
+    def render(self, index: int) -> Prompt:
+        """Render row `index` through the model's processor ONCE (LRU-cached across steps)."""
+        from omni_rl.data.render import render_prompt
+
+        if index in self._cache:
+            self._cache.move_to_end(index)
+            return self._cache[index]
+        prompt = render_prompt(self.samples[index], self.policy.processor,
+                               enable_thinking=self.cfg.model.enable_thinking,
+                               video_fps=self.cfg.data.video_fps, video_max_frames=self.cfg.data.video_max_frames)
+        self._cache[index] = prompt
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return prompt
+
+
+def build_data(cfg: OmniRLConfig, run: Run, policy: Policy) -> Data:
+    """Load `data.path` (or generate the synthetic suite), write rejects, and report rows in = usable + rejected."""
+    from omni_rl.data.loading import load_samples
+    from omni_rl.verifiers import verifier_exists
+
+    if cfg.data.path is None:
+        from omni_rl.data.synthetic import generate_suite
+
+        path = generate_suite(cache_dir() / "synthetic" / f"seed{cfg.data.seed}-n{cfg.data.synthetic_per_task}",
+                              tasks=list(cfg.data.synthetic_tasks) or None,
+                              n_per_task=cfg.data.synthetic_per_task, seed=cfg.data.seed)
+    else:
+        path = Path(cfg.data.path)
+    result = load_samples(path, known_verifiers=verifier_exists, rejects_path=run.dir / "rejects.jsonl")
+    counts = dict(result.counts)
+    run.console.print(f"data {path}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+                      + (f" (reasons in {run.dir / 'rejects.jsonl'})" if result.rejects else ""))
+    if not result.samples:
+        raise ValueError(f"no usable rows in {path}; see {run.dir / 'rejects.jsonl'}")
+    sampler = MixtureSampler([s.source for s in result.samples], weights=dict(cfg.data.mixture) or None,
+                             seed=cfg.data.seed)
+    return Data(samples=result.samples, sampler=sampler, policy=policy, cfg=cfg, counts=counts)
+
+
+# -------------------------------------------------------------------------------------------------------- ray
+def init_ray(cfg: OmniRLConfig) -> None:
+    from omni_rl.distributed.ray_utils import init_ray as _init
+
+    _init(num_cpus=cfg.num_cpus, address=cfg.ray_address)
+
+
+# ------------------------------------------------------------------------------------------------- verifiers
+class VerifierPool:
+    """The verifier process pool, scoring whole rollout groups against their prompt's answer."""
+
+    def __init__(self, cfg: OmniRLConfig):
+        from omni_rl.verifiers.pool import VerifierPool as _Pool
+
+        self._pool = _Pool(cfg.verify.num_workers, timeout_s=cfg.verify.timeout_s,
+                           format_weight=cfg.verify.format_weight)
+
+    def score_groups(self, prompts: Sequence[Prompt], groups: Sequence[Sequence[Rollout]]
+                     ) -> tuple[list[list[ScoredRollout]], dict[str, Any]]:
+        items = [{"verifier": p.sample.verifier, "answer": p.sample.answer, "response": r.text,
+                  "verifier_kwargs": p.sample.verifier_kwargs} for p, g in zip(prompts, groups) for r in g]
+        results, stats = self._pool.score(items)
+        it = iter(results)
+        scored = [[_scored(r, next(it)) for r in g] for g in groups]
+        return scored, stats
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _scored(rollout: Rollout, res: Any) -> ScoredRollout:
+    return ScoredRollout(rollout=rollout, reward=res.reward, outcome=res.outcome, format=res.format,
+                         verifier_error=res.error)
+
+
+def build_verifier_pool(cfg: OmniRLConfig) -> VerifierPool:
+    return VerifierPool(cfg)
+
+
+# ------------------------------------------------------------------------------------------- rollout + trainer
+RolloutGroup = Any  # omni_rl.distributed.RolloutGroup (Ray actors hosting vLLM)
+TrainerGroup = Any  # omni_rl.training.group.TrainerGroup (data-parallel Ray actors)
+
+
+def build_rollout_group(cfg: OmniRLConfig, policy: Policy) -> RolloutGroup:
+    raise NotImplementedError
+
+
+def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> TrainerGroup:
+    raise NotImplementedError
+
+
+def build_train_batch(cfg: OmniRLConfig, prompts: Sequence[Prompt], scored: Sequence[Sequence[ScoredRollout]]):
+    raise NotImplementedError
+
+
+# ------------------------------------------------------------------------------------------------------ misc
+def simulate_crash(run: Run) -> None:
+    """Die the way a killed job dies: SIGKILL (no finally blocks, no final checkpoint). When this process leads
+    its process group (tests start it with start_new_session=True) the whole group dies, Ray's local head processes
+    included, exactly as `kill -9 -PGID` of a job would."""
+    run.console.print("run.stop_after_steps reached: killing this process (simulated crash)")
+    run.console.file.flush()
+    if os.getpgid(0) == os.getpid():
+        os.killpg(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def write_plots(run: Run) -> None:
+    from omni_rl.logging.plots import plot_run
+
+    paths = plot_run(run.dir)
+    run.console.print(f"plots: {', '.join(str(p.name) for p in paths)} in {run.dir / 'plots'}")
+    (run.dir / "plots" / "index.json").write_text(json.dumps([p.name for p in paths]))

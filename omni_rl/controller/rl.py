@@ -1,0 +1,105 @@
+"""The GSPO stage loop (text_rl_1, image_rl, omni_rl, text_rl_2): read this file top to bottom.
+
+One step:
+    sample B prompts from the mixture      (MixtureSampler: pure function of (seed, step) -> exact resume)
+    render each prompt ONCE                (token ids + processed media, shared by its G rollouts)
+    generate G rollouts per prompt         (Ray actors hosting vLLM; one request with n=G per prompt)
+    verify                                 (process pool with per-item deadlines; errors score 0 and are counted)
+    group advantages                       (mean/std over each prompt's G rewards; zero-variance groups skipped)
+    train                                  (data-parallel trainer actors, exact global normalisation, GSPO)
+    refit weights                          (trainer state dict -> every vLLM worker, in place, versioned)
+    log + checkpoint                       (metrics.jsonl, wandb offline, keep-last-k checkpoints)
+
+Setup lives in `omni_rl.controller.builders`; every Ray call is behind the rollout / trainer group objects.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from omni_rl.config.schema import OmniRLConfig
+from omni_rl.controller import builders as B
+from omni_rl.controller.checkpoint import RunCheckpointer
+from omni_rl.controller.stats import reward_metrics, rollout_metrics
+
+
+def train_rl(cfg: OmniRLConfig) -> Path:
+    run = B.build_run(cfg)  # run dir, resolved config, console, metrics logger (truncated to the resume step)
+    policy = B.build_policy(cfg, run)  # checkpoint dir (tiny model built / warm-started when needed), processor
+    data = B.build_data(cfg, run, policy)  # samples (+ rejects file), mixture sampler, prompt renderer
+    B.init_ray(cfg)
+    verifier = B.build_verifier_pool(cfg)
+    trainer = B.build_trainer_group(cfg, policy)
+    rollout = B.build_rollout_group(cfg, policy)
+    ckpt = RunCheckpointer(run.dir / "checkpoints", keep_last=cfg.run.keep_last)
+    start_step = ckpt.restore(trainer, rollout) if cfg.run.resume else 0
+    run.logger.open(resume_step=start_step - 1 if cfg.run.resume else None)
+    run.console.print(f"[bold]{cfg.run.name}[/]: steps {start_step}..{cfg.run.steps - 1}, "
+                      f"{cfg.run.prompts_per_step} prompts x {cfg.rollout.n} rollouts, run dir {run.dir}")
+    try:
+        with run.progress(total=cfg.run.steps, start=start_step) as progress:
+            for step in range(start_step, cfg.run.steps):
+                metrics = rl_step(cfg, step, data, rollout, verifier, trainer)
+                run.logger.log(step, metrics)
+                run.console.print(run.summary_line(step, metrics))
+                progress.advance()
+                if (step + 1) % cfg.run.checkpoint_every == 0 or step + 1 == cfg.run.steps:
+                    ckpt.save(step, trainer)
+                if cfg.run.stop_after_steps is not None and step + 1 >= cfg.run.stop_after_steps:
+                    B.simulate_crash(run)  # test hook: die like a killed job (no cleanup, no final save)
+    finally:
+        run.logger.close()
+        rollout.shutdown()
+        trainer.shutdown()
+        verifier.close()
+    ckpt.export_final(trainer, run.dir / "final")
+    if cfg.logging.plot:
+        B.write_plots(run)
+    return run.dir
+
+
+def rl_step(cfg: OmniRLConfig, step: int, data: B.Data, rollout: B.RolloutGroup, verifier: B.VerifierPool,
+            trainer: B.TrainerGroup) -> dict[str, float]:
+    t_step = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    # 1. sample + render once per prompt (media decoded and processed once; its G rollouts reference it)
+    t = time.perf_counter()
+    prompts = [data.render(i) for i in data.sampler.batch(step, cfg.run.prompts_per_step)]
+    timings["time/render"] = time.perf_counter() - t
+
+    # 2. generate: one request per prompt with n=G, sharded over the vLLM actors
+    t = time.perf_counter()
+    groups, gen_metrics = rollout.generate(prompts, n=cfg.rollout.n, seed=cfg.run.seed * 1_000_003 + step)
+    timings["time/generate"] = time.perf_counter() - t
+
+    # 3. verify all B*G responses (reward in [0, 1]; exceptions and timeouts score 0 and are counted)
+    t = time.perf_counter()
+    scored, verify_stats = verifier.score_groups(prompts, groups)
+    timings["time/verify"] = time.perf_counter() - t
+
+    # 4. group-normalised advantages; zero-variance groups contribute nothing
+    batch, adv_metrics = B.build_train_batch(cfg, prompts, scored)
+
+    # 5. train (data-parallel, global normalisation computed once per optimizer step)
+    t = time.perf_counter()
+    train_metrics = trainer.train(batch) if batch.num_sequences else {"train/skipped_empty_batch": 1.0}
+    timings["time/train"] = time.perf_counter() - t
+
+    # 6. push the new weights into every vLLM worker (in place, versioned; fails loudly on timeout)
+    t = time.perf_counter()
+    rollout.update_weights(trainer.weights(), version=step + 1)
+    timings["time/refit"] = time.perf_counter() - t
+
+    timings["time/step"] = time.perf_counter() - t_step
+    n_tokens = sum(len(r.rollout.token_ids) for g in scored for r in g)
+    return {
+        **reward_metrics(prompts, scored, verify_stats),
+        **rollout_metrics(prompts, scored, n=cfg.rollout.n),
+        **gen_metrics,
+        **adv_metrics,
+        **train_metrics,
+        **timings,
+        "throughput/gen_tokens_per_s": n_tokens / max(timings["time/generate"], 1e-9),
+    }

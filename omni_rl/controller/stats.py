@@ -1,0 +1,49 @@
+"""Per-step metrics computed on the driver from scored rollout groups (pure Python, no Ray)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from statistics import fmean
+from typing import Any
+
+from omni_rl.data.types import Prompt, ScoredRollout
+
+CORRECT = 1.0 - 1e-9  # an outcome counts as correct for pass@k when it is (numerically) 1
+
+
+def reward_metrics(prompts: Sequence[Prompt], scored: Sequence[Sequence[ScoredRollout]],
+                   verify_stats: dict[str, Any]) -> dict[str, float]:
+    """Mean reward overall, per source and per verifier; pass@1 / pass@G; verifier error and timeout counts."""
+    flat = [r for g in scored for r in g]
+    out: dict[str, float] = {
+        "reward/mean": fmean(r.reward for r in flat),
+        "reward/outcome": fmean(r.outcome for r in flat),
+        "reward/format": fmean(r.format for r in flat),
+        "reward/pass@1": fmean(float(r.outcome >= CORRECT) for r in flat),
+        "reward/pass@G": fmean(float(any(r.outcome >= CORRECT for r in g)) for g in scored),
+        "verify/errors": float(verify_stats.get("errors", 0)),
+        "verify/timeouts": float(verify_stats.get("timeouts", 0)),
+    }
+    by_source: dict[str, list[float]] = defaultdict(list)
+    by_verifier: dict[str, list[float]] = defaultdict(list)
+    for prompt, group in zip(prompts, scored):
+        for r in group:
+            by_source[prompt.sample.source].append(r.reward)
+            by_verifier[prompt.sample.verifier].append(r.reward)
+    out.update({f"reward/source/{k}": fmean(v) for k, v in sorted(by_source.items())})
+    out.update({f"reward/verifier/{k}": fmean(v) for k, v in sorted(by_verifier.items())})
+    return out
+
+
+def rollout_metrics(prompts: Sequence[Prompt], scored: Sequence[Sequence[ScoredRollout]], *, n: int
+                    ) -> dict[str, float]:
+    flat = [r.rollout for g in scored for r in g]
+    return {
+        "response/length_mean": fmean(len(r.token_ids) for r in flat),
+        "response/truncated_frac": fmean(float(r.finish_reason == "length") for r in flat),
+        # what G copies of every prompt's media would weigh (the naive path); the rollout group reports what it
+        # actually held / sent as media/physical_bytes
+        "media/logical_bytes": float(sum(p.media_bytes for p in prompts) * n),
+        "media/unique_bytes": float(sum(p.media_bytes for p in prompts)),
+    }

@@ -1,0 +1,72 @@
+#!/usr/bin/env python
+"""Benchmark + learning check of the default image RL stage (`omni-rl run stage=image_rl`).
+
+Prints: reward curve start/end (mean of the first / last 3 steps), wall time, the step-time split
+(render / generate / verify / train / refit), and the encoder-once speedup (time/train of two short side-by-side
+runs with trainer.encoder_once=true / false, same seed and data, measured in this process one after the other).
+
+    .venv/bin/python scripts/bench_train.py                 # full default run + encoder-once comparison
+    .venv/bin/python scripts/bench_train.py --steps 10 --skip-encoder-once
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+from statistics import fmean
+
+
+def run(overrides: list[str]) -> tuple[list[dict], float]:
+    from omni_rl.config import compose_config
+    from omni_rl.controller import run_stage
+
+    cfg = compose_config(overrides)
+    shutil.rmtree(cfg.run.output_dir, ignore_errors=True)
+    t0 = time.perf_counter()
+    run_dir = run_stage(cfg)
+    wall = time.perf_counter() - t0
+    rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    return rows, wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stage", default="image_rl")
+    ap.add_argument("--steps", type=int, default=None, help="override run.steps (default: the stage's)")
+    ap.add_argument("--out", default="outputs/bench_train")
+    ap.add_argument("--skip-encoder-once", action="store_true", help="skip the encoder-once on/off comparison")
+    ap.add_argument("--encoder-steps", type=int, default=4, help="steps of each encoder-once comparison run")
+    ap.add_argument("overrides", nargs="*", help="extra Hydra overrides")
+    args = ap.parse_args()
+
+    base = [f"stage={args.stage}", "logging.progress=false", *args.overrides]
+    if args.steps:
+        base.append(f"run.steps={args.steps}")
+    rows, wall = run([*base, f"run.output_dir={args.out}/main"])
+    rewards = [r["reward/mean"] for r in rows]
+    k = min(3, len(rewards))
+    start, end = fmean(rewards[:k]), fmean(rewards[-k:])
+    print(f"\n== learning ({args.stage}, {len(rows)} steps) ==")
+    print(f"reward curve: {' '.join(f'{x:.2f}' for x in rewards)}")
+    print(f"reward start (mean of first {k}) {start:.3f} -> end (mean of last {k}) {end:.3f}: "
+          f"delta {end - start:+.3f}")
+    print(f"wall time {wall:.1f} s ({wall / 60:.1f} min) including model build/warm start and vLLM start-up")
+    split = {key: fmean(r.get(key, 0.0) for r in rows) for key in
+             ("time/render", "time/generate", "time/verify", "time/train", "time/refit", "time/step")}
+    print("mean step-time split: " + ", ".join(f"{k.split('/')[1]} {v:.2f}s" for k, v in split.items()))
+
+    if not args.skip_encoder_once:
+        times = {}
+        for flag in ("true", "false"):
+            rows_f, _ = run([*base, f"run.steps={args.encoder_steps}", f"trainer.encoder_once={flag}",
+                             f"run.output_dir={args.out}/encoder_once_{flag}", "logging.plot=false"])
+            times[flag] = fmean(r["time/train"] for r in rows_f[1:] or rows_f)
+        print(f"\n== encoder once per unique media ==\ntime/train per step: on {times['true']:.3f}s, "
+              f"off {times['false']:.3f}s -> speedup x{times['false'] / times['true']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
