@@ -40,7 +40,8 @@ _BOX_START_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _ANSWER_COLON_RE = re.compile(r"(?im)answer[ \t]*(?:\*\*[ \t]*)?[:：][ \t]*(?:\*\*[ \t]*)?([^\n]*)")
 # "The answer is X", "The final answer is: X", "the correct answer is X".
 _ANSWER_IS_RE = re.compile(
-    r"(?i)the[ \t]+(?:final[ \t]+|correct[ \t]+|right[ \t]+)?answer[ \t]+(?:is|would[ \t]+be|will[ \t]+be)[ \t]*(?:[:：][ \t]*)?([^\n]*)"
+    r"(?i)the[ \t]+(?:final[ \t]+|correct[ \t]+|right[ \t]+)?answer[ \t]+"
+    r"(?:is|would[ \t]+be|will[ \t]+be)[ \t]*(?:[:：][ \t]*)?([^\n]*)"
 )
 _BOLD_RE = re.compile(r"\*\*([^*\n]{1,200})\*\*")
 
@@ -63,29 +64,31 @@ MAX_GROUP_CHARS = 20_000  # a boxed answer longer than this is not an answer; bo
 MAX_BOXES = 64  # boxes looked at per response (format counting saturates long before this)
 
 
-def _read_group(text: str, start: int) -> tuple[str, int] | None:
-    """Brace-balanced group starting at ``text[start] == '{'``; returns (content, index after '}') or None."""
-    depth = 0
-    end = min(len(text), start + MAX_GROUP_CHARS)
-    for m in _BRACE_TOKEN_RE.finditer(text, start, end):
+def _brace_matches(text: str) -> dict[int, int]:
+    """Index of each ``{`` -> index of its matching ``}`` (escaped ``\\{`` ``\\}`` ignored). One linear pass, so
+    thousands of unbalanced boxes cost no more than one."""
+    match: dict[int, int] = {}
+    stack: list[int] = []
+    for m in _BRACE_TOKEN_RE.finditer(text):
         tok = m.group()
         if tok == "{":
-            depth += 1
-        elif tok == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start + 1:m.start()], m.end()
-    return None  # unbalanced (or absurdly long)
+            stack.append(m.start())
+        elif tok == "}" and stack:
+            match[stack.pop()] = m.start()
+    return match
 
 
-def _box_at(text: str, m: re.Match) -> tuple[str, int] | None:
-    """Parse the box whose command matched at ``m``: (content, end index) or None."""
+def _box_at(text: str, m: re.Match, match: dict[int, int]) -> tuple[str, int] | None:
+    """The box whose command matched at ``m``: (content, end index) or None if unbalanced / absurdly long."""
     n = len(text)
     i = m.end()
     while i < n and text[i] in " \t":
         i += 1
     if i < n and text[i] == "{":
-        return _read_group(text, i)
+        close = match.get(i)
+        if close is None or close - i > MAX_GROUP_CHARS:
+            return None
+        return text[i + 1:close], close + 1
     if i > m.end() and i < n:
         # "\boxed 5": one whitespace-delimited token
         j = i
@@ -98,13 +101,16 @@ def _box_at(text: str, m: re.Match) -> tuple[str, int] | None:
 def find_boxed(text: str, limit: int = MAX_BOXES) -> list[str]:
     """Contents of the ``\\boxed{}`` / ``\\fbox{}`` groups in ``text`` in order (at most ``limit``); unbalanced ones
     are skipped."""
+    if "\\boxed" not in text and "\\fbox" not in text:
+        return []
+    match = _brace_matches(text)
     out: list[str] = []
     pos = 0
     while len(out) < limit:
         m = _BOX_START_RE.search(text, pos)
         if m is None:
             break
-        got = _box_at(text, m)
+        got = _box_at(text, m, match)
         if got is None:
             pos = m.end()
             continue
@@ -115,9 +121,11 @@ def find_boxed(text: str, limit: int = MAX_BOXES) -> list[str]:
 
 def last_boxed(text: str) -> str | None:
     """Content of the last balanced ``\\boxed{}``/``\\fbox{}`` in ``text`` or None."""
-    starts = list(_BOX_START_RE.finditer(text))
-    for m in reversed(starts[-MAX_BOXES:]):
-        got = _box_at(text, m)
+    if "\\boxed" not in text and "\\fbox" not in text:
+        return None
+    match = _brace_matches(text)
+    for m in reversed(list(_BOX_START_RE.finditer(text))):
+        got = _box_at(text, m, match)
         if got is not None:
             return got[0].strip()
     return None

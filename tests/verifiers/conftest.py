@@ -1,0 +1,26 @@
+"""Shared fixtures for the verifier tests.
+
+``verifier_test_plugins`` (next to this file) holds module-level verifiers used through dotted paths; this directory is
+put on ``sys.path`` explicitly so that the pool's worker processes (which receive the parent's ``sys.path``) can import
+it whatever pytest's import mode is.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+
+@pytest.fixture(scope="session")
+def pool():
+    """One 2-worker pool shared by the pool tests (worker start-up is the expensive part)."""
+    from omni_rl.verifiers import VerifierPool
+
+    with VerifierPool(2, timeout_s=2.0) as p:
+        yield p

@@ -1,0 +1,428 @@
+"""``mathruler``: symbolic / numeric equivalence of the final (boxed) answer with the ground truth.
+
+Spec (RECIPE "Verifier semantics"): fractions, decimals, LaTeX, thousands separators, units/percent stripped, algebraic
+equivalence. Built on math-verify (LaTeX -> sympy through latex2sympy2_extended's ANTLR grammar) and sympy, with three
+cheaper stages in front of it. For each acceptable gold answer, in order:
+
+1. **Canonical string equality** after ``canonical_latex``: ``$``, ``\\left``/``\\right``, spacing commands, spaces,
+   ``\\dfrac``/``\\tfrac`` -> ``\\frac``, degrees (``^\\circ``, ``°``), ``\\%``, ``\\$``, units (``\\text{ cm}``,
+   ``12 cm``, ``5 apples``), thousands separators (``1,000`` / ``1{,}000``), a leading ``x =`` removed.
+2. **Numeric fast path** (``latex_eval``): both sides evaluated by a tiny safe evaluator (numbers, ``\\frac``,
+   ``\\sqrt``, ``\\pi``, powers, common functions, single-letter variables at two fixed points). Two plain numbers
+   are decided here: equal iff ``|p - g| <= tol * max(1, |g|)`` (tol 1e-6 if a side is written with a decimal point,
+   else 1e-9). Expressions in single-letter variables are evaluated at two fixed points: agreement at both is
+   equality, disagreement is inequality. With functions (``\\sin``, ``\\ln``, ...) agreement counts as equal but
+   disagreement falls through to math-verify (LaTeX function-argument conventions vary). Tuples, intervals
+   (brackets must match), sets and bare lists (``3, 4`` = ``4, 3``) whose elements are plain numbers (or
+   ``\\infty``) are decided here too.
+   Percent: ``25\\%`` equals ``25``; when exactly one side carries ``%``, ``0.25`` is also accepted.
+3. **Guards** (``precheck``) before anything reaches sympy: length > 1000, nesting > 15, power towers with numeric
+   exponents (``9^{9^{9^{9^9}}}``), numeric exponents > 10^4, factorials of groups or of numbers > 1000, ``\\sum``,
+   ``\\prod``, ``\\int``, ``\\lim``, big binomials, > 500-digit literals, and code-like text (``__``, ``import``,
+   ``eval``, ``lambda`` without a backslash, ...) score 0 immediately.
+4. **math-verify** ``parse`` (LaTeX extraction only: its ``ExprExtractionConfig`` uses ``sympy.parse_expr``, i.e.
+   ``eval``, so it is never used on model output) and ``verify``, both with math-verify's own ``signal.alarm``
+   timeout disabled (it raises off the main thread). Parsed golds and predictions are cached (LRU).
+
+Time bound: in the main thread (a direct call, or a pool worker) stage 4 runs under a ``setitimer`` deadline
+(``timeout_s``, default 2 s) unless the caller already armed ``ITIMER_REAL`` (we never clobber another timer); a
+comparison that hits it scores 0 and is logged. Off the main thread there is no signal: the guards of stage 3 bound
+the known pathological inputs and ``omni_rl.verifiers.pool`` kills stuck workers.
+
+Deviations from math-verify defaults: no plain-expression (``parse_expr``) extraction; the numeric fast path decides
+pure-number comparisons without sympy (same answer, ~1000x faster).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import signal
+import threading
+from collections.abc import Iterable
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+from .extract import extract_answer
+from .latex_eval import VAR_POINTS, Unsupported, evaluate
+
+__all__ = ["mathruler", "math_equal", "canonical_latex", "precheck"]
+
+log = logging.getLogger(__name__)
+
+MAX_ANSWER_CHARS = 1000
+MAX_NESTING = 15
+
+# --------------------------------------------------------------------------------------------------------------------
+# stage 1: canonical string
+# --------------------------------------------------------------------------------------------------------------------
+_REMOVE = (
+    "\\left", "\\right", "\\displaystyle", "\\!", "\\,", "\\;", "\\:", "\\ ", "\\quad", "\\qquad", "~", "$",
+    "\\big", "\\Big", "\\bigg", "\\Bigg",
+)
+_DEGREE_RE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree|\\circ\b|(?<=\d)\s*degrees?\b", re.I)
+_UNIT_WORDS = (
+    "cm|mm|km|nm|um|kg|mg|lb|lbs|oz|sec|secs|second|min|mins|minute|hr|hrs|hour|day|week|month|year|ms|ns|ml|"
+    "liter|litre|gal|gallon|ft|feet|foot|inch|inches|yd|yard|mi|mile|meter|metre|centimeter|centimetre|kilometer|"
+    "kilometre|millimeter|millimetre|mph|kph|kmh|deg|degree|radian|rad|dollar|cent|euro|pound|unit|sq|square|cubic|"
+    "percent|m|s|g|h|l|L|N|J|W|V|A|K|Pa|Hz"
+)
+# "\text{ cm}^2", "\mathrm{m/s}" after a number or closing brace
+_TEXT_UNIT_RE = re.compile(
+    r"(?<=[\d}\s.])\s*\\(?:text|mathrm|mbox|textrm|operatorname)\s*\{\s*[A-Za-z][A-Za-z .\/]*\}"
+    r"(?:\s*\^\s*\{?\d\}?)?\s*$")
+_PLAIN_UNIT_RE = re.compile(
+    rf"(?<=\d)(?:\s*(?:(?:{_UNIT_WORDS})(?:e?s)?)(?:\s*/\s*[A-Za-z]{{1,4}})?(?:\^\{{?[23]\}}?)?"
+    rf"|\s+[A-Za-z]{{3,}}(?:\s+[A-Za-z]{{3,}})?)\s*$")
+_WRAPPER_RE = re.compile(r"^\\(?:text|mathrm|textbf|mathbf|mbox)\s*\{([^{}]*)\}$")
+_THOUSANDS_RE = re.compile(r"^[+-]?\d{1,3}(?:(?:,|\{,\}|\\,)\d{3})+(?:\.\d+)?$")
+_ASSIGN_RE = re.compile(r"^\s*(?:[A-Za-z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?\s*=\s*(?!.*=)")
+_FRAC_VARIANTS_RE = re.compile(r"\\[dt]frac\b|\\cfrac\b")
+
+
+def canonical_latex(s: str) -> tuple[str, bool]:
+    """Canonical string of an answer and whether it carried a percent sign (stage 1 in the module docstring)."""
+    s = s.strip().replace("\\$", "")
+    for tok in _REMOVE:
+        if tok in s:
+            s = s.replace(tok, " " if tok.startswith("\\") and len(tok) > 2 else "")
+    s = _FRAC_VARIANTS_RE.sub(r"\\frac", s)
+    m = _WRAPPER_RE.match(s.strip())
+    if m:
+        s = m.group(1)
+    percent = False
+    if "%" in s:
+        new = s.replace("\\%", "").replace("%", "")
+        percent = new != s
+        s = new
+    s = _DEGREE_RE.sub("", s)
+    s = _TEXT_UNIT_RE.sub("", s)
+    s = s.strip().rstrip(".").strip()
+    s = _PLAIN_UNIT_RE.sub("", s)
+    if _THOUSANDS_RE.match(s.strip()):
+        s = s.replace("{,}", "").replace("\\,", "").replace(",", "")
+    s = _ASSIGN_RE.sub("", s, count=1)
+    s = s.replace(" ", "")
+    if s.startswith("+") and len(s) > 1:
+        s = s[1:]
+    return s, percent
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# stage 2: numeric fast path
+# --------------------------------------------------------------------------------------------------------------------
+def _values(canon: str) -> tuple[tuple[complex, complex], bool, bool] | None:
+    """Values at the two variable points, whether variables and whether functions were used; None if unsupported."""
+    try:
+        e0 = evaluate(canon, VAR_POINTS[0])
+        v1 = evaluate(canon, VAR_POINTS[1]).value if e0.used_vars else e0.value
+    except Unsupported:
+        return None
+    return (e0.value, v1), e0.used_vars, e0.used_funcs
+
+
+def _close(a: complex, b: complex, tol: float) -> bool:
+    return abs(a - b) <= tol * max(1.0, abs(b))
+
+
+_OPEN = (("\\{", "\\}"), ("(", ")"), ("[", "]"), ("(", "]"), ("[", ")"))
+_INF = {"\\infty": math.inf, "+\\infty": math.inf, "-\\infty": -math.inf, "\\inf": math.inf}
+
+
+def _split_top(s: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for k, c in enumerate(s):
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == "," and depth == 0:
+            parts.append(s[start:k])
+            start = k + 1
+    parts.append(s[start:])
+    return parts
+
+
+def _as_list(canon: str) -> tuple[str, list[complex]] | None:
+    """``(kind, values)`` for a tuple/interval/set/bare list of plain numbers (kind = its brackets, or "" for a bare
+    list), else None. ``\\infty`` is allowed."""
+    kind, inner = "", canon
+    for o, c in _OPEN:
+        if canon.startswith(o) and canon.endswith(c) and len(canon) > len(o) + len(c):
+            kind, inner = o + c, canon[len(o):-len(c)]
+            break
+    parts = _split_top(inner)
+    if len(parts) < 2 or len(parts) > 64:
+        return None
+    values = []
+    for part in parts:
+        if part in _INF:
+            values.append(complex(_INF[part]))
+            continue
+        try:
+            ev = evaluate(part)
+        except Unsupported:
+            return None
+        if ev.used_vars or ev.used_funcs:
+            return None
+        values.append(ev.value)
+    return kind, values
+
+
+def _same(a: complex, b: complex, tol: float) -> bool:
+    if math.isinf(a.real) or math.isinf(b.real):
+        return a == b
+    return _close(a, b, tol)
+
+
+def _compare_lists(p_canon: str, g_canon: str) -> bool | None:
+    """Stage 2 for tuples, intervals, sets and bare lists of plain numbers: True/False, or None if not decidable
+    here (mixed kinds such as a set against a tuple go to math-verify)."""
+    if "," not in p_canon or "," not in g_canon:
+        return None
+    lp, lg = _as_list(p_canon), _as_list(g_canon)
+    if lp is None or lg is None:
+        return None
+    (pk, pv), (gk, gv) = lp, lg
+    tol = 1e-6 if ("." in p_canon or "." in g_canon) else 1e-9
+    unordered = {pk, gk} <= {"\\{\\}", ""}
+    if unordered and pk == gk:  # sets, or bare lists "3, 4" = "4, 3"
+        left = list(gv)
+        for a in pv:
+            hit = next((k for k, b in enumerate(left) if _same(a, b, tol)), None)
+            if hit is None:
+                return False
+            left.pop(hit)
+        return not left
+    if pk and gk and "\\{\\}" not in (pk, gk):  # tuples / intervals: brackets and elements must agree
+        return pk == gk and len(pv) == len(gv) and all(_same(a, b, tol) for a, b in zip(pv, gv))
+    return None
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# stage 3: guards
+# --------------------------------------------------------------------------------------------------------------------
+_CODE_RE = re.compile(
+    r"__|(?<![\\A-Za-z])(?:import|eval|exec|lambda|compile|getattr|setattr|globals|locals|builtins|subprocess|"
+    r"system|popen|open|os\.|sys\.)(?![A-Za-z])", re.I)
+_BIG_OPS_RE = re.compile(r"\\(?:sum|prod|int|iint|iiint|oint|lim|limsup|liminf|coprod|bigcup|bigcap)(?![A-Za-z])")
+_FACTORIAL_RE = re.compile(r"(\d+)\s*!|[)}\]]\s*!")
+_LONG_NUMBER_RE = re.compile(r"\d{501,}")
+_BINOM_RE = re.compile(r"\\(?:binom|dbinom|tbinom|choose)")
+_INT_RE = re.compile(r"\d+")
+
+
+def _exponents(s: str) -> Iterable[str]:
+    """Text of every exponent (after ``^``): a braced group, a command or one character."""
+    i = s.find("^")
+    while i >= 0:
+        j = i + 1
+        while j < len(s) and s[j] == " ":
+            j += 1
+        if j < len(s) and s[j] == "{":
+            depth, k = 0, j
+            while k < len(s):
+                if s[k] == "{":
+                    depth += 1
+                elif s[k] == "}":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                k += 1
+            yield s[j + 1:k]
+        elif j < len(s) and s[j] == "\\":
+            k = j + 1
+            while k < len(s) and s[k].isalpha():
+                k += 1
+            yield s[j:k]
+        else:
+            yield s[j:j + 1]
+        i = s.find("^", i + 1)
+
+
+def precheck(s: str) -> str | None:
+    """Why ``s`` must not reach sympy (stage 3 of the module docstring), or None if it may."""
+    if len(s) > MAX_ANSWER_CHARS:
+        return "too long"
+    if _CODE_RE.search(s):
+        return "code-like text"
+    depth = best = 0
+    for c in s:
+        if c in "{([":
+            depth += 1
+            best = max(best, depth)
+        elif c in "})]":
+            depth -= 1
+    if best > MAX_NESTING:
+        return "nesting too deep"
+    if s.count("^") > 40:
+        return "too many powers"
+    for exp in _exponents(s):
+        letters = re.sub(r"\\[A-Za-z]+", "", exp)
+        numeric = not re.search(r"[A-Za-z]", letters)
+        if "^" in exp and numeric:
+            return "numeric power tower"
+        ints = [int(x) for x in _INT_RE.findall(exp)[:20] if len(x) < 30] if numeric else []
+        if numeric and (any(len(x) > 5 for x in _INT_RE.findall(exp)) or any(v > 10_000 for v in ints)):
+            return "exponent too large"
+    for m in _FACTORIAL_RE.finditer(s):
+        if m.group(1) is None or len(m.group(1)) > 4 or int(m.group(1)) > 1000:
+            return "factorial too large"
+    if _BIG_OPS_RE.search(s):
+        return "sums/products/integrals/limits are not evaluated"
+    if _LONG_NUMBER_RE.search(s):
+        return "number literal too long"
+    if _BINOM_RE.search(s) and any(len(x) > 4 for x in _INT_RE.findall(s)):
+        return "binomial too large"
+    if s.count("&") + s.count("\\\\") > 200:
+        return "matrix too large"
+    return None
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# stage 4: math-verify under a main-thread deadline
+# --------------------------------------------------------------------------------------------------------------------
+class _Deadline(BaseException):
+    """Raised by the SIGALRM handler. A BaseException so that sympy's/math-verify's ``except Exception`` do not eat
+    it."""
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise _Deadline()
+
+
+@contextmanager
+def _time_limit(seconds: float | None):
+    """Raise ``_Deadline`` in the body after ``seconds`` -- only in the main thread and only if no other
+    ``ITIMER_REAL`` is armed; otherwise a no-op (never ``signal.alarm`` off the main thread)."""
+    if (not seconds or seconds <= 0 or not hasattr(signal, "setitimer")
+            or threading.current_thread() is not threading.main_thread()
+            or signal.getitimer(signal.ITIMER_REAL)[0] > 0):
+        yield
+        return
+    old = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:
+            signal.signal(signal.SIGALRM, old)
+
+
+class _DropTimeoutWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Timeout is disabled" not in record.getMessage()
+
+
+_mv: Any = None
+
+
+def _math_verify() -> Any:
+    """Import math-verify lazily (sympy + ANTLR: ~0.5 s) and silence its "timeout disabled" warning: we bound time
+    ourselves."""
+    global _mv
+    if _mv is None:
+        import math_verify
+
+        for name in ("math_verify", "math_verify.parser", "math_verify.grader"):
+            logging.getLogger(name).addFilter(_DropTimeoutWarning())
+        _mv = math_verify
+    return _mv
+
+
+@lru_cache(maxsize=8192)
+def _mv_parse(latex: str) -> tuple:
+    mv = _math_verify()
+    cfg = [mv.LatexExtractionConfig(boxed_match_priority=0)]
+    return tuple(mv.parse(f"${latex}$", extraction_config=cfg, parsing_timeout=None))
+
+
+def _mv_equal(gold: str, pred: str) -> bool:
+    g, p = _mv_parse(gold), _mv_parse(pred)
+    if not g or not p:
+        return False
+    # allow_set_relation_comp: "x < 3" is accepted for "(-\\infty, 3)" and vice versa
+    return bool(_math_verify().verify(list(g), list(p), timeout_seconds=None, allow_set_relation_comp=True))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the verifier
+# --------------------------------------------------------------------------------------------------------------------
+@lru_cache(maxsize=8192)
+def _gold_info(gold: str) -> tuple[str, bool, Any, str | None]:
+    canon, pct = canonical_latex(gold)
+    return canon, pct, _values(canon), precheck(gold)
+
+
+def _prepare_for_mv(s: str) -> str:
+    """math-verify input: the raw answer minus percent signs and degree marks (math-verify keeps ``25\\%`` as a
+    string), spaces kept (``\\pi r`` must not become ``\\pir``)."""
+    s = s.replace("\\%", "").replace("%", "")
+    return _DEGREE_RE.sub("", s).strip()
+
+
+def math_equal(pred: str, gold: str, *, timeout_s: float | None = 2.0) -> bool:
+    """Whether the answer string ``pred`` is mathematically equivalent to ``gold`` (module docstring)."""
+    g_canon, g_pct, g_vals, g_bad = _gold_info(gold)
+    if len(pred) > 4 * MAX_ANSWER_CHARS:
+        return False
+    p_canon, p_pct = canonical_latex(pred)
+    if not p_canon:
+        return False
+    if p_canon == g_canon:  # percent signs are dropped: "25\\%" == "25"
+        return True
+    p_vals = _values(p_canon)
+    if p_vals is not None and g_vals is not None:
+        (pv, p_var, p_fn), (gv, g_var, g_fn) = p_vals, g_vals
+        tol = 1e-6 if ("." in p_canon or "." in g_canon) else 1e-9
+        if all(_close(a, b, tol) for a, b in zip(pv, gv)):
+            return True  # equal at both points
+        if not p_var and not g_var and p_pct != g_pct:  # "25%" vs "0.25"
+            scale = 100 if p_pct else 0.01
+            if _close(pv[0], gv[0] * scale, tol) or _close(pv[0] * scale, gv[0], tol):
+                return True
+        if not p_fn and not g_fn:
+            # both fully read as numbers / rational-power expressions in single-letter variables: a mismatch at a
+            # point proves they differ (e.g. "x^2 + 1" vs "(x+1)^2", or "3" vs "2")
+            return False
+        # functions involved: their argument conventions vary, so a mismatch is not conclusive -> math-verify
+    decided = _compare_lists(p_canon, g_canon)
+    if decided is not None:
+        return decided
+    if g_bad is not None:
+        return False
+    why = precheck(pred)
+    if why is not None:
+        log.debug("mathruler: prediction rejected before sympy (%s)", why)
+        return False
+    try:
+        with _time_limit(timeout_s):
+            return _mv_equal(_prepare_for_mv(gold), _prepare_for_mv(pred))
+    except _Deadline:
+        log.warning("mathruler: comparison exceeded %.1fs (pred %.80r, gold %.80r); scored 0", timeout_s, pred, gold)
+        return False
+
+
+def _alternatives(answer: Any) -> list[str]:
+    if isinstance(answer, str):
+        return [answer]
+    if isinstance(answer, bool) or answer is None:
+        raise TypeError(f"mathruler answer must be a string or a number, got {answer!r}")
+    if isinstance(answer, (int, float)):
+        return [repr(answer) if isinstance(answer, float) else str(answer)]
+    if isinstance(answer, (list, tuple)):
+        return [a for x in answer for a in _alternatives(x)]
+    return [str(answer)]
+
+
+def mathruler(response: str, answer: Any, *, timeout_s: float | None = 2.0, **_: Any) -> float:
+    """1.0 if the final answer of ``response`` is equivalent to ``answer`` (a string, a number, or a list of
+    acceptable alternatives), else 0.0. Unknown keyword arguments are ignored."""
+    pred = extract_answer(response)
+    if not pred:
+        return 0.0
+    return 1.0 if any(math_equal(pred, g, timeout_s=timeout_s) for g in _alternatives(answer)) else 0.0
