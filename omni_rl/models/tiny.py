@@ -77,8 +77,9 @@ def _build_text(out: Path, *, seed: int, spec: dict[str, Any]) -> None:
 
 
 OMNI_SPEC: dict[str, Any] = dict(
-    text=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-              num_key_value_heads=2, max_position_embeddings=4096),
+    # head_dim 32 (= 64 / 2 heads): vLLM's CPU attention has no kernel for head_dim 16
+    text=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+              num_key_value_heads=1, max_position_embeddings=4096),
     vision=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=14, spatial_merge_size=2,
                 temporal_patch_size=2, window_size=56, fullatt_block_indexes=[1]),
     audio=dict(num_mel_bins=128, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=64, d_model=32,
@@ -87,5 +88,44 @@ OMNI_SPEC: dict[str, Any] = dict(
 )
 
 
+OMNI_TOKENS = dict(image_token="<|IMAGE|>", audio_token="<|AUDIO|>", video_token="<|VIDEO|>",
+                   vision_bos_token="<|vision_bos|>", vision_eos_token="<|vision_eos|>",
+                   audio_bos_token="<|audio_bos|>", audio_eos_token="<|audio_eos|>")
+
+
 def _build_omni(out: Path, *, seed: int, spec: dict[str, Any]) -> None:
-    raise NotImplementedError("omni family: in progress")
+    import torch
+    from transformers import (PreTrainedTokenizerFast, Qwen2_5OmniConfig, Qwen2_5OmniForConditionalGeneration,
+                              Qwen2_5OmniProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor,
+                              WhisperFeatureExtractor)
+
+    from omni_rl.models.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(out, vocab_size=spec["vocab_size"], multimodal=True)
+    # the Omni processor looks its media tokens up as named tokenizer attributes
+    tok = PreTrainedTokenizerFast.from_pretrained(out, extra_special_tokens=OMNI_TOKENS)
+    ids = {k: tok.convert_tokens_to_ids(v) for k, v in OMNI_TOKENS.items()}
+    text = dict(spec["text"], vocab_size=len(tok), tie_word_embeddings=False, 
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]})
+    vision = dict(spec["vision"], out_hidden_size=spec["text"]["hidden_size"])
+    audio = dict(spec["audio"], output_dim=spec["text"]["hidden_size"])
+    thinker = dict(text_config=text, vision_config=vision, audio_config=audio,
+                   image_token_index=ids["image_token"], video_token_index=ids["video_token"],
+                   audio_token_index=ids["audio_token"], audio_start_token_id=ids["audio_bos_token"],
+                   audio_end_token_id=ids["audio_eos_token"], vision_start_token_id=ids["vision_bos_token"],
+                   vision_end_token_id=ids["vision_eos_token"], user_token_id=tok.convert_tokens_to_ids("<|im_start|>"),
+                   tie_word_embeddings=False)
+    cfg = Qwen2_5OmniConfig(thinker_config=thinker, enable_audio_output=False)
+    torch.manual_seed(seed)
+    model = Qwen2_5OmniForConditionalGeneration(cfg).to(torch.float32)
+    model.save_pretrained(out)
+    torch.save({}, out / "spk_dict.pt")  # transformers' Omni loader expects the (talker) speaker dict file
+    # small images: 56x56 -> 4x4 patches of 14 -> 2x2 merged tokens = 4 image tokens
+    image_proc = Qwen2VLImageProcessor(min_pixels=28 * 28, max_pixels=112 * 112, patch_size=14, merge_size=2,
+                                       temporal_patch_size=2)
+    video_proc = Qwen2VLVideoProcessor(min_pixels=28 * 28, max_pixels=56 * 56, patch_size=14, merge_size=2,
+                                       temporal_patch_size=2)
+    feat = WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, chunk_length=30)
+    proc = Qwen2_5OmniProcessor(image_processor=image_proc, video_processor=video_proc, feature_extractor=feat,
+                                tokenizer=tok, chat_template=tok.chat_template)
+    proc.save_pretrained(out)
