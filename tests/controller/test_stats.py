@@ -1,0 +1,39 @@
+"""Driver-side step metrics on hand-built groups."""
+
+import pytest
+
+from omni_rl.controller.stats import reward_metrics, rollout_metrics
+from omni_rl.data.types import Prompt, Rollout, Sample, ScoredRollout
+
+
+def _prompt(source, verifier, media_bytes=100):
+    s = Sample(id=source, source=source, messages=[], verifier=verifier, answer="1")
+    return Prompt(sample=s, prompt_ids=[1, 2], vllm_inputs={}, media_bytes=media_bytes)
+
+
+def _sr(reward, outcome, fmt, n_tok=3, finish="stop"):
+    r = Rollout(prompt_index=0, token_ids=list(range(n_tok)), logprobs=[0.0] * n_tok, text="", finish_reason=finish,
+                policy_version=0)
+    return ScoredRollout(rollout=r, reward=reward, outcome=outcome, format=fmt)
+
+
+def test_reward_metrics_hand_values():
+    prompts = [_prompt("a", "mathruler"), _prompt("b", "asr")]
+    scored = [[_sr(1.0, 1.0, 1.0), _sr(0.1, 0.0, 1.0)], [_sr(0.5, 0.5, 0.5), _sr(0.0, 0.0, 0.0)]]
+    m = reward_metrics(prompts, scored, {"errors": 2, "timeouts": 1})
+    assert m["reward/mean"] == pytest.approx((1.0 + 0.1 + 0.5 + 0.0) / 4)
+    assert m["reward/source/a"] == pytest.approx(0.55)
+    assert m["reward/verifier/asr"] == pytest.approx(0.25)
+    assert m["reward/pass@1"] == pytest.approx(0.25)  # one outcome == 1 of four
+    assert m["reward/pass@G"] == pytest.approx(0.5)  # group a has a correct rollout, b has none
+    assert (m["verify/errors"], m["verify/timeouts"]) == (2.0, 1.0)
+
+
+def test_rollout_metrics_media_bytes_and_truncation():
+    prompts = [_prompt("a", "x", 100), _prompt("b", "x", 300)]
+    scored = [[_sr(0, 0, 0, 2), _sr(0, 0, 0, 4, "length")], [_sr(0, 0, 0, 6), _sr(0, 0, 0, 8)]]
+    m = rollout_metrics(prompts, scored, n=2)
+    assert m["media/logical_bytes"] == 800.0  # (100 + 300) * G=2
+    assert m["media/unique_bytes"] == 400.0
+    assert m["response/length_mean"] == 5.0
+    assert m["response/truncated_frac"] == 0.25
