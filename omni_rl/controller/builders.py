@@ -10,9 +10,9 @@ import os
 import signal
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omni_rl.config.schema import OmniRLConfig
 from omni_rl.controller.run import Run
@@ -83,6 +83,11 @@ class Data:
         prompt = render_prompt(self.samples[index], self.policy.processor,
                                enable_thinking=self.cfg.model.enable_thinking,
                                video_fps=self.cfg.data.video_fps, video_max_frames=self.cfg.data.video_max_frames)
+        # stable per-media cache keys for vLLM (the rollout worker appends the policy version)
+        mm = prompt.vllm_inputs.get("multi_modal_data") or {}
+        prompt.vllm_inputs["multi_modal_uuids"] = {
+            kind: [f"{prompt.sample.id}/{kind}{i}" for i in range(len(items) if isinstance(items, list) else 1)]
+            for kind, items in mm.items()}
         self._cache[index] = prompt
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
@@ -153,20 +158,72 @@ def build_verifier_pool(cfg: OmniRLConfig) -> VerifierPool:
 
 
 # ------------------------------------------------------------------------------------------- rollout + trainer
-RolloutGroup = Any  # omni_rl.distributed.RolloutGroup (Ray actors hosting vLLM)
-TrainerGroup = Any  # omni_rl.training.group.TrainerGroup (data-parallel Ray actors)
+if TYPE_CHECKING:
+    from omni_rl.distributed.rollout_group import RolloutGroup
+    from omni_rl.training.batch import TrainBatch
+    from omni_rl.training.group import TrainerGroup
 
 
-def build_rollout_group(cfg: OmniRLConfig, policy: Policy) -> RolloutGroup:
-    raise NotImplementedError
+def build_rollout_group(cfg: OmniRLConfig, policy: Policy) -> "RolloutGroup":
+    from omni_rl.distributed.rollout_group import RolloutGroup
+
+    r = cfg.rollout
+    worker_kwargs = dict(seed=cfg.run.seed, dtype=cfg.model.dtype, max_model_len=r.max_model_len,
+                         kv_cache_gib=r.kv_cache_gib, gpu_memory_utilization=r.gpu_memory_utilization,
+                         tensor_parallel_size=r.tensor_parallel_size, enforce_eager=r.enforce_eager,
+                         limit_mm_per_prompt=MM_LIMITS.get(policy.family))
+    sampling = dict(temperature=r.temperature, top_p=r.top_p, max_tokens=r.max_tokens, stop=list(r.stop))
+    return RolloutGroup(str(policy.path), num_workers=r.num_workers, worker_kwargs=worker_kwargs, sampling=sampling,
+                        banned_token_ids=policy.banned_token_ids, timeout_s=r.timeout_s,
+                        refit_timeout_s=r.refit_timeout_s, max_retries=r.max_retries)
 
 
-def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> TrainerGroup:
-    raise NotImplementedError
+MM_LIMITS: dict[str, dict[str, int]] = {"omni": {"image": 2, "video": 1, "audio": 2}, "vl": {"image": 2, "video": 1},
+                                        "audio": {"audio": 2}}
 
 
-def build_train_batch(cfg: OmniRLConfig, prompts: Sequence[Prompt], scored: Sequence[Sequence[ScoredRollout]]):
-    raise NotImplementedError
+def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> "TrainerGroup":
+    from omni_rl.algorithms.gspo import CLIP_PRESETS
+    from omni_rl.training.group import TrainerGroup
+
+    t, a = cfg.trainer, cfg.algorithm
+    eps_low, eps_high = CLIP_PRESETS[a.clip_preset] if a.clip_preset else (a.eps_low, a.eps_high)
+    return TrainerGroup(str(policy.path), num_workers=t.num_workers, lr=t.lr, warmup_steps=t.warmup_steps,
+                        weight_decay=t.weight_decay, betas=tuple(t.betas), grad_clip=t.grad_clip,
+                        micro_batch_size=t.micro_batch_size, encoder_once=t.encoder_once,
+                        freeze=asdict(t.freeze), eps_low=eps_low, eps_high=eps_high, kl_beta=a.kl_beta,
+                        max_logprob_error=a.max_logprob_error, seed=cfg.run.seed, dtype=cfg.model.dtype)
+
+
+def build_train_batch(cfg: OmniRLConfig, prompts: Sequence[Prompt], scored: Sequence[Sequence[ScoredRollout]]
+                      ) -> tuple["TrainBatch", dict[str, float]]:
+    """Group-normalised advantages -> the trainer's batch. Zero-variance groups (all G rewards equal) carry no
+    signal and are left out (counted); truncated rollouts get zero loss weight when overlong filtering is on (they
+    still count in their group's mean/std)."""
+    import torch
+
+    from omni_rl.algorithms.advantages import group_advantages
+    from omni_rl.training.batch import PromptTensors, TrainBatch, TrainSeq
+
+    rewards = torch.tensor([[r.reward for r in g] for g in scored], dtype=torch.float64)  # [P, G]
+    adv, zero_var = group_advantages(rewards, eps=cfg.algorithm.adv_eps)
+    batch = TrainBatch(prompts=[], seqs=[])
+    overlong = 0
+    for p_idx, (prompt, group) in enumerate(zip(prompts, scored)):
+        if bool(zero_var[p_idx]):
+            continue
+        batch.prompts.append(PromptTensors(prompt_ids=prompt.prompt_ids, mm_tensors=prompt.mm_tensors))
+        for g_idx, r in enumerate(group):
+            truncated = r.rollout.finish_reason == "length"
+            overlong += int(truncated)
+            weight = 0.0 if (truncated and cfg.algorithm.overlong_filter) else 1.0
+            batch.seqs.append(TrainSeq(prompt_index=len(batch.prompts) - 1, response_ids=r.rollout.token_ids,
+                                       old_logp=r.rollout.logprobs, advantage=float(adv[p_idx, g_idx]),
+                                       weight=weight))
+    metrics = {"adv/zero_variance_groups": float(zero_var.sum()), "adv/groups": float(len(scored)),
+               "adv/train_seqs": float(len(batch.seqs)), "adv/overlong_masked":
+               float(overlong if cfg.algorithm.overlong_filter else 0)}
+    return batch, metrics
 
 
 # ------------------------------------------------------------------------------------------------------ misc

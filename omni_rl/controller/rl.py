@@ -48,12 +48,12 @@ def train_rl(cfg: OmniRLConfig) -> Path:
                     ckpt.save(step, trainer)
                 if cfg.run.stop_after_steps is not None and step + 1 >= cfg.run.stop_after_steps:
                     B.simulate_crash(run)  # test hook: die like a killed job (no cleanup, no final save)
+        ckpt.export_final(trainer, run.dir / "final", copy_from=policy.path)  # HF dir: the next stage's input
     finally:
         run.logger.close()
         rollout.shutdown()
         trainer.shutdown()
         verifier.close()
-    ckpt.export_final(trainer, run.dir / "final")
     if cfg.logging.plot:
         B.write_plots(run)
     return run.dir
@@ -84,7 +84,8 @@ def rl_step(cfg: OmniRLConfig, step: int, data: B.Data, rollout: B.RolloutGroup,
 
     # 5. train (data-parallel, global normalisation computed once per optimizer step)
     t = time.perf_counter()
-    train_metrics = trainer.train(batch) if batch.num_sequences else {"train/skipped_empty_batch": 1.0}
+    train_metrics = (trainer.train(batch, num_minibatches=cfg.trainer.optimizer_steps_per_batch)
+                     if batch.num_sequences else {"train/skipped_empty_batch": 1.0})
     timings["time/train"] = time.perf_counter() - t
 
     # 6. push the new weights into every vLLM worker (in place, versioned; fails loudly on timeout)

@@ -40,6 +40,15 @@ def on_gpu() -> bool:
     return torch.cuda.is_available()
 
 
+def _resolve(obj: Any) -> Any:
+    """Prompts arrive as Ray object refs (one object-store copy per prompt, see RolloutGroup) or as plain dicts."""
+    if type(obj).__name__ == "ObjectRef":
+        import ray
+
+        return ray.get(obj)
+    return obj
+
+
 class RolloutWorker:
     def __init__(self, model_path: str, *, seed: int = 0, dtype: str = "float32", max_model_len: int = 2048,
                  kv_cache_gib: int = 1, gpu_memory_utilization: float = 0.5, tensor_parallel_size: int = 1,
@@ -73,7 +82,7 @@ class RolloutWorker:
         from vllm import SamplingParams
 
         bias = {int(t): -100.0 for t in banned_token_ids} or None  # media placeholders never generated
-        prompts = [self._versioned_media_keys(p) for p in prompts]
+        prompts = [self._versioned_media_keys(_resolve(p)) for p in prompts]
         params = [SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, stop=list(stop),
                                  logprobs=0, seed=None if seed is None else seed + i, logit_bias=bias)
                   for i in range(len(prompts))]
