@@ -1,0 +1,367 @@
+"""Load and validate dataset rows into `Sample`s; every row is either usable or rejected with a reason.
+
+Formats: JSONL (`.jsonl`/`.json`, parsed line by line here so that a malformed line is rejected with its line number),
+Parquet (`.parquet`, via `datasets.Dataset.from_parquet`) and a dataset directory saved with
+`Dataset.save_to_disk` (via `datasets.load_from_disk`; a `DatasetDict` must have a `train` split or exactly one).
+Row schema and reject reasons: see `docs/data.md`.
+
+`load_samples` never raises because of one bad row (only for a path it cannot read at all). The counts satisfy
+`rows_in == usable + rejected` (asserted) and `rejected == sum of the per-reason counts`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .media import MEDIA_KINDS, MediaError, probe_media
+from .types import MODALITIES, Sample
+
+log = logging.getLogger(__name__)
+
+REQUIRED_FIELDS = ("id", "messages", "verifier", "answer")
+OPTIONAL_FIELDS = ("source", "verifier_kwargs", "modality", "unanswerable", "pass_rate")
+REJECT_CODES = (
+    "malformed_json",
+    "missing_field",
+    "bad_type",
+    "duplicate_id",
+    "unknown_verifier",
+    "missing_media",
+    "corrupt_media",
+)
+JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+
+
+@dataclass
+class LoadResult:
+    samples: list[Sample]
+    rejects: list[dict[str, Any]]  # {"line": int|None, "id": str|None, "reason": str, "row": raw text or dict}
+    counts: dict[str, int] = field(default_factory=dict)  # rows_in, usable, rejected, one key per REJECT_CODES
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def load_samples(
+    path: str | os.PathLike,
+    *,
+    known_verifiers: Callable[[str], bool] | None = None,
+    rejects_path: str | os.PathLike | None = None,
+    check_media: bool = True,
+) -> LoadResult:
+    """Read rows from `path` and validate them.
+
+    known_verifiers: predicate telling whether a verifier name resolves; None -> `omni_rl.verifiers.verifier_exists`
+        (pass `lambda name: True` to skip the check).
+    rejects_path: where to write the rejects as JSONL (always written when given, empty when nothing was rejected).
+    check_media: decode every referenced media file once (cached by path) and reject missing/corrupt ones. With
+        False no media file is touched at all (paths are still resolved).
+    """
+    path = Path(path)
+    if known_verifiers is None:
+        from omni_rl.verifiers import verifier_exists as known_verifiers
+    base_dir = (path if path.is_dir() else path.parent).resolve()
+
+    samples: list[Sample] = []
+    rejects: list[dict[str, Any]] = []
+    seen_ids: set[str] = set()
+    media_cache: dict[tuple[str, str], str | None] = {}  # (abs path, kind) -> None (ok) or reject reason suffix
+    rows_in = 0
+
+    for line_no, index, raw, row, parse_error in _iter_rows(path):
+        rows_in += 1
+        row_id = None
+        if isinstance(row, dict) and isinstance(row.get("id"), (str, int)) and not isinstance(row.get("id"), bool):
+            row_id = str(row["id"])
+        try:
+            if parse_error is not None:
+                raise _Reject(f"malformed_json: {parse_error}")
+            sample = _validate(row, base_dir=base_dir, seen_ids=seen_ids, known_verifiers=known_verifiers,
+                               check_media=check_media, media_cache=media_cache)
+        except _Reject as r:
+            rej: dict[str, Any] = {"line": line_no, "id": row_id, "reason": r.reason,
+                                   "row": raw if parse_error is not None or row is None else row}
+            if index is not None:
+                rej["index"] = index
+            rejects.append(rej)
+            continue
+        except Exception as e:  # noqa: BLE001 -- a bug or surprise in one row must not sink the whole load
+            log.exception("unexpected error validating row (line %s, id %s)", line_no, row_id)
+            rej = {"line": line_no, "id": row_id, "reason": f"bad_type:row: unexpected {type(e).__name__}: {e}",
+                   "row": raw if row is None else row}
+            if index is not None:
+                rej["index"] = index
+            rejects.append(rej)
+            continue
+        samples.append(sample)
+
+    counts: dict[str, int] = {"rows_in": rows_in, "usable": len(samples), "rejected": len(rejects)}
+    counts.update({code: 0 for code in REJECT_CODES})
+    for r in rejects:
+        counts[_code(r["reason"])] += 1
+    assert counts["rows_in"] == counts["usable"] + counts["rejected"], counts
+    assert counts["rejected"] == sum(counts[c] for c in REJECT_CODES), counts
+
+    if rejects_path is not None:
+        rp = Path(rejects_path)
+        rp.parent.mkdir(parents=True, exist_ok=True)
+        with open(rp, "w", encoding="utf-8") as f:
+            for r in rejects:
+                f.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+    if rejects:
+        by_code = {c: counts[c] for c in REJECT_CODES if counts[c]}
+        log.warning("%s: %d rows in, %d usable, %d rejected %s (first: line %s id %s: %s)%s", path, rows_in,
+                    len(samples), len(rejects), by_code, rejects[0]["line"], rejects[0]["id"], rejects[0]["reason"],
+                    f"; rejects written to {rejects_path}" if rejects_path is not None else "")
+    else:
+        log.info("%s: %d rows in, all usable", path, rows_in)
+    return LoadResult(samples=samples, rejects=rejects, counts=counts)
+
+
+def _code(reason: str) -> str:
+    return reason.split(":", 1)[0]
+
+
+# ------------------------------------------------------------------------------------------------------- reading
+RowT = tuple[int | None, int | None, str | None, Any, str | None]  # line, index, raw text, parsed row, parse error
+
+
+def _iter_rows(path: Path) -> Iterator[RowT]:
+    if not path.exists():
+        raise FileNotFoundError(f"dataset not found: {path}")
+    if path.is_dir():
+        yield from _iter_hf_dir(path)
+    elif path.suffix.lower() in JSONL_SUFFIXES:
+        yield from _iter_jsonl(path)
+    elif path.suffix.lower() == ".parquet":
+        yield from _iter_parquet(path)
+    else:
+        raise ValueError(f"unsupported dataset format {path.suffix!r} for {path}: expected .jsonl/.json, .parquet "
+                         f"or a directory written by datasets.Dataset.save_to_disk")
+
+
+def _iter_jsonl(path: Path) -> Iterator[RowT]:
+    with open(path, "rb") as f:
+        for line_no, raw_bytes in enumerate(f, start=1):
+            try:
+                raw = raw_bytes.decode("utf-8")
+            except UnicodeDecodeError as e:
+                text = raw_bytes.decode("utf-8", errors="replace").rstrip("\r\n")
+                yield line_no, None, text, None, f"not valid UTF-8 ({e.reason} at byte {e.start})"
+                continue
+            raw = raw.rstrip("\r\n")
+            if line_no == 1:
+                raw = raw.lstrip("\ufeff")
+            if not raw.strip():
+                continue  # blank lines are not rows
+            try:
+                row = json.loads(raw)
+            except (json.JSONDecodeError, RecursionError) as e:
+                yield line_no, None, raw, None, str(e)
+                continue
+            yield line_no, None, raw, row, None
+
+
+def _iter_parquet(path: Path) -> Iterator[RowT]:
+    import datasets
+
+    ds = datasets.Dataset.from_parquet(str(path))
+    for i, row in enumerate(ds):
+        yield None, i, None, _from_arrow(row), None
+
+
+def _iter_hf_dir(path: Path) -> Iterator[RowT]:
+    import datasets
+
+    ds = datasets.load_from_disk(str(path))
+    if isinstance(ds, datasets.DatasetDict):
+        if "train" in ds:
+            ds = ds["train"]
+        elif len(ds) == 1:
+            ds = next(iter(ds.values()))
+        else:
+            raise ValueError(f"{path} holds a DatasetDict with splits {list(ds)}; pass the split's directory "
+                             f"or save a single Dataset")
+    for i, row in enumerate(ds):
+        yield None, i, None, _from_arrow(row), None
+
+
+def _from_arrow(row: dict[str, Any]) -> dict[str, Any]:
+    """Arrow unifies struct fields across rows: a text part comes back as {"type": "text", "text": .., "image": None,
+    ...}. Drop those None fillers in message parts and verifier_kwargs; drop None-valued optional columns."""
+    out = {k: v for k, v in row.items() if not (v is None and k in OPTIONAL_FIELDS)}
+    msgs = out.get("messages")
+    if isinstance(msgs, list):
+        new = []
+        for m in msgs:
+            if isinstance(m, dict):
+                m = {k: v for k, v in m.items() if v is not None}
+                c = m.get("content")
+                if isinstance(c, list):
+                    m["content"] = [{k: v for k, v in p.items() if v is not None} if isinstance(p, dict) else p
+                                    for p in c]
+            new.append(m)
+        out["messages"] = new
+    vk = out.get("verifier_kwargs")
+    if isinstance(vk, dict):
+        out["verifier_kwargs"] = _drop_none(vk)
+    return out
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    """Recursively drop None values from (nested) dicts: {"options": {"A": "x", "C": None}} -> {"options": {"A": "x"}}
+    (Arrow pads structs of different rows to the union of their keys)."""
+    return {k: _drop_none(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
+
+
+# ---------------------------------------------------------------------------------------------------- validation
+def _validate(row: Any, *, base_dir: Path, seen_ids: set[str], known_verifiers: Callable[[str], bool],
+              check_media: bool, media_cache: dict[tuple[str, str], str | None]) -> Sample:
+    if not isinstance(row, dict):
+        raise _Reject(f"bad_type:row: expected a JSON object, got {type(row).__name__}")
+    for name in REQUIRED_FIELDS:
+        if name not in row or (row[name] is None and not (name == "answer" and row.get("verifier") == "format")):
+            raise _Reject(f"missing_field:{name}")
+
+    rid = row["id"]
+    if isinstance(rid, bool) or not isinstance(rid, (str, int)) or not str(rid).strip():
+        raise _Reject(f"bad_type:id: expected a non-empty string, got {rid!r:.80}")
+    rid = str(rid)
+
+    messages, media = _check_messages(row["messages"])
+
+    verifier = row["verifier"]
+    if not isinstance(verifier, str) or not verifier.strip():
+        raise _Reject(f"bad_type:verifier: expected a non-empty string, got {verifier!r:.80}")
+    source = row.get("source", "default")
+    if source is None:
+        source = "default"
+    if not isinstance(source, str) or not source.strip():
+        raise _Reject(f"bad_type:source: expected a non-empty string, got {source!r:.80}")
+    vkw = row.get("verifier_kwargs")
+    if vkw is None:
+        vkw = {}
+    if not isinstance(vkw, dict) or not all(isinstance(k, str) for k in vkw):
+        raise _Reject(f"bad_type:verifier_kwargs: expected an object, got {type(vkw).__name__}")
+    modality = row.get("modality")
+    if modality is not None and modality not in MODALITIES:
+        raise _Reject(f"bad_type:modality: {modality!r:.80} is not one of {list(MODALITIES)}")
+    unanswerable = row.get("unanswerable", False)
+    if unanswerable is None:
+        unanswerable = False
+    if not isinstance(unanswerable, bool):
+        raise _Reject(f"bad_type:unanswerable: expected true/false, got {unanswerable!r:.80}")
+    pass_rate = row.get("pass_rate")
+    if pass_rate is not None:
+        if isinstance(pass_rate, bool) or not isinstance(pass_rate, (int, float)) or not 0.0 <= pass_rate <= 1.0:
+            raise _Reject(f"bad_type:pass_rate: expected a number in [0, 1], got {pass_rate!r:.80}")
+        pass_rate = float(pass_rate)
+
+    if rid in seen_ids:
+        raise _Reject(f"duplicate_id: {rid!r} already used by an earlier row")
+    seen_ids.add(rid)
+
+    if not known_verifiers(verifier):
+        raise _Reject(f"unknown_verifier:{verifier}")
+
+    # resolve media paths (relative to the dataset file's directory) and check each file once
+    kinds: set[str] = set()
+    for part, kind, written in media:
+        p = Path(written[len("file://"):] if written.startswith("file://") else written).expanduser()
+        absolute = p if p.is_absolute() else base_dir / p
+        absolute = Path(os.path.normpath(absolute))
+        part[kind] = str(absolute)
+        kinds.add(kind)
+        if check_media:
+            key = (str(absolute), kind)
+            if key not in media_cache:
+                media_cache[key] = _probe(absolute, kind)
+            problem = media_cache[key]
+            if problem == "missing":
+                raise _Reject(f"missing_media:{written}")
+            if problem is not None:
+                raise _Reject(f"corrupt_media:{written}: {problem}")
+
+    if modality is None:
+        modality = derive_modality(kinds)
+    extra = {k: v for k, v in row.items() if k not in REQUIRED_FIELDS and k not in OPTIONAL_FIELDS}
+    return Sample(id=rid, source=source, messages=messages, verifier=verifier, answer=row["answer"],
+                  verifier_kwargs=dict(vkw), modality=modality, unanswerable=unanswerable, pass_rate=pass_rate,
+                  extra=extra)
+
+
+def derive_modality(kinds: set[str] | list[str]) -> str:
+    """text / image / video / audio, or omni when audio comes with image or video."""
+    kinds = set(kinds)
+    visual = kinds & {"image", "video"}
+    if "audio" in kinds:
+        return "omni" if visual else "audio"
+    if "video" in kinds:
+        return "video"
+    if "image" in kinds:
+        return "image"
+    return "text"
+
+
+def _probe(path: Path, kind: str) -> str | None:
+    try:
+        probe_media(path, kind)
+    except MediaError as e:
+        return "missing" if e.missing else (e.detail or str(e))
+    except Exception as e:  # noqa: BLE001
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def _check_messages(messages: Any) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str, str]]]:
+    """Validate the chat list; return a copy of it and its media parts as (part copy, kind, path as written)."""
+    if not isinstance(messages, list) or not messages:
+        raise _Reject("bad_type:messages: expected a non-empty list of {role, content}")
+    out: list[dict[str, Any]] = []
+    media: list[tuple[dict[str, Any], str, str]] = []
+    for i, m in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(m, dict):
+            raise _Reject(f"bad_type:messages: {where} is not an object")
+        role, content = m.get("role"), m.get("content")
+        if not isinstance(role, str) or not role:
+            raise _Reject(f"bad_type:messages: {where}.role must be a non-empty string")
+        m2 = dict(m)
+        if isinstance(content, str):
+            out.append(m2)
+            continue
+        if not isinstance(content, list):
+            raise _Reject(f"bad_type:messages: {where}.content must be a string or a list of parts")
+        parts = []
+        for j, part in enumerate(content):
+            pw = f"{where}.content[{j}]"
+            if not isinstance(part, dict):
+                raise _Reject(f"bad_type:messages: {pw} is not an object")
+            ptype = part.get("type")
+            part = dict(part)
+            if ptype == "text":
+                if not isinstance(part.get("text"), str):
+                    raise _Reject(f"bad_type:messages: {pw} text part needs a string 'text'")
+            elif ptype in MEDIA_KINDS:
+                ref = part.get(ptype)
+                if not isinstance(ref, str) or not ref.strip():
+                    raise _Reject(f"bad_type:messages: {pw} {ptype} part needs a local file path in {ptype!r}")
+                if ref.startswith(("data:", "http://", "https://")) or "://" in ref and not ref.startswith("file://"):
+                    raise _Reject(f"bad_type:messages: {pw} {ptype} must be a local path (no URLs or inline data)")
+                media.append((part, ptype, ref))
+            else:
+                raise _Reject(f"bad_type:messages: {pw} has unknown type {ptype!r:.40} "
+                              f"(expected text/image/video/audio)")
+            parts.append(part)
+        m2["content"] = parts
+        out.append(m2)
+    return out, media

@@ -1,0 +1,156 @@
+import json
+import subprocess
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from omni_rl.data.loading import load_samples
+from omni_rl.data.media import load_audio, load_video
+from omni_rl.data.synthetic import GENERATOR_VERSION, INSTRUCTION, TASKS, generate_suite, main
+from omni_rl.verifiers import reward, verifier_exists
+
+N = 12  # multiple of 2, 3 and 4: exact balance for every task
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    path = generate_suite(tmp_path_factory.mktemp("suite") / "s", n_per_task=N, seed=7)
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    return path, rows
+
+
+def test_every_task_loads_without_rejects(suite):
+    path, rows = suite
+    res = load_samples(path, known_verifiers=verifier_exists)
+    assert res.rejects == []
+    assert res.counts["usable"] == len(rows) == N * len(TASKS)
+    assert Counter(s.source for s in res.samples) == {t: N for t in TASKS}
+    modality = {s.source: s.modality for s in res.samples}
+    assert modality == {"image_mcq": "image", "chart_math": "image", "word_read": "image", "gui_click": "image",
+                        "video_motion": "video", "video_flash": "video", "audio_pitch": "audio",
+                        "audio_beeps": "audio", "asr_words": "audio", "omni_av": "omni", "text_math": "text",
+                        "unanswerable": "image"}
+    for r in rows:
+        assert r["messages"][0]["content"][-1]["text"].endswith(INSTRUCTION)
+        assert "\\boxed{}" in INSTRUCTION
+
+
+def _gold_response(row):
+    gold = row["answer"]
+    if row["verifier"] == "gui-coordinate":
+        x1, y1, x2, y2 = gold
+        gold = f"({(x1 + x2) / 2:g}, {(y1 + y2) / 2:g})"
+    return f"<think>x</think> \\boxed{{{gold}}}"
+
+
+def test_gold_answers_score_one(suite):
+    _, rows = suite
+    for r in rows:
+        res = reward(_gold_response(r), r["verifier"], r["answer"], **r.get("verifier_kwargs", {}))
+        assert res.reward == 1.0, (r["id"], r["answer"], res)
+
+
+def test_wrong_answers_do_not_score_one(suite):
+    _, rows = suite
+    for r in rows:
+        if r["verifier"] in ("multiple-choice", "mathruler"):
+            wrong = "Z" if r["verifier"] == "multiple-choice" else "99"
+            assert reward(f"<think>x</think> \\boxed{{{wrong}}}", r["verifier"], r["answer"],
+                          **r.get("verifier_kwargs", {})).outcome == 0.0
+
+
+def test_answers_balanced(suite):
+    _, rows = suite
+    by_task = {}
+    for r in rows:
+        by_task.setdefault(r["source"], []).append(r)
+    for task, rs in by_task.items():
+        if rs[0]["verifier"] == "multiple-choice":
+            k = len(rs[0]["verifier_kwargs"]["options"])
+            top = Counter(r["answer"] for r in rs).most_common(1)[0][1] / len(rs)
+            assert top <= 1 / k + 0.1, (task, Counter(r["answer"] for r in rs))
+            for r in rs:  # the correct option is listed in the prompt
+                opts = r["verifier_kwargs"]["options"]
+                assert f"{r['answer']}. {opts[r['answer']]}" in r["messages"][0]["content"][-1]["text"]
+    for task in ("video_flash", "audio_beeps"):
+        assert Counter(r["answer"] for r in by_task[task]) == {"1": N // 3, "2": N // 3, "3": N // 3}
+    words = Counter(r["answer"] for r in by_task["word_read"])
+    assert max(words.values()) <= 2
+
+
+def test_gui_boxes_inside_image(suite):
+    path, rows = suite
+    gui = [r for r in rows if r["source"] == "gui_click"]
+    spaces = Counter(r["verifier_kwargs"]["coord_space"] for r in gui)
+    assert spaces == {"pixel": N // 2, "norm1000": N // 2}
+    for r in gui:
+        x1, y1, x2, y2 = r["answer"]
+        img = Image.open(path.parent / r["messages"][0]["content"][0]["image"])
+        if r["verifier_kwargs"]["coord_space"] == "pixel":
+            w, h = r["verifier_kwargs"]["image_size"]
+            assert (w, h) == img.size
+            assert "pixel" in r["messages"][0]["content"][-1]["text"]
+        else:
+            w, h = 1000, 1000
+            assert "0-1000" in r["messages"][0]["content"][-1]["text"]
+        assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
+
+
+def test_media_decodes_as_described(suite):
+    path, rows = suite
+    root = path.parent
+    by_id = {r["id"]: r for r in rows}
+    v = load_video(root / by_id["video_flash-00000"]["messages"][0]["content"][0]["video"], fps=4, max_frames=64).frames
+    assert v.shape[0] == 12
+    lit = v.reshape(12, -1).mean(1) > 60
+    assert lit[0::2].tolist() == lit[1::2].tolist()  # flashes last a frame pair
+    assert int(lit[0::2].sum()) == int(by_id["video_flash-00000"]["answer"])
+    assert load_video(root / by_id["video_motion-00000"]["messages"][0]["content"][0]["video"],
+                      fps=4, max_frames=64).frames.shape[0] == 8
+    a = load_audio(root / by_id["audio_pitch-00000"]["messages"][0]["content"][0]["audio"])
+    assert a.shape == (16000,)
+
+
+def test_deterministic_and_idempotent(tmp_path):
+    tasks = ["image_mcq", "gui_click", "audio_beeps", "text_math", "asr_words"]
+    a = generate_suite(tmp_path / "a", tasks=tasks, n_per_task=4, seed=3)
+    b = generate_suite(tmp_path / "b", tasks=tasks, n_per_task=4, seed=3)
+    assert a.read_bytes() == b.read_bytes()
+    for rel in ("media/image_mcq/00001.png", "media/audio_beeps/00002.wav"):
+        assert (a.parent / rel).read_bytes() == (b.parent / rel).read_bytes()
+    c = generate_suite(tmp_path / "c", tasks=tasks, n_per_task=4, seed=4)
+    assert c.read_bytes() != a.read_bytes()
+    # a task's rows do not depend on which other tasks were generated
+    d = generate_suite(tmp_path / "d", tasks=["text_math"], n_per_task=4, seed=3)
+    assert d.read_text().splitlines() == [x for x in a.read_text().splitlines() if '"text_math' in x]
+    # idempotent: same parameters -> untouched
+    mtime = a.stat().st_mtime_ns
+    assert generate_suite(tmp_path / "a", tasks=tasks, n_per_task=4, seed=3) == a
+    assert a.stat().st_mtime_ns == mtime
+    manifest = json.loads((a.parent / "manifest.json").read_text())
+    assert manifest["generator_version"] == GENERATOR_VERSION and manifest["counts"]["gui_click"] == 4
+    # other parameters -> replaced atomically, no temp dirs left behind
+    generate_suite(tmp_path / "a", tasks=tasks, n_per_task=2, seed=3)
+    assert len(a.read_text().splitlines()) == 2 * len(tasks)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c", "d"]
+
+
+def test_refuses_foreign_directory(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "precious.txt").write_text("keep")
+    with pytest.raises(FileExistsError):
+        generate_suite(tmp_path / "x", tasks=["text_math"], n_per_task=2)
+    with pytest.raises(ValueError, match="unknown"):
+        generate_suite(tmp_path / "y", tasks=["nope"])
+
+
+def test_cli(tmp_path, capsys):
+    assert main(["--out", str(tmp_path / "cli"), "--tasks", "text_math", "audio_pitch", "--n-per-task", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "text_math" in out and "audio_pitch" in out and "6" in out
+    help_out = subprocess.run([sys.executable, "-m", "omni_rl.data.synthetic", "--help"], capture_output=True,
+                              text=True, check=True).stdout
+    assert "--n-per-task" in help_out and "--seed" in help_out
