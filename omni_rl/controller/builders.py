@@ -203,25 +203,27 @@ def build_train_batch(cfg: OmniRLConfig, prompts: Sequence[Prompt], scored: Sequ
     import torch
 
     from omni_rl.algorithms.advantages import group_advantages
-    from omni_rl.training.batch import PromptTensors, TrainBatch, TrainSeq
+    from omni_rl.training.batch import TrainBatch, TrainPrompt, TrainSequence
 
     rewards = torch.tensor([[r.reward for r in g] for g in scored], dtype=torch.float64)  # [P, G]
     adv, zero_var = group_advantages(rewards, eps=cfg.algorithm.adv_eps)
-    batch = TrainBatch(prompts=[], seqs=[])
+    batch = TrainBatch(prompts=[], sequences=[])
     overlong = 0
     for p_idx, (prompt, group) in enumerate(zip(prompts, scored)):
         if bool(zero_var[p_idx]):
             continue
-        batch.prompts.append(PromptTensors(prompt_ids=prompt.prompt_ids, mm_tensors=prompt.mm_tensors))
+        batch.prompts.append(TrainPrompt(prompt_ids=prompt.prompt_ids, mm_tensors=prompt.mm_tensors,
+                                         uid=prompt.sample.id))
         for g_idx, r in enumerate(group):
             truncated = r.rollout.finish_reason == "length"
             overlong += int(truncated)
             weight = 0.0 if (truncated and cfg.algorithm.overlong_filter) else 1.0
-            batch.seqs.append(TrainSeq(prompt_index=len(batch.prompts) - 1, response_ids=r.rollout.token_ids,
-                                       old_logp=r.rollout.logprobs, advantage=float(adv[p_idx, g_idx]),
-                                       weight=weight))
+            batch.sequences.append(TrainSequence(
+                prompt_index=len(batch.prompts) - 1, response_ids=r.rollout.token_ids,
+                advantage=float(adv[p_idx, g_idx]), rollout_logp=r.rollout.logprobs, weight=weight,
+                truncated=truncated))
     metrics = {"adv/zero_variance_groups": float(zero_var.sum()), "adv/groups": float(len(scored)),
-               "adv/train_seqs": float(len(batch.seqs)), "adv/overlong_masked":
+               "adv/train_seqs": float(len(batch.sequences)), "adv/overlong_masked":
                float(overlong if cfg.algorithm.overlong_filter else 0)}
     return batch, metrics
 

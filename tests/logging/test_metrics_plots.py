@@ -1,0 +1,53 @@
+"""metrics.jsonl sink (incl. truncation on resume), real offline wandb, and PNG plots."""
+
+import json
+
+from omni_rl.logging.metrics import MetricsLogger, read_metrics
+from omni_rl.logging.plots import plot_run
+
+
+def _log_steps(run_dir, steps, **kw):
+    logger = MetricsLogger(run_dir, config={"a": 1}, wandb_mode="disabled", wandb_project="t", run_name="r", **kw)
+    for s in steps:
+        logger.log(s, {"reward/mean": s / 10, "reward/source/x": 0.5, "time/generate": 1.0,
+                       "loss/clip_frac_low": 0.0, "logprob/mismatch_mean": 1e-7, "bad": float("nan")})
+    logger.close()
+
+
+def test_jsonl_rows_and_nan_become_null(tmp_path):
+    _log_steps(tmp_path, range(3))
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [0, 1, 2]
+    assert rows[2]["reward/mean"] == 0.2 and rows[0]["bad"] is None
+
+
+def test_resume_truncates_to_checkpointed_step(tmp_path):
+    _log_steps(tmp_path, range(5))
+    _log_steps(tmp_path, [3, 4], resume_step=2)  # checkpoint covered steps 0..2; steps 3, 4 are redone
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [0, 1, 2, 3, 4]
+
+
+def test_fresh_run_starts_a_new_file(tmp_path):
+    _log_steps(tmp_path, range(5))
+    _log_steps(tmp_path, range(2))
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [0, 1]
+
+
+def test_plots_written_as_png(tmp_path):
+    _log_steps(tmp_path, range(4))
+    (tmp_path / "pass_rates.jsonl").write_text("".join(json.dumps({"pass_rate": p / 10}) + "\n" for p in range(10)))
+    paths = plot_run(tmp_path)
+    names = sorted(p.name for p in paths)
+    assert names == ["clip_fraction.png", "logprob_mismatch.png", "pass_rate_hist.png", "reward.png",
+                     "reward_by_source.png", "step_time.png"]
+    for p in paths:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_wandb_offline_run_writes_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    logger = MetricsLogger(tmp_path, config={"x": 1}, wandb_mode="offline", wandb_project="omni-rl-test",
+                           run_name="t")
+    logger.log(0, {"reward/mean": 0.5})
+    logger.close()
+    assert list((tmp_path / "wandb").glob("offline-run-*")), "wandb offline run dir missing"
