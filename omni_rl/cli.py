@@ -114,7 +114,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from e
     from omni_rl.controller import run_stage
 
-    run_stage(cfg)
+    try:
+        run_stage(cfg)
+    except (FileExistsError, FileNotFoundError) as e:  # run dir / model path / data path problems the user fixes
+        raise UserError(str(e)) from e
     return 0
 
 

@@ -55,14 +55,26 @@ def build_policy(cfg: OmniRLConfig, run: Run) -> Policy:
         if cfg.model.warm_start:
             from omni_rl.models.warm_start import warm_start
 
-            run.console.print(f"warm start of the tiny {cfg.model.family} model (cached after the first run)")
-            path = warm_start(path, steps=cfg.model.warm_start_steps, seed=cfg.model.seed)
+            run.console.print(f"warm start of the tiny {cfg.model.family} model on {suite_path(cfg)} "
+                              "(cached after the first run)")
+            path = warm_start(path, suite_path(cfg), steps=cfg.model.warm_start_steps, seed=cfg.model.seed,
+                              label_noise=cfg.model.warm_start_label_noise)
         family = cfg.model.family
     processor = load_processor(path)
     return Policy(path=path, family=family, processor=processor, banned_token_ids=banned_token_ids(processor))
 
 
 # --------------------------------------------------------------------------------------------------------- data
+def suite_path(cfg: OmniRLConfig) -> Path:
+    """The embedded synthetic suite for the stage's tasks (generated once, cached by its settings)."""
+    from omni_rl.data.synthetic import generate_suite
+
+    tasks = sorted(cfg.data.synthetic_tasks)
+    name = f"{'-'.join(tasks) or 'all'}-n{cfg.data.synthetic_per_task}-seed{cfg.data.seed}"
+    return generate_suite(cache_dir() / "synthetic" / name, tasks=tasks or None,
+                          n_per_task=cfg.data.synthetic_per_task, seed=cfg.data.seed)
+
+
 @dataclass
 class Data:
     samples: list[Sample]
@@ -99,14 +111,7 @@ def build_data(cfg: OmniRLConfig, run: Run, policy: Policy) -> Data:
     from omni_rl.data.loading import load_samples
     from omni_rl.verifiers import verifier_exists
 
-    if cfg.data.path is None:
-        from omni_rl.data.synthetic import generate_suite
-
-        path = generate_suite(cache_dir() / "synthetic" / f"seed{cfg.data.seed}-n{cfg.data.synthetic_per_task}",
-                              tasks=list(cfg.data.synthetic_tasks) or None,
-                              n_per_task=cfg.data.synthetic_per_task, seed=cfg.data.seed)
-    else:
-        path = Path(cfg.data.path)
+    path = Path(cfg.data.path) if cfg.data.path is not None else suite_path(cfg)
     result = load_samples(path, known_verifiers=verifier_exists, rejects_path=run.dir / "rejects.jsonl")
     counts = dict(result.counts)
     run.console.print(f"data {path}: " + ", ".join(f"{k} {v}" for k, v in counts.items())

@@ -42,6 +42,7 @@ def train_rl(cfg: OmniRLConfig) -> Path:
             for step in range(start_step, cfg.run.steps):
                 metrics = rl_step(cfg, step, data, rollout, verifier, trainer)
                 run.logger.log(step, metrics)
+                run.log_samples(step, metrics.pop("_samples"))
                 run.console.print(run.summary_line(step, metrics))
                 progress.advance()
                 if (step + 1) % cfg.run.checkpoint_every == 0 or step + 1 == cfg.run.steps:
@@ -95,6 +96,8 @@ def rl_step(cfg: OmniRLConfig, step: int, data: B.Data, rollout: B.RolloutGroup,
 
     timings["time/step"] = time.perf_counter() - t_step
     n_tokens = sum(len(r.rollout.token_ids) for g in scored for r in g)
+    samples = [{"id": p.sample.id, "source": p.sample.source, "answer": p.sample.answer, "response": g[0].rollout.text,
+                "reward": g[0].reward, "error": g[0].verifier_error} for p, g in zip(prompts[:4], scored[:4])]
     return {
         **reward_metrics(prompts, scored, verify_stats),
         **rollout_metrics(prompts, scored, n=cfg.rollout.n),
@@ -103,4 +106,5 @@ def rl_step(cfg: OmniRLConfig, step: int, data: B.Data, rollout: B.RolloutGroup,
         **train_metrics,
         **timings,
         "throughput/gen_tokens_per_s": n_tokens / max(timings["time/generate"], 1e-9),
+        "_samples": samples,  # a few responses per step, written to samples.jsonl (not a metric)
     }

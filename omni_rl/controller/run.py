@@ -32,6 +32,8 @@ class Run:
                 f"another run.output_dir=... (or delete the directory) to start over"
             )
         run_dir.mkdir(parents=True, exist_ok=True)
+        if not cfg.run.resume:
+            (run_dir / "samples.jsonl").unlink(missing_ok=True)
         (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2, default=str))
         run = cls(cfg=cfg, dir=run_dir)
         run.logger = LazyLogger(run)
@@ -47,6 +49,12 @@ class Run:
         with bar:
             task = bar.add_task(self.cfg.run.name, total=total, completed=start)
             yield _Advance(bar, task)
+
+    def log_samples(self, step: int, samples: list[dict[str, Any]]) -> None:
+        """A few (prompt id, answer, response, reward) per step in samples.jsonl: what the policy actually says."""
+        with (self.dir / "samples.jsonl").open("a") as f:
+            for s in samples:
+                f.write(json.dumps({"step": step, **s}, default=str) + "\n")
 
     def summary_line(self, step: int, m: dict[str, Any]) -> str:
         def g(key: str, fmt: str = ".3f") -> str:

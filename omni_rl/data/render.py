@@ -7,11 +7,15 @@ How the two sides are made to agree (verified per family in tests/models/test_vl
    `video_fps` / `video_max_frames`, float32 mono 16 kHz waveform).
 3. The HF processor expands each placeholder to its feature-token count -> `prompt_ids` and `mm_tensors`
    (pixel_values, image_grid_thw, pixel_values_videos, video_grid_thw, video_second_per_grid, input_features,
-   feature_attention_mask, ...: everything but input_ids / attention_mask), which is what the trainer feeds the model.
+   feature_attention_mask, mm_token_type_ids, ...: everything but input_ids / attention_mask), which is what the
+   trainer feeds the model. NOTE `mm_token_type_ids` (Qwen2.5-VL: 1 image / 2 video per token) is [1, P] over the
+   prompt tokens and the VL model's M-RoPE positions depend on it (without it, HF silently falls back to 1-D
+   positions and no longer matches vLLM): when scoring prompt + response, pad it with zeros to the full length.
 4. vLLM gets the *unexpanded* token ids + the same decoded media + the same processor kwargs
    (`{"prompt_token_ids", "multi_modal_data", "mm_processor_kwargs"}`); its own run of the same HF processor expands
    the placeholders to exactly `prompt_ids` (pre-expanded ids do NOT work: vLLM expands every placeholder token
-   again).
+   again). `multi_modal_data` = {"image": [PIL.Image], "video": [(uint8 [F, H, W, 3], metadata dict)],
+   "audio": [(float32 waveform, sample_rate)]} (lists, in prompt order).
 
 The processor kwargs passed explicitly on both sides: `videos_kwargs={"fps": <the rate the frames were sampled at>,
 "size": <the checkpoint's video processor size>}`. The size is needed because Qwen2.5-Omni's processor-level defaults (min 128*28*28 pixels per
@@ -94,18 +98,23 @@ def render_prompt(sample: Sample, processor: Any, *, enable_thinking: bool, vide
     if images:
         call["images"] = images
     if videos:
+        from transformers.video_utils import VideoMetadata
+
+        metas = [video_metadata(c.frames.shape[0], c.fps) for c in clips]
         call["videos"] = videos
+        call["video_metadata"] = [VideoMetadata(**{k: v for k, v in m.items() if k != "do_sample_frames"})
+                                  for m in metas]
     if audios:
         call["audio"] = audios
         call["sampling_rate"] = sr
     out = processor(text=[text], return_tensors="pt", **call, **mm_kwargs)
     prompt_ids = out["input_ids"][0].tolist()
-    mm_tensors = {k: v for k, v in out.items() if k not in ("input_ids", "attention_mask", "mm_token_type_ids")}
+    mm_tensors = {k: v for k, v in out.items() if k not in ("input_ids", "attention_mask")}
     mm_data: dict[str, Any] = {}
     if images:
         mm_data["image"] = images
     if videos:
-        mm_data["video"] = videos
+        mm_data["video"] = [(v, m) for v, m in zip(videos, metas)]
     if audios:
         mm_data["audio"] = [(a, sr) for a in audios]
     vllm_inputs: dict[str, Any] = {"prompt_token_ids": list(raw_ids), "multi_modal_data": mm_data}
@@ -114,6 +123,14 @@ def render_prompt(sample: Sample, processor: Any, *, enable_thinking: bool, vide
     media_bytes = sum(_nbytes(x) for x in [*images, *videos, *audios])
     return Prompt(sample=sample, prompt_ids=prompt_ids, vllm_inputs=vllm_inputs, mm_tensors=mm_tensors,
                   media_bytes=media_bytes)
+
+
+def video_metadata(num_frames: int, fps: float) -> dict[str, Any]:
+    """What the frames are: all `num_frames` kept, sampled at `fps`, no further sampling. vLLM takes it with each
+    video (`(frames, metadata)`; Qwen2.5-VL requires it) and hands it to the HF processor as `video_metadata`, which
+    derives the temporal position scale from it (`sampled_fps`); we pass the same to our processor call."""
+    return {"fps": float(fps), "duration": num_frames / float(fps), "total_num_frames": int(num_frames),
+            "frames_indices": list(range(num_frames)), "video_backend": "pyav", "do_sample_frames": False}
 
 
 def processor_kwargs(processor: Any, *, has_video: bool, video_fps: float) -> dict[str, Any]:

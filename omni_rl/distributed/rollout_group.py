@@ -37,6 +37,10 @@ def media_nbytes(obj: Any) -> int:
     return 0
 
 
+# vLLM logs every engine step at INFO; the controller prints one summary line per step instead.
+QUIET_ENV = {"VLLM_LOGGING_LEVEL": "WARNING", "TRANSFORMERS_VERBOSITY": "error"}
+
+
 class RolloutGroup:
     def __init__(self, model_path: str, *, num_workers: int, worker_kwargs: dict[str, Any], sampling: dict[str, Any],
                  banned_token_ids: Sequence[int] = (), timeout_s: float = 600.0, refit_timeout_s: float = 120.0,
@@ -50,7 +54,7 @@ class RolloutGroup:
         self.timeout_s, self.refit_timeout_s, self.max_retries = timeout_s, refit_timeout_s, max_retries
         kv = int(self.worker_kwargs.get("kv_cache_gib", 1))
         self._actor_cls = ray.remote(num_cpus=num_cpus_per_worker, max_restarts=0,
-                                     runtime_env={"env_vars": cpu_env(kv)})(RolloutWorker)
+                                     runtime_env={"env_vars": {**cpu_env(kv), **QUIET_ENV}})(RolloutWorker)
         self._weights_ref: Any = None  # latest weights, so a replacement worker can catch up
         self.version = 0
         self.workers = [self._spawn() for _ in range(num_workers)]

@@ -1,0 +1,35 @@
+"""Tiny offline model builders and model adapters (policy loading, parameter groups, checkpoint key names).
+
+Imports are lazy (PEP 562): `import omni_rl.models` pulls in no torch/transformers; the first attribute access loads
+the submodule that defines it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "build_tiny_model": "omni_rl.models.tiny",
+    "FAMILIES": "omni_rl.models.tiny",
+    "default_cache": "omni_rl.models.tiny",
+    "load_policy": "omni_rl.models.policy",
+    "load_processor": "omni_rl.models.policy",
+    "detect_family": "omni_rl.models.policy",
+    "checkpoint_key": "omni_rl.models.policy",
+    "checkpoint_prefix": "omni_rl.models.policy",
+    "param_groups": "omni_rl.models.parts",
+    "warm_start": "omni_rl.models.warm_start",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'omni_rl.models' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

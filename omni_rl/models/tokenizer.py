@@ -1,34 +1,68 @@
-"""A byte-level BPE tokenizer trained locally (no hub) + a ChatML chat template with a `<think>` reasoning mode."""
+"""A byte-level BPE tokenizer trained locally (no hub) + a ChatML chat template with a `<think>` reasoning mode.
+
+Each multimodal family's HF processor looks its placeholder tokens up by *name* on the tokenizer
+(`tokenizer.image_token`, `tokenizer.audio_bos_token`, ...), so the named tokens are registered as
+`model_specific_special_tokens`, and the chat template writes the family's own placeholder strings for media parts
+(the processor then expands each placeholder to the number of feature tokens).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 CHAT_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
-# Named multimodal tokens of the Qwen2.5-Omni / Qwen2.5-VL processors (their processors look them up by name).
+# Every multimodal family gets the same special-token ids (one list, fixed order), whichever names it uses.
 MM_SPECIAL = ["<|vision_bos|>", "<|vision_eos|>", "<|IMAGE|>", "<|VIDEO|>", "<|audio_bos|>", "<|audio_eos|>",
               "<|AUDIO|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>",
-              "<|audio_start|>", "<|audio_end|>", "<|AUDIO|>"]
+              "<|audio_start|>", "<|audio_end|>"]
 
-# Rendered with `enable_thinking` (default True): the assistant turn opens plain and the model writes
-# `<think> ... </think>` itself; with enable_thinking=False an empty think block is injected (Qwen3 convention).
-# Media parts become the processor's placeholder strings; the processor expands them to the feature count.
-CHAT_TEMPLATE = (
-    "{%- for message in messages -%}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
-    "{%- if message['content'] is string -%}{{ message['content'] }}"
-    "{%- else -%}{%- for part in message['content'] -%}"
-    "{%- if part['type'] == 'text' -%}{{ part['text'] }}"
-    "{%- elif part['type'] == 'image' or part['type'] == 'image_url' -%}{{ '<|vision_bos|><|IMAGE|><|vision_eos|>' }}"
-    "{%- elif part['type'] == 'video' -%}{{ '<|vision_bos|><|VIDEO|><|vision_eos|>' }}"
-    "{%- elif part['type'] == 'audio' -%}{{ '<|audio_bos|><|AUDIO|><|audio_eos|>' }}"
-    "{%- endif -%}{%- endfor -%}{%- endif -%}"
-    "{{ '<|im_end|>\\n' }}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}"
-    "{%- if enable_thinking is defined and enable_thinking is false -%}{{ '<think>\\n\\n</think>\\n\\n' }}"
-    "{%- endif -%}{%- endif -%}"
-)
+# Named tokens per family (the attribute names its HF processor reads from the tokenizer).
+NAMED_TOKENS: dict[str, dict[str, str]] = {
+    "text": {},
+    "omni": {"image_token": "<|IMAGE|>", "video_token": "<|VIDEO|>", "audio_token": "<|AUDIO|>",
+             "vision_bos_token": "<|vision_bos|>", "vision_eos_token": "<|vision_eos|>",
+             "audio_bos_token": "<|audio_bos|>", "audio_eos_token": "<|audio_eos|>"},
+    "vl": {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>",
+           "vision_bos_token": "<|vision_start|>", "vision_eos_token": "<|vision_end|>"},
+    "audio": {"audio_token": "<|AUDIO|>", "audio_bos_token": "<|audio_bos|>", "audio_eos_token": "<|audio_eos|>"},
+}
+
+# What a media content part renders to in the chat template, per family.
+_MEDIA_STRINGS: dict[str, dict[str, str]] = {
+    "omni": {"image": "<|vision_bos|><|IMAGE|><|vision_eos|>", "video": "<|vision_bos|><|VIDEO|><|vision_eos|>",
+             "audio": "<|audio_bos|><|AUDIO|><|audio_eos|>"},
+    "vl": {"image": "<|vision_start|><|image_pad|><|vision_end|>", "video": "<|vision_start|><|video_pad|><|vision_end|>",
+           "audio": ""},
+    "audio": {"image": "", "video": "", "audio": "<|audio_bos|><|AUDIO|><|audio_eos|>"},
+}
+_MEDIA_STRINGS["text"] = _MEDIA_STRINGS["omni"]  # text rows have no media; kept for a stable text checkpoint
+
+
+def chat_template(family: str) -> str:
+    """ChatML with a reasoning mode. With `enable_thinking` (default True) the assistant turn opens plain and the
+    model writes `<think> ... </think>` itself; with enable_thinking=False an empty think block is injected (Qwen3
+    convention). Media parts (`image`/`image_url`, `video`, `audio`) become the family's placeholder strings."""
+    m = _MEDIA_STRINGS[family]
+    return (
+        "{%- for message in messages -%}"
+        "{{ '<|im_start|>' + message['role'] + '\\n' }}"
+        "{%- if message['content'] is string -%}{{ message['content'] }}"
+        "{%- else -%}{%- for part in message['content'] -%}"
+        "{%- if part['type'] == 'text' -%}{{ part['text'] }}"
+        f"{{%- elif part['type'] == 'image' or part['type'] == 'image_url' -%}}{{{{ '{m['image']}' }}}}"
+        f"{{%- elif part['type'] == 'video' -%}}{{{{ '{m['video']}' }}}}"
+        f"{{%- elif part['type'] == 'audio' -%}}{{{{ '{m['audio']}' }}}}"
+        "{%- endif -%}{%- endfor -%}{%- endif -%}"
+        "{{ '<|im_end|>\\n' }}"
+        "{%- endfor -%}"
+        "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}"
+        "{%- if enable_thinking is defined and enable_thinking is false -%}{{ '<think>\\n\\n</think>\\n\\n' }}"
+        "{%- endif -%}{%- endif -%}"
+    )
+
+
+CHAT_TEMPLATE = chat_template("text")
 
 
 def corpus_lines() -> list[str]:
@@ -43,20 +77,23 @@ def corpus_lines() -> list[str]:
     return lines * 3
 
 
-def train_tokenizer(out_dir: Path, *, vocab_size: int = 1024, multimodal: bool = False):
-    """Train, wrap as a transformers fast tokenizer with the chat template, save to `out_dir`, return it."""
+def train_tokenizer(out_dir: Path, *, vocab_size: int = 1024, family: str = "text") -> Any:
+    """Train, wrap as a transformers fast tokenizer with the family's chat template and named multimodal tokens,
+    save to `out_dir`, return it. Deterministic (BPE training on a fixed corpus)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    specials = CHAT_SPECIAL + (list(dict.fromkeys(MM_SPECIAL)) if multimodal else [])
+    specials = CHAT_SPECIAL + (MM_SPECIAL if family != "text" else [])
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(corpus_lines(), trainer=trainer)
+    named = NAMED_TOKENS[family]
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=None, eos_token="<|im_end|>",
-                                   pad_token="<|endoftext|>", unk_token=None)
-    fast.chat_template = CHAT_TEMPLATE
+                                   pad_token="<|endoftext|>", unk_token=None,
+                                   **({"model_specific_special_tokens": dict(named)} if named else {}))
+    fast.chat_template = chat_template(family)
     fast.save_pretrained(out_dir)
     return fast

@@ -84,7 +84,9 @@ class RolloutWorker:
         bias = {int(t): -100.0 for t in banned_token_ids} or None  # media placeholders never generated
         prompts = [self._versioned_media_keys(_resolve(p)) for p in prompts]
         params = [SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, stop=list(stop),
-                                 logprobs=0, seed=None if seed is None else seed + i, logit_bias=bias)
+                                 logprobs=0, seed=None if seed is None else seed + i, logit_bias=bias,
+                                 # keep <think> / </think> in the text: the format score reads them
+                                 skip_special_tokens=False, spaces_between_special_tokens=False)
                   for i in range(len(prompts))]
         outputs = self.llm.generate(list(prompts), params, use_tqdm=False)
         return [[self._rollout(i, c) for c in out.outputs] for i, out in enumerate(outputs)]

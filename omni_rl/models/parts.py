@@ -1,0 +1,53 @@
+"""Which parameters are the vision encoder, audio encoder, projectors, LM body, input embeddings, LM head, router.
+
+The trainer's freezing policy (e.g. text RL: only the LM trains and its input embeddings are frozen; MPO: audio
+encoder and MoE router frozen) selects groups by these names. Every parameter lands in exactly one group.
+
+  group          text (Qwen3)     omni thinker                     vl (Qwen2.5-VL)              audio (Qwen2-Audio)
+  vision_encoder -                visual.* (not merger)            model.visual.* (not merger)  -
+  audio_encoder  -                audio_tower.* (not proj)         -                            model.audio_tower.*
+  projector      -                visual.merger.*, audio_tower.proj model.visual.merger.*       model.multi_modal_projector.*
+  lm_embeddings  model.embed_tokens  model.embed_tokens            model.language_model.embed_tokens  (same)
+  lm_head        lm_head          lm_head                          lm_head                      lm_head
+  router         MoE gates (`.mlp.gate.`, `router`); empty for the dense tiny models
+  lm_body        everything else (decoder layers, final norm)
+
+Names are those of `model.named_parameters()` of the module `omni_rl.models.policy.load_model` returns.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+GROUPS = ("vision_encoder", "audio_encoder", "projector", "lm_body", "lm_embeddings", "lm_head", "router")
+
+# Ordered rules: the first pattern that matches a parameter name decides its group.
+_RULES: list[tuple[str, re.Pattern[str]]] = [
+    ("projector", re.compile(r"(^|\.)(visual|vision_tower|vision_model)\.merger\.|(^|\.)audio_tower\.proj\.|"
+                             r"(^|\.)(multi_modal_projector|mm_projector|projector)\.")),
+    ("vision_encoder", re.compile(r"(^|\.)(visual|vision_tower|vision_model|vision_encoder)\.")),
+    ("audio_encoder", re.compile(r"(^|\.)(audio_tower|audio_model|audio_encoder)\.")),
+    ("lm_embeddings", re.compile(r"(^|\.)embed_tokens\.")),
+    ("lm_head", re.compile(r"(^|\.)lm_head\.")),
+    ("router", re.compile(r"\.mlp\.gate\.|(^|\.)router\.|\.shared_expert_gate\.")),
+]
+
+
+def group_of(name: str) -> str:
+    """The group of one parameter name (see the module table)."""
+    for group, pattern in _RULES:
+        if pattern.search(name):
+            return group
+    return "lm_body"
+
+
+def param_groups(model: Any, family: str) -> dict[str, list[str]]:
+    """`{group: [parameter names]}` for every group in GROUPS (empty lists included), in `named_parameters` order.
+    `family` is one of text / omni / vl / audio / hf; the rules are name-based and the same for all of them."""
+    if family not in ("text", "omni", "vl", "audio", "hf"):
+        raise ValueError(f"unknown family {family!r}")
+    groups: dict[str, list[str]] = {g: [] for g in GROUPS}
+    for name, _ in model.named_parameters():
+        groups[group_of(name)].append(name)
+    return groups

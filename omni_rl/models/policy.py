@@ -1,0 +1,110 @@
+"""Loading a checkpoint dir as the trainable HF module + its processor, and the module-name -> checkpoint-name map.
+
+The trainable module per family (what the trainer optimises, scores with, and refits into vLLM):
+
+  family  checkpoint class (config.json)          trainable module                    checkpoint_key(name)
+  text    Qwen3ForCausalLM (any *ForCausalLM)     the model                           name
+  omni    Qwen2_5OmniForConditionalGeneration     `.thinker` (Qwen2_5OmniThinker...)  "thinker." + name
+  vl      Qwen2_5_VLForConditionalGeneration      the model (+ M-RoPE fix, adapters)  model.language_model.* -> model.*,
+                                                                                      model.visual.* -> visual.*
+  audio   Qwen2AudioForConditionalGeneration      the model                           model.audio_tower.* -> audio_tower.*,
+                                                                                      model.multi_modal_projector.* ->
+                                                                                      multi_modal_projector.*,
+                                                                                      model.language_model.* ->
+                                                                                      language_model.model.*,
+                                                                                      lm_head.* -> language_model.lm_head.*
+
+`checkpoint_key` gives the name a parameter has in the checkpoint's safetensors files; vLLM's `load_weights` /
+`reload_weights(weights_iterator=...)` accepts exactly those names, so the weight refit sends
+`(checkpoint_key(n), tensor)` pairs. (vLLM also accepts transformers' in-memory names for `vl`, but not for `omni`,
+where the `thinker.` prefix is what routes a weight to the thinker.)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+ARCH_FAMILY = {
+    "Qwen2_5OmniForConditionalGeneration": "omni",
+    "Qwen2_5OmniModel": "omni",
+    "Qwen2_5_VLForConditionalGeneration": "vl",
+    "Qwen2AudioForConditionalGeneration": "audio",
+}
+
+# (in-memory prefix, checkpoint prefix), first match wins.
+_KEY_PREFIXES: dict[str, list[tuple[str, str]]] = {
+    "text": [],
+    "omni": [("", "thinker.")],
+    "vl": [("model.language_model.", "model."), ("model.visual.", "visual."), ("lm_head.", "lm_head.")],
+    "audio": [("model.audio_tower.", "audio_tower."), ("model.multi_modal_projector.", "multi_modal_projector."),
+              ("model.language_model.", "language_model.model."), ("lm_head.", "language_model.lm_head.")],
+}
+
+
+def detect_family(path: str | Path) -> str:
+    """Family of a checkpoint dir from `config.json` `architectures`: omni / vl / audio, `text` for any
+    *ForCausalLM, else `hf` (an unknown multimodal model: loaded with AutoModelForImageTextToText)."""
+    cfg = json.loads((Path(path) / "config.json").read_text())
+    arch = (cfg.get("architectures") or [""])[0]  # config.json is third-party input; missing key = unknown
+    if arch in ARCH_FAMILY:
+        return ARCH_FAMILY[arch]
+    return "text" if arch.endswith("ForCausalLM") else "hf"
+
+
+def checkpoint_prefix(family: str) -> str:
+    """The prefix that turns a trainable-module name into a checkpoint name when it is a plain prefix ("thinker."
+    for omni, "" for text); families with per-submodule renames raise (use `checkpoint_key`)."""
+    rules = _KEY_PREFIXES[family]
+    if not rules:
+        return ""
+    if len(rules) == 1 and rules[0][0] == "":
+        return rules[0][1]
+    raise ValueError(f"family {family!r} renames per submodule; use checkpoint_key(name, family)")
+
+
+def checkpoint_key(name: str, family: str) -> str:
+    """Checkpoint (safetensors / vLLM) name of the trainable module's parameter `name` (see module docstring)."""
+    for old, new in _KEY_PREFIXES[family]:
+        if name.startswith(old):
+            return new + name[len(old):]
+    return name
+
+
+def _torch_dtype(dtype: Any) -> Any:
+    import torch
+
+    return getattr(torch, dtype) if isinstance(dtype, str) else dtype
+
+
+def load_processor(path: str | Path) -> Any:
+    """The checkpoint's HF processor (a tokenizer for text-only checkpoints)."""
+    from transformers import AutoProcessor, AutoTokenizer
+
+    if detect_family(path) == "text":
+        return AutoTokenizer.from_pretrained(str(path))
+    return AutoProcessor.from_pretrained(str(path))
+
+
+def load_model(path: str | Path, dtype: Any = "float32", *, family: str | None = None) -> Any:
+    """The trainable HF module of the checkpoint (for omni: the thinker), in train mode off (eval())."""
+    import transformers as tf
+
+    family = family or detect_family(path)
+    cls = {"text": tf.AutoModelForCausalLM, "omni": tf.Qwen2_5OmniForConditionalGeneration,
+           "vl": tf.Qwen2_5_VLForConditionalGeneration, "audio": tf.Qwen2AudioForConditionalGeneration,
+           "hf": tf.AutoModelForImageTextToText}[family]
+    model = cls.from_pretrained(str(path), dtype=_torch_dtype(dtype))
+    if family == "omni":
+        model = model.thinker
+    if family == "vl":
+        from omni_rl.models.adapters import fix_qwen2_5_vl_rope
+
+        fix_qwen2_5_vl_rope(model)  # transformers 5.19 video M-RoPE differs from vLLM's (see adapters.py)
+    return model.eval()
+
+
+def load_policy(path: str | Path, dtype: Any = "float32") -> tuple[Any, Any]:
+    """`(model, processor)`: the trainable module (see module docstring) and the checkpoint's processor."""
+    return load_model(path, dtype), load_processor(path)

@@ -1,0 +1,138 @@
+"""Short supervised warm start of a tiny random-weight model, so that RL starts from a policy that follows the
+answer format (`<think> ... </think>` then `\\boxed{answer}`) but is far from solving the tasks.
+
+Why: a random-init tiny model never emits `\\boxed{}`; every rollout scores 0, every GSPO group has zero variance,
+and RL has nothing to learn from. Real post-training starts from an SFT checkpoint; this is the offline stand-in.
+
+How: teacher forcing on the synthetic suite's prompts (rendered through the model's own processor, media included)
+with target `<think>\\n{hint}\\n</think>\\n\\n\\boxed{answer}<|im_end|>`. With probability `label_noise` the answer is
+replaced by another answer of the same task (a random option letter / word / number / click point), so the warm
+policy learns the format and the answer vocabulary but only weakly the mapping from the input to the right answer:
+that mapping is what RL then has to learn. Deterministic by seed; cached next to the base checkpoint under a hash of
+every setting, written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+WARM_START_VERSION = 1
+THINK_HINT = "I check the input and answer."
+
+
+def gold_text(verifier: str, answer: Any, verifier_kwargs: dict[str, Any]) -> str:
+    """The string to put in `\\boxed{}` for a gold answer (a click point for a GUI bbox)."""
+    if verifier == "gui-coordinate":
+        a = [float(x) for x in answer]
+        x, y = ((a[0] + a[2]) / 2, (a[1] + a[3]) / 2) if len(a) == 4 else (a[0], a[1])
+        return f"({round(x)}, {round(y)})"
+    return str(answer)
+
+
+def _noise_text(rng: random.Random, verifier: str, kwargs: dict[str, Any], pool: list[str]) -> str:
+    if verifier == "gui-coordinate":
+        w, h = kwargs.get("image_size", [1000, 1000]) if kwargs.get("coord_space") == "pixel" else (1000, 1000)
+        return f"({rng.randrange(int(w))}, {rng.randrange(int(h))})"
+    return rng.choice(pool)
+
+
+def warm_start(model_dir: str | Path, suite_jsonl: str | Path, *, steps: int = 300, lr: float = 3e-3,
+               batch_size: int = 8, label_noise: float = 0.5, seed: int = 0) -> Path:
+    """Return the warm-started checkpoint dir (built on first call, cached)."""
+    model_dir, suite_jsonl = Path(model_dir), Path(suite_jsonl)
+    settings = {"model": model_dir.name, "suite": _file_hash(suite_jsonl), "steps": steps, "lr": lr,
+                "batch_size": batch_size, "label_noise": label_noise, "seed": seed, "v": WARM_START_VERSION}
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    final = model_dir.parent / f"{model_dir.name}-ws-{key}"
+    if (final / "config.json").is_file():
+        return final
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=model_dir.parent))
+    try:
+        _train(model_dir, suite_jsonl, tmp, steps=steps, lr=lr, batch_size=batch_size, label_noise=label_noise,
+               seed=seed)
+        (tmp / "warm_start.json").write_text(json.dumps(settings, indent=2))
+        try:
+            tmp.rename(final)
+        except OSError:  # a concurrent builder won; its result is identical
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: float, batch_size: int,
+           label_noise: float, seed: int) -> None:
+    import torch
+    from rich.progress import Progress
+
+    from omni_rl.data.loading import load_samples
+    from omni_rl.data.render import render_prompt, tokenizer_of
+    from omni_rl.models.policy import detect_family, load_processor
+
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    family = detect_family(model_dir)
+    processor = load_processor(model_dir)
+    tok = tokenizer_of(processor)
+    samples = load_samples(suite_jsonl, known_verifiers=lambda name: True).samples
+    prompts = [render_prompt(s, processor, enable_thinking=True, video_fps=4.0, video_max_frames=8) for s in samples]
+    pools: dict[str, list[str]] = {}
+    for s in samples:
+        pools.setdefault(s.source, []).append(gold_text(s.verifier, s.answer, s.verifier_kwargs))
+    full, model = _load_trainable(model_dir, family)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / 20) * max(0.05, 1 - i / steps))
+    order: list[int] = []
+    with Progress(transient=True) as bar:
+        task = bar.add_task("warm start", total=steps)
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            for _ in range(batch_size):
+                if not order:
+                    order = list(range(len(prompts)))
+                    rng.shuffle(order)
+                i = order.pop()
+                s, p = samples[i], prompts[i]
+                ans = (_noise_text(rng, s.verifier, s.verifier_kwargs, pools[s.source]) if rng.random() < label_noise
+                       else gold_text(s.verifier, s.answer, s.verifier_kwargs))
+                target = tok(f"<think>\n{THINK_HINT}\n</think>\n\n\\boxed{{{ans}}}<|im_end|>",
+                             add_special_tokens=False)["input_ids"]
+                ids = torch.tensor([p.prompt_ids + target])
+                logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), **p.mm_tensors).logits
+                n_prompt = len(p.prompt_ids)
+                loss = torch.nn.functional.cross_entropy(logits[0, n_prompt - 1:-1].float(), torch.tensor(target))
+                (loss / batch_size).backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            bar.advance(task)
+    full.save_pretrained(out)
+    for f in model_dir.iterdir():  # tokenizer / processor / chat template / spk_dict: unchanged
+        if f.is_file() and not f.name.endswith(".safetensors") and f.name not in ("config.json",
+                                                                                  "model.safetensors.index.json"):
+            shutil.copy2(f, out / f.name)
+
+
+def _load_trainable(model_dir: Path, family: str) -> tuple[Any, Any]:
+    """(object to save_pretrained, module to train): for omni the full class and its thinker."""
+    import transformers as tf
+
+    if family == "omni":
+        full = tf.Qwen2_5OmniForConditionalGeneration.from_pretrained(str(model_dir))
+        return full, full.thinker
+    from omni_rl.models.policy import load_model
+
+    model = load_model(model_dir, "float32", family=family)
+    return model, model

@@ -1,0 +1,268 @@
+"""Scoring forward: per-token log-probs of each rollout's response under the policy, per model family.
+
+Two paths over a micro-batch (a `TrainBatch` whose sequences are rollouts of a few prompts):
+
+* **encoder once** (default): for each unique prompt, the vision / audio encoders run ONCE on its media and the
+  (M-RoPE) positions are computed ONCE on its prompt ids; then every rollout of that prompt gets the same features
+  scattered into its `inputs_embeds` at the placeholder tokens and the same prompt positions (response positions
+  continue after the last prompt position, as text tokens). The LM decoder runs on the padded batch and the LM head
+  only on the positions that predict response tokens. Gradients reach the encoder once per prompt, summed over its
+  rollouts, which is exactly the per-rollout gradient (the features are identical per rollout).
+* **per rollout** (`encoder_once=False`, the reference): the plain HF forward of the whole model with the media
+  tensors repeated for every rollout, i.e. G encoder forwards per prompt.
+
+tests/training/test_forward.py checks both paths give the same logp and the same gradients (encoder trainable).
+
+A `ModelAdapter` holds the family-specific pieces (embedding, encoders, positions, decoder, head):
+`text` (any HF causal LM), `omni` (Qwen2.5-Omni thinker: image, video, audio), `vl` (Qwen2.5-VL: image, video).
+Media placeholder tokens are only filled inside the prompt: a response that contains a placeholder id (the rollout
+engine should ban them) is scored as plain text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from omni_rl.training.batch import TrainBatch
+
+# mm_tensors keys shaped like the prompt's token ids ([1, L]): padded, not concatenated, when batching rollouts.
+TOKEN_SHAPED_KEYS = ("mm_token_type_ids",)
+
+
+@dataclass
+class ScoreOutput:
+    logp: Tensor  # [B, R] log-prob of each response token (0 where mask is 0), float32 (or float64)
+    mask: Tensor  # [B, R] 1 for response tokens, same dtype as logp
+    media_encoded: int  # media items (images + videos + audio clips) put through an encoder in this forward
+
+
+class ModelAdapter:
+    """Family-specific forward pieces. Subclasses set `media_keys` and override `encode` / `positions`."""
+
+    family = "text"
+
+    def __init__(self, model: Any):
+        self.model = model
+
+    # ---- pieces of the LM
+    def embed(self, input_ids: Tensor) -> Tensor:
+        return self.model.get_input_embeddings()(input_ids)
+
+    def decoder(self) -> Any:
+        return self.model.model
+
+    def head(self, hidden: Tensor) -> Tensor:
+        return self.model.lm_head(hidden)
+
+    # ---- media
+    def encode(self, mm: dict[str, Tensor]) -> list[tuple[int, Tensor]]:
+        """[(placeholder token id, features [N, H])] for one prompt's media, features in placeholder order."""
+        if mm:
+            raise ValueError(f"family {self.family!r} takes no media, got {sorted(mm)}")
+        return []
+
+    @staticmethod
+    def count_media(mm: dict[str, Tensor]) -> int:
+        n = 0
+        for key in ("image_grid_thw", "video_grid_thw", "input_features"):
+            if key in mm:
+                n += int(mm[key].shape[0])
+        return n
+
+    def positions(self, prompt_ids: Tensor, mm: dict[str, Tensor]) -> Tensor | None:
+        """Position ids of the prompt ([L] or [3, L]), None for plain 1-D positions from 0."""
+        return None
+
+    def hf_logits(self, input_ids: Tensor, attention_mask: Tensor, mm: dict[str, Tensor]) -> Tensor:
+        """Reference path: the model's own forward on the padded batch, media already repeated per row."""
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **mm).logits
+
+
+class OmniAdapter(ModelAdapter):
+    """Qwen2.5-Omni thinker (`Qwen2_5OmniThinkerForConditionalGeneration`). `use_audio_in_video` is not supported."""
+
+    family = "omni"
+
+    def encode(self, mm: dict[str, Tensor]) -> list[tuple[int, Tensor]]:
+        m, cfg, out = self.model, self.model.config, []
+        if "input_features" in mm:
+            feats = m.get_audio_features(mm["input_features"], mm.get("feature_attention_mask"),
+                                         return_dict=True).last_hidden_state
+            out.append((cfg.audio_token_id, feats))
+        if "pixel_values" in mm:
+            feats = m.get_image_features(mm["pixel_values"], mm["image_grid_thw"], return_dict=True).pooler_output
+            out.append((cfg.image_token_id, torch.cat(feats, dim=0)))
+        if "pixel_values_videos" in mm:
+            feats = m.get_video_features(mm["pixel_values_videos"], mm["video_grid_thw"],
+                                         return_dict=True).pooler_output
+            out.append((cfg.video_token_id, torch.cat(feats, dim=0)))
+        return out
+
+    def positions(self, prompt_ids: Tensor, mm: dict[str, Tensor]) -> Tensor:
+        fam = mm.get("feature_attention_mask")
+        ids = prompt_ids[None]
+        pos, _ = self.model.get_rope_index(ids, mm.get("image_grid_thw"), mm.get("video_grid_thw"),
+                                           torch.ones_like(ids), False,
+                                           fam.sum(-1) if fam is not None else None,
+                                           mm.get("video_second_per_grid"))
+        return pos[:, 0]  # [3, L]
+
+
+class VLAdapter(ModelAdapter):
+    """Qwen2.5-VL (`Qwen2_5_VLForConditionalGeneration`, transformers >= 5 layout: model.model.language_model)."""
+
+    family = "vl"
+
+    def decoder(self) -> Any:
+        return self.model.model.language_model
+
+    def encode(self, mm: dict[str, Tensor]) -> list[tuple[int, Tensor]]:
+        m, cfg, out = self.model.model, self.model.config, []
+        if "pixel_values" in mm:
+            feats = m.get_image_features(mm["pixel_values"], mm["image_grid_thw"], return_dict=True).pooler_output
+            out.append((cfg.image_token_id, torch.cat(feats, dim=0)))
+        if "pixel_values_videos" in mm:
+            feats = m.get_video_features(mm["pixel_values_videos"], mm["video_grid_thw"],
+                                         return_dict=True).pooler_output
+            out.append((cfg.video_token_id, torch.cat(feats, dim=0)))
+        return out
+
+    def positions(self, prompt_ids: Tensor, mm: dict[str, Tensor]) -> Tensor | None:
+        if "image_grid_thw" not in mm and "video_grid_thw" not in mm:
+            return None
+        ids = prompt_ids[None]
+        pos, _ = self.model.model.get_rope_index(ids, mm["mm_token_type_ids"], image_grid_thw=mm.get("image_grid_thw"),
+                                                 video_grid_thw=mm.get("video_grid_thw"),
+                                                 second_per_grid_ts=mm.get("second_per_grid_ts"),
+                                                 attention_mask=torch.ones_like(ids))
+        return pos[:, 0]  # [3, L]
+
+
+ADAPTERS: dict[str, type[ModelAdapter]] = {"text": ModelAdapter, "omni": OmniAdapter, "vl": VLAdapter}
+
+
+def make_adapter(model: Any, family: str) -> ModelAdapter:
+    if family not in ADAPTERS:
+        raise ValueError(f"no trainer forward adapter for family {family!r}; known: {', '.join(ADAPTERS)}")
+    return ADAPTERS[family](model)
+
+
+# ------------------------------------------------------------------------------------------------------ scoring
+def score(adapter: ModelAdapter, batch: TrainBatch, *, encoder_once: bool = True, temperature: float = 1.0,
+          pad_id: int = 0) -> ScoreOutput:
+    """Per-token logp of every sequence's response tokens (logits / temperature, log-softmax in float32+)."""
+    device = next(adapter.model.parameters()).device
+    rows = [batch.prompts[s.prompt_index].prompt_ids + s.response_ids for s in batch.sequences]
+    prompt_lens = [len(batch.prompts[s.prompt_index].prompt_ids) for s in batch.sequences]
+    resp_lens = [len(s.response_ids) for s in batch.sequences]
+    input_ids, attention_mask = _pad(rows, pad_id, device)  # [B, T]
+    mms = [{k: v.to(device) for k, v in p.mm_tensors.items()} for p in batch.prompts]
+    if encoder_once:
+        hidden, n_media = _hidden_encoder_once(adapter, batch, mms, input_ids, attention_mask, prompt_lens)
+        gather_idx, mask = _response_index(prompt_lens, resp_lens, device)  # [B, R]
+        sel = hidden.gather(1, gather_idx[..., None].expand(-1, -1, hidden.shape[-1]))  # [B, R, H]
+        logits = adapter.head(sel)  # [B, R, V]
+    else:
+        mm_rows = _collate_media([mms[s.prompt_index] for s in batch.sequences], input_ids.shape[1])
+        n_media = sum(adapter.count_media(mms[s.prompt_index]) for s in batch.sequences)
+        full = adapter.hf_logits(input_ids, attention_mask, mm_rows)  # [B, T, V]
+        gather_idx, mask = _response_index(prompt_lens, resp_lens, device)
+        logits = full.gather(1, gather_idx[..., None].expand(-1, -1, full.shape[-1]))  # [B, R, V]
+    targets = _pad([s.response_ids for s in batch.sequences], pad_id, device)[0]  # [B, R]
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature
+    logp = torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None]).squeeze(-1)  # [B, R]
+    mask = mask.to(logp.dtype)
+    return ScoreOutput(logp=logp * mask, mask=mask, media_encoded=n_media)
+
+
+def _hidden_encoder_once(adapter: ModelAdapter, batch: TrainBatch, mms: list[dict[str, Tensor]], input_ids: Tensor,
+                         attention_mask: Tensor, prompt_lens: list[int]) -> tuple[Tensor, int]:
+    features: dict[int, list[tuple[int, Tensor]]] = {}  # prompt index -> [(token id, features)]
+    positions: dict[int, Tensor | None] = {}
+    n_media = 0
+    for p_idx, _ in batch.groups():
+        features[p_idx] = adapter.encode(mms[p_idx])  # ONE encoder forward per unique prompt media
+        n_media += adapter.count_media(mms[p_idx])
+        ids = torch.tensor(batch.prompts[p_idx].prompt_ids, dtype=torch.long, device=input_ids.device)
+        positions[p_idx] = adapter.positions(ids, mms[p_idx])  # ONE rope-index computation per prompt
+    embeds = adapter.embed(input_ids)  # [B, T, H]
+    in_prompt = torch.arange(input_ids.shape[1], device=input_ids.device)[None, :] < torch.tensor(
+        prompt_lens, device=input_ids.device)[:, None]  # [B, T]
+    token_ids = sorted({tok for feats in features.values() for tok, _ in feats})
+    for tok in token_ids:
+        rows = [dict(features[s.prompt_index]).get(tok) for s in batch.sequences]
+        src = torch.cat([r for r in rows if r is not None], dim=0).to(embeds.dtype)  # [N_total, H]
+        where = (input_ids == tok) & in_prompt  # [B, T]
+        if int(where.sum()) != src.shape[0]:
+            raise ValueError(f"{int(where.sum())} placeholder tokens {tok} in the prompts but {src.shape[0]} features")
+        embeds = embeds.masked_scatter(where[..., None], src)
+    position_ids = _position_ids(batch, positions, prompt_lens, input_ids.shape)
+    out = adapter.decoder()(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
+                            use_cache=False)
+    return out.last_hidden_state, n_media
+
+
+def _position_ids(batch: TrainBatch, positions: dict[int, Tensor | None], prompt_lens: list[int],
+                  shape: torch.Size) -> Tensor | None:
+    """[3, B, T] (M-RoPE) from the per-prompt positions; responses continue after the prompt's last position."""
+    if all(p is None for p in positions.values()):
+        return None
+    B, T = shape
+    device = next(p for p in positions.values() if p is not None).device
+    out = torch.ones(3, B, T, dtype=torch.long, device=device)
+    for b, s in enumerate(batch.sequences):
+        pos = positions[s.prompt_index]
+        L = prompt_lens[b]
+        if pos is None:  # text-only prompt in a multimodal model: 1-D positions on all three axes
+            pos = torch.arange(L, device=device)[None].expand(3, -1)
+        pos = pos if pos.dim() == 2 else pos[None].expand(3, -1)
+        R = len(s.response_ids)
+        out[:, b, :L] = pos
+        out[:, b, L:L + R] = pos[:, -1:] + torch.arange(1, R + 1, device=device)[None]
+    return out
+
+
+def _response_index(prompt_lens: Sequence[int], resp_lens: Sequence[int], device: Any) -> tuple[Tensor, Tensor]:
+    """Positions whose logits predict each response token ([B, R], clamped to 0 on padding) and the mask."""
+    R = max(resp_lens, default=0)
+    t = torch.arange(R, device=device)[None, :]  # [1, R]
+    lp = torch.tensor(prompt_lens, device=device)[:, None]
+    lr = torch.tensor(resp_lens, device=device)[:, None]
+    mask = t < lr  # [B, R]
+    idx = torch.where(mask, lp - 1 + t, torch.zeros_like(t))
+    return idx, mask
+
+
+def _pad(rows: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[Tensor, Tensor]:
+    T = max((len(r) for r in rows), default=0)
+    ids = torch.full((len(rows), T), pad_id, dtype=torch.long)
+    att = torch.zeros((len(rows), T), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        att[i, :len(r)] = 1
+    return ids.to(device), att.to(device)
+
+
+def _collate_media(mms: Sequence[dict[str, Tensor]], seq_len: int) -> dict[str, Tensor]:
+    """One media dict for a batch of rows (each row's prompt media repeated): concatenated along dim 0;
+    token-shaped keys ([1, L]) right-padded to `seq_len` with zeros and stacked."""
+    keys = sorted({k for mm in mms for k in mm})
+    out: dict[str, Tensor] = {}
+    for k in keys:
+        if k in TOKEN_SHAPED_KEYS:
+            rows = []
+            for mm in mms:
+                v = mm.get(k)
+                row = torch.zeros(seq_len, dtype=torch.long, device=v.device if v is not None else None)
+                if v is not None:
+                    row[:v.shape[-1]] = v.reshape(-1)
+                rows.append(row)
+            out[k] = torch.stack(rows)
+        else:
+            out[k] = torch.cat([mm[k] for mm in mms if k in mm], dim=0)
+    return out

@@ -1,0 +1,339 @@
+"""Trainer worker: one data-parallel rank holding the HF policy, its optimizer and scheduler.
+
+A plain class (tests drive it in-process, also as real 2-process gloo groups); `omni_rl.training.group.TrainerGroup`
+hosts one per rank as a Ray actor. The narrow interface a second backend (Megatron-Core) would implement:
+
+    train_step(batch, *, global_num_seqs) -> metric sums     one optimizer step on this rank's shard
+    compute_logp(batch) -> [[float]]                          per-token logp of every response (no grad)
+    state_dict_chunks(max_bytes) -> [[(checkpoint_name, tensor)]]   for the vLLM refit and for checkpoints
+    save(dir) / load(dir) / export_hf(dir)
+
+Loss normalisation (the rule of `omni_rl.algorithms.normalization`): each micro-batch backpropagates
+sum_i(w_i * L_i) / global_num_seqs, where `global_num_seqs` is the weighted sequence count of the WHOLE optimizer step
+over all ranks (computed once by the caller); gradients accumulate over micro-batches and are SUM-all-reduced over
+ranks. Then clip, AdamW step, scheduler step. Result: 1 rank x 1 micro-batch == R ranks x M micro-batches exactly.
+
+Old log-probs: a sequence without `old_logp` is on-policy (its ratio uses this forward's own detached logp, exact
+when the rollout batch is one optimizer step); the group fills `old_logp` before the first update otherwise.
+
+Freezing: `freeze` maps groups of `omni_rl.models.parts.param_groups` (vision_encoder, audio_encoder, projector,
+lm_body, lm_embeddings, lm_head, router) to bools (the shape of the config's `trainer.freeze`); frozen parameters get
+requires_grad=False and no optimizer state. Text RL: every group but lm_body and lm_head frozen.
+
+Optional KL to the initial policy (`kl_beta` != 0; the recipe uses 0): a frozen reference copy is loaded and
+kl_beta * k3-KL (masked token mean, `omni_rl.algorithms.gspo.kl_k3`) is added to each sequence's loss.
+The model is kept in eval mode (no dropout) for both scoring and training.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from omni_rl.algorithms.gspo import gspo_loss, kl_k3, logprob_error_weights
+from omni_rl.algorithms.normalization import normalized_sum
+from omni_rl.training.batch import TrainBatch
+from omni_rl.training.forward import make_adapter, score
+
+WEIGHTS_FILE = "model.safetensors"
+STATE_FILE = "trainer_state.pt"
+# Metric sums a rank returns; the group adds them over ranks (see `reduce_metrics`).
+SUM_KEYS = ("loss", "num_seqs", "num_weighted", "num_valid", "clip_low", "clip_high", "ratio_sum", "log_ratio_abs_sum",
+            "tokens", "media_encoded", "logprob_abs_diff_sum", "logprob_tokens", "logprob_masked", "kl_sum", "forward_s")
+
+
+class TrainerWorker:
+    def __init__(self, model_path: str, *, family: str | None = None, dtype: str = "float32", device: str = "cpu",
+                 rank: int = 0, world_size: int = 1, master_addr: str | None = None, master_port: int | None = None,
+                 freeze: Mapping[str, bool] | None = None, lr: float = 1e-5, warmup_steps: int = 0,
+                 weight_decay: float = 0.0, betas: Sequence[float] = (0.9, 0.999), grad_clip: float | None = 1.0,
+                 micro_batch_size: int = 16, encoder_once: bool = True, eps_low: float = 0.2, eps_high: float = 0.28,
+                 max_logprob_error: float | None = None, kl_beta: float = 0.0, temperature: float = 1.0,
+                 seed: int = 0, num_threads: int | None = None):
+        from omni_rl.models.policy import detect_family, load_model
+
+        if num_threads is not None:
+            torch.set_num_threads(num_threads)
+        torch.manual_seed(seed)
+        self.model_path = Path(model_path)
+        self.family = family or detect_family(model_path)
+        self.device = torch.device(device)
+        self.rank, self.world_size = rank, world_size
+        self.micro_batch_size = micro_batch_size
+        self.encoder_once = encoder_once
+        self.eps_low, self.eps_high = eps_low, eps_high
+        self.max_logprob_error = max_logprob_error
+        self.temperature = temperature
+        self.grad_clip = grad_clip
+        self.step = 0
+        if world_size > 1:
+            from omni_rl.training.dist import default_backend, init_process_group
+
+            if master_addr is None or master_port is None:
+                raise ValueError("world_size > 1 needs master_addr and master_port")
+            init_process_group(rank=rank, world_size=world_size, master_addr=master_addr, master_port=master_port,
+                               backend=default_backend(self.device))
+        self.model = load_model(model_path, dtype, family=self.family).to(self.device).eval()
+        self.adapter = make_adapter(self.model, self.family)
+        self.frozen = self._freeze(freeze or {})
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        if not self.params:
+            raise ValueError(f"every parameter is frozen (freeze={dict(freeze or {})})")
+        self.kl_beta = kl_beta
+        self.ref_adapter = self._reference(model_path, dtype) if kl_beta != 0 else None
+        self.optimizer = torch.optim.AdamW(self.params, lr=lr, betas=(betas[0], betas[1]), weight_decay=weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _warmup(warmup_steps))
+
+    # ------------------------------------------------------------------------------------------------ setup
+    def _freeze(self, freeze: Mapping[str, bool]) -> dict[str, int]:
+        """requires_grad=False for every group mapped to True; returns {frozen group: number of tensors}."""
+        from omni_rl.models.parts import GROUPS, param_groups
+
+        unknown = set(freeze) - set(GROUPS)
+        if unknown:
+            raise ValueError(f"unknown parameter groups {sorted(unknown)}; known: {', '.join(GROUPS)}")
+        groups = param_groups(self.model, self.family)
+        params = dict(self.model.named_parameters())
+        frozen = [g for g, on in freeze.items() if on]
+        for g in frozen:
+            for name in groups[g]:
+                params[name].requires_grad_(False)
+        return {g: len(groups[g]) for g in frozen}
+
+    def _reference(self, model_path: str, dtype: str) -> Any:
+        """A frozen copy of the initial policy for the optional KL term (the recipe trains with KL 0)."""
+        from omni_rl.models.policy import load_model
+
+        ref = load_model(model_path, dtype, family=self.family).to(self.device).eval().requires_grad_(False)
+        return make_adapter(ref, self.family)
+
+    def info(self) -> dict[str, Any]:
+        n_train = sum(p.numel() for p in self.params)
+        n_all = sum(p.numel() for p in self.model.parameters())
+        return {"rank": self.rank, "world_size": self.world_size, "family": self.family, "step": self.step,
+                "trainable_params": n_train, "total_params": n_all, "frozen_tensors": self.frozen,
+                "device": str(self.device)}
+
+    # ----------------------------------------------------------------------------------------------- training
+    def train_step(self, batch: TrainBatch, *, global_num_seqs: float) -> dict[str, float]:
+        """One optimizer step on this rank's shard; returns metric sums (see SUM_KEYS) + grad_norm and lr."""
+        sums = dict.fromkeys(SUM_KEYS, 0.0)
+        seq_error_max = 0.0
+        self.optimizer.zero_grad(set_to_none=True)
+        for mb in batch.chunks(self.micro_batch_size):
+            t0 = time.perf_counter()
+            out = score(self.adapter, mb, encoder_once=self.encoder_once, temperature=self.temperature)
+            logp, mask = out.logp, out.mask  # [B, R]
+            old_logp = _old_logp(mb, logp)  # [B, R]
+            weights = torch.tensor([s.weight for s in mb.sequences], dtype=logp.dtype, device=logp.device)  # [B]
+            rollout = _padded([s.rollout_logp for s in mb.sequences], logp)
+            if rollout is not None:
+                keep, error = logprob_error_weights(logp.detach(), rollout, mask, self.max_logprob_error or float("inf"))
+                if self.max_logprob_error is not None:
+                    sums["logprob_masked"] += float(((keep == 0) & (weights > 0)).sum())
+                    weights = weights * keep
+                sums["logprob_abs_diff_sum"] += float(((logp.detach() - rollout).abs() * mask).sum())
+                sums["logprob_tokens"] += float(mask.sum())
+                seq_error_max = max(seq_error_max, float(error.max()))
+            advantages = torch.tensor([s.advantage for s in mb.sequences], dtype=logp.dtype, device=logp.device)
+            per_seq, m = gspo_loss(logp, old_logp, advantages, mask, eps_low=self.eps_low, eps_high=self.eps_high)
+            if self.ref_adapter is not None:
+                with torch.no_grad():
+                    ref_logp = score(self.ref_adapter, mb, encoder_once=self.encoder_once,
+                                     temperature=self.temperature).logp
+                kl = kl_k3(logp, ref_logp, mask)  # [B]
+                per_seq = per_seq + self.kl_beta * kl
+                sums["kl_sum"] += float((kl.detach() * weights).sum())
+            loss = normalized_sum(per_seq, weights, global_num_seqs)
+            loss.backward()
+            n_valid = float((mask.sum(-1) > 0).sum())
+            sums["loss"] += float(loss.detach())
+            sums["num_seqs"] += mb.num_sequences
+            sums["num_weighted"] += float(weights.sum())
+            sums["num_valid"] += n_valid
+            sums["clip_low"] += float(m["clip_frac_low"]) * n_valid
+            sums["clip_high"] += float(m["clip_frac_high"]) * n_valid
+            sums["ratio_sum"] += float(m["ratio_mean"]) * n_valid
+            sums["log_ratio_abs_sum"] += float(m["log_ratio_abs_mean"]) * n_valid
+            sums["tokens"] += float(mask.sum())
+            sums["media_encoded"] += out.media_encoded
+            sums["forward_s"] += time.perf_counter() - t0
+        lr = self.optimizer.param_groups[0]["lr"]
+        grad_norm = self._optimizer_step()
+        return {**sums, "logprob_seq_error_max": seq_error_max, "grad_norm": grad_norm, "lr": lr,
+                "step": float(self.step)}
+
+    def _optimizer_step(self) -> float:
+        """All-reduce (SUM) the grads, clip, AdamW step, scheduler step. The reduced (clipped) gradients stay in
+        `.grad` until the next train_step zeroes them (tests read them)."""
+        if self.world_size > 1:
+            from omni_rl.training.dist import all_reduce_grads
+
+            all_reduce_grads(self.params)
+        for p in self.params:  # a rank-local step with no micro-batch leaves grads None
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        max_norm = self.grad_clip if self.grad_clip is not None else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        return grad_norm
+
+    @torch.no_grad()
+    def compute_logp(self, batch: TrainBatch) -> list[list[float]]:
+        """Per-token logp of every sequence's response (same order as batch.sequences), current weights."""
+        out: list[list[float]] = []
+        for mb in batch.chunks(self.micro_batch_size):
+            res = score(self.adapter, mb, encoder_once=self.encoder_once, temperature=self.temperature)
+            for i, s in enumerate(mb.sequences):
+                out.append(res.logp[i, :len(s.response_ids)].tolist())
+        return out
+
+    # -------------------------------------------------------------------------------------- weights + checkpoints
+    def checkpoint_name(self, name: str) -> str:
+        from omni_rl.models.policy import checkpoint_key
+
+        return checkpoint_key(name, self.family)
+
+    def state_dict_chunks(self, max_bytes: int = 256 << 20, *, trainable_only: bool = False
+                          ) -> list[list[tuple[str, Tensor]]]:
+        """The weights as [(checkpoint_name, tensor)] chunks of at most `max_bytes` each (a bigger single tensor is a
+        chunk of its own). Tensors are detached CPU views of the live weights: copy them if you keep them across a
+        train_step (through Ray they are serialised, i.e. copied, on return). `trainable_only` skips frozen weights
+        (a refit only needs what changed)."""
+        trainable = {n for n, p in self.model.named_parameters() if p.requires_grad}
+        chunks: list[list[tuple[str, Tensor]]] = []
+        chunk: list[tuple[str, Tensor]] = []
+        size = 0
+        for name, t in self.model.state_dict().items():
+            if trainable_only and name not in trainable:
+                continue
+            nbytes = t.numel() * t.element_size()
+            if chunk and size + nbytes > max_bytes:
+                chunks.append(chunk)
+                chunk, size = [], 0
+            chunk.append((self.checkpoint_name(name), t.detach().to("cpu")))
+            size += nbytes
+        if chunk:
+            chunks.append(chunk)
+        return chunks
+
+    def export_hf(self, out_dir: str | Path) -> Path:
+        """An HF checkpoint dir (the source checkpoint's config / tokenizer / processor files + current weights under
+        checkpoint names) that transformers and vLLM load like the original. Rank 0 writes; others return."""
+        from safetensors.torch import save_file
+
+        out = Path(out_dir)
+        if self.rank != 0:
+            return out
+        out.mkdir(parents=True, exist_ok=True)
+        for f in self.model_path.iterdir():
+            if f.is_file() and not f.name.endswith(".safetensors") and f.name != "model.safetensors.index.json":
+                shutil.copy2(f, out / f.name)
+        tensors: dict[str, Tensor] = {}
+        seen: set[int] = set()
+        for chunk in self.state_dict_chunks():
+            for name, t in chunk:
+                ptr = t.data_ptr()
+                tensors[name] = t.contiguous().clone() if ptr in seen else t.contiguous()  # tied weights: own copy
+                seen.add(ptr)
+        save_file(tensors, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
+        return out
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Checkpoint = `export_hf` + optimizer / scheduler / RNG / step in trainer_state.pt (rank 0 writes; the
+        ranks are replicas, see omni_rl.training.dist)."""
+        out = self.export_hf(out_dir)
+        if self.rank == 0:
+            state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                     "rng": torch.get_rng_state(), "step": self.step}
+            torch.save(state, out / STATE_FILE)
+        return out
+
+    def load(self, ckpt_dir: str | Path) -> None:
+        """Restore weights (+ optimizer / scheduler / RNG / step when trainer_state.pt exists) from `save`."""
+        from safetensors.torch import load_file
+
+        ckpt = Path(ckpt_dir)
+        by_ckpt_name = {self.checkpoint_name(n): n for n in self.model.state_dict()}
+        loaded = load_file(str(ckpt / WEIGHTS_FILE))
+        missing = set(by_ckpt_name) - set(loaded)
+        if missing:
+            raise KeyError(f"{ckpt / WEIGHTS_FILE} lacks {len(missing)} weights, e.g. {sorted(missing)[:3]}")
+        self.model.load_state_dict({by_ckpt_name[k]: v for k, v in loaded.items() if k in by_ckpt_name}, strict=True)
+        if (ckpt / STATE_FILE).is_file():
+            state = torch.load(ckpt / STATE_FILE, weights_only=True, map_location="cpu")
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["rng"])
+            self.step = int(state["step"])
+
+    def shutdown(self) -> None:
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+# ------------------------------------------------------------------------------------------------------ helpers
+def _warmup(warmup_steps: int):
+    """lr factor for optimizer step s (0-based): (s + 1) / warmup_steps during warmup, then 1."""
+    return lambda s: min(1.0, (s + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+
+
+def _padded(rows: Sequence[Sequence[float] | None], like: Tensor) -> Tensor | None:
+    """[B, R] tensor like `like` from per-sequence lists (zeros past each list); None if any row is None."""
+    if any(r is None for r in rows):
+        return None
+    out = torch.zeros_like(like)
+    for i, r in enumerate(rows):
+        if len(r) > like.shape[1]:
+            raise ValueError(f"sequence {i}: {len(r)} logprobs for {like.shape[1]} response tokens")
+        out[i, :len(r)] = torch.tensor(list(r), dtype=like.dtype)
+    return out
+
+
+def _old_logp(mb: TrainBatch, logp: Tensor) -> Tensor:
+    """The behaviour logp [B, R]: each sequence's `old_logp`, or this forward's detached logp (on-policy)."""
+    out = logp.detach().clone()
+    for i, s in enumerate(mb.sequences):
+        if s.old_logp is not None:
+            if len(s.old_logp) != len(s.response_ids):
+                raise ValueError(f"old_logp has {len(s.old_logp)} entries for {len(s.response_ids)} tokens")
+            out[i, :len(s.old_logp)] = torch.tensor(s.old_logp, dtype=logp.dtype)
+    return out
+
+
+def reduce_metrics(per_rank: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Combine the ranks' `train_step` sums into the step's metrics (names under `train/`)."""
+    tot = {k: sum(m[k] for m in per_rank) for k in SUM_KEYS}
+    n_valid = max(tot["num_valid"], 1.0)
+    first = per_rank[0]
+    return {
+        "train/loss": tot["loss"],
+        "train/num_seqs": tot["num_seqs"],
+        "train/num_weighted_seqs": tot["num_weighted"],
+        "train/tokens": tot["tokens"],
+        "train/clip_frac_low": tot["clip_low"] / n_valid,
+        "train/clip_frac_high": tot["clip_high"] / n_valid,
+        "train/clip_frac": (tot["clip_low"] + tot["clip_high"]) / n_valid,
+        "train/ratio_mean": tot["ratio_sum"] / n_valid,
+        "train/log_ratio_abs_mean": tot["log_ratio_abs_sum"] / n_valid,
+        "train/encoder_media_items": tot["media_encoded"],
+        "train/logprob_abs_diff_mean": tot["logprob_abs_diff_sum"] / max(tot["logprob_tokens"], 1.0),
+        "train/logprob_seq_error_max": max(m["logprob_seq_error_max"] for m in per_rank),
+        "train/logprob_masked_seqs": tot["logprob_masked"],
+        "train/kl_ref": tot["kl_sum"] / max(tot["num_weighted"], 1.0),
+        "train/grad_norm": first["grad_norm"],
+        "train/lr": first["lr"],
+        "train/optimizer_step": first["step"],
+        "train/forward_backward_s": max(m["forward_s"] for m in per_rank),
+    }
