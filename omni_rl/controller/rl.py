@@ -41,8 +41,8 @@ def train_rl(cfg: OmniRLConfig) -> Path:
         with run.progress(total=cfg.run.steps, start=start_step) as progress:
             for step in range(start_step, cfg.run.steps):
                 metrics = rl_step(cfg, step, data, rollout, verifier, trainer)
-                run.logger.log(step, metrics)
                 run.log_samples(step, metrics.pop("_samples"))
+                run.logger.log(step, metrics)
                 run.console.print(run.summary_line(step, metrics))
                 progress.advance()
                 if (step + 1) % cfg.run.checkpoint_every == 0 or step + 1 == cfg.run.steps:

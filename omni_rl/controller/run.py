@@ -61,10 +61,10 @@ class Run:
             v = m.get(key)
             return format(v, fmt) if isinstance(v, (int, float)) else "-"
 
-        return (f"step {step:>4} | reward {g('reward/mean')} (outcome {g('reward/outcome')}, format "
-                f"{g('reward/format')}) pass@1 {g('reward/pass@1', '.2f')} | loss {g('train/loss', '.4f')} "
-                f"clip {g('loss/clip_frac', '.2f')} mismatch {g('logprob/mismatch_mean', '.1e')} | "
-                f"gen {g('time/generate', '.1f')}s verify {g('time/verify', '.2f')}s train {g('time/train', '.1f')}s "
+        return (f"step {step:>3} | reward {g('reward/mean')} (out {g('reward/outcome', '.2f')} fmt "
+                f"{g('reward/format', '.2f')}) | loss {g('train/loss', '.4f')} "
+                f"clip {g('train/clip_frac', '.2f')} mismatch {g('train/logprob_abs_diff_mean', '.1e')} | "
+                f"gen {g('time/generate', '.1f')}s verify {g('time/verify', '.1f')}s train {g('time/train', '.1f')}s "
                 f"refit {g('time/refit', '.2f')}s")
 
 

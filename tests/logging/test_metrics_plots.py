@@ -10,7 +10,7 @@ def _log_steps(run_dir, steps, **kw):
     logger = MetricsLogger(run_dir, config={"a": 1}, wandb_mode="disabled", wandb_project="t", run_name="r", **kw)
     for s in steps:
         logger.log(s, {"reward/mean": s / 10, "reward/source/x": 0.5, "time/generate": 1.0,
-                       "loss/clip_frac_low": 0.0, "logprob/mismatch_mean": 1e-7, "bad": float("nan")})
+                       "train/clip_frac_low": 0.0, "train/logprob_abs_diff_mean": 1e-7, "bad": float("nan")})
     logger.close()
 
 

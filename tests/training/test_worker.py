@@ -1,0 +1,121 @@
+"""TrainerWorker in-process: on-policy hand value, freezing policy, warmup, logprob mask, KL, weights/checkpoints."""
+
+import pytest
+import torch
+from safetensors import safe_open
+from training_helpers import omni_prompt, random_sequences, text_batch
+
+from omni_rl.models.parts import param_groups
+from omni_rl.models.policy import load_model, load_processor
+from omni_rl.training.batch import TrainBatch
+from omni_rl.training.worker import TrainerWorker, reduce_metrics
+
+TEXT_RL_FREEZE = dict(vision_encoder=True, audio_encoder=True, projector=True, lm_body=False, lm_embeddings=True,
+                      lm_head=False, router=True)
+
+
+def _params(w):
+    return {n: p.detach().clone() for n, p in w.model.named_parameters()}
+
+
+def test_on_policy_loss_hand_value(text_model_path):
+    # old_logp None -> ratio s_i = 1 for every sequence -> L_i = -min(A_i, A_i) = -A_i;
+    # step loss = sum_i(w_i * -A_i) / global_num_seqs. Weights [1]*9 with seq 2 at 0 -> count 8.
+    w = TrainerWorker(text_model_path, dtype="float64", micro_batch_size=4)
+    batch = text_batch(seed=0)
+    batch.sequences[2].weight = 0.0
+    m = reduce_metrics([w.train_step(batch, global_num_seqs=batch.num_weighted)])
+    expected = -sum(s.advantage * s.weight for s in batch.sequences) / 8
+    assert abs(m["train/loss"] - expected) < 1e-9
+    assert m["train/ratio_mean"] == pytest.approx(1.0, abs=1e-12) and m["train/clip_frac"] == 0.0
+    assert m["train/num_seqs"] == 9 and m["train/num_weighted_seqs"] == 8
+    assert m["train/tokens"] == batch.num_tokens() and m["train/optimizer_step"] == 1.0
+
+
+def test_text_rl_freezing_policy_on_omni(omni_model_path):
+    w = TrainerWorker(omni_model_path, freeze=TEXT_RL_FREEZE, lr=1e-2, micro_batch_size=8)
+    groups = param_groups(w.model, "omni")
+    assert w.info()["frozen_tensors"] == {g: len(groups[g]) for g, on in TEXT_RL_FREEZE.items() if on}
+    proc = load_processor(omni_model_path)
+    batch = TrainBatch(prompts=[omni_prompt(proc, "image+audio", 0)], sequences=random_sequences(1, 4, seed=0))
+    before = _params(w)
+    w.train_step(batch, global_num_seqs=4)
+    after = _params(w)
+    trainable = set(groups["lm_body"]) | set(groups["lm_head"])
+    for name in before:
+        changed = not torch.equal(before[name], after[name])
+        assert changed == (name in trainable), name
+    assert len(w.optimizer.param_groups[0]["params"]) == len(trainable)
+    with pytest.raises(ValueError, match="unknown parameter groups"):
+        TrainerWorker(omni_model_path, freeze={"vision": True})
+
+
+def test_linear_warmup(text_model_path):
+    w = TrainerWorker(text_model_path, lr=0.3, warmup_steps=3, micro_batch_size=9)
+    batch = text_batch(seed=1)
+    lrs = [w.train_step(batch, global_num_seqs=9)["lr"] for _ in range(4)]
+    assert lrs == pytest.approx([0.1, 0.2, 0.3, 0.3], abs=1e-12)  # (s + 1) / 3 * lr, then lr
+
+
+def test_logprob_error_mask_equals_zero_weight(text_model_path):
+    batch = text_batch(seed=2)
+    ref = TrainerWorker(text_model_path, dtype="float64", micro_batch_size=9)
+    logp = ref.compute_logp(batch)
+    for i, s in enumerate(batch.sequences):
+        s.rollout_logp = [v + (0.9 if i == 4 else -0.01) for v in logp[i]]  # seq 4: error 0.9 > 0.5
+    masked = TrainerWorker(text_model_path, dtype="float64", micro_batch_size=4, max_logprob_error=0.5)
+    m = reduce_metrics([masked.train_step(batch, global_num_seqs=9)])
+    assert m["train/logprob_masked_seqs"] == 1.0
+    assert m["train/logprob_abs_diff_mean"] == pytest.approx((0.9 * len(logp[4]) + 0.01 * (
+        batch.num_tokens() - len(logp[4]))) / batch.num_tokens(), abs=1e-9)
+    assert m["train/logprob_seq_error_max"] == pytest.approx(0.9, abs=1e-9)
+    for s in batch.sequences:
+        s.rollout_logp = None
+    batch.sequences[4].weight = 0.0
+    zero = TrainerWorker(text_model_path, dtype="float64", micro_batch_size=4)
+    m0 = reduce_metrics([zero.train_step(batch, global_num_seqs=9)])
+    assert m0["train/loss"] == pytest.approx(m["train/loss"], abs=1e-12)
+    for (n, a), b in zip(masked.model.named_parameters(), zero.model.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-12, rtol=0, msg=n)
+
+
+def test_kl_to_reference(text_model_path):
+    batch = text_batch(seed=3)
+    w = TrainerWorker(text_model_path, dtype="float64", micro_batch_size=9, kl_beta=0.5, lr=1e-2)
+    first = reduce_metrics([w.train_step(batch, global_num_seqs=9)])
+    assert first["train/kl_ref"] == pytest.approx(0.0, abs=1e-12)  # policy == reference before any update
+    second = reduce_metrics([w.train_step(batch, global_num_seqs=9)])
+    assert second["train/kl_ref"] > 0
+
+
+def test_state_dict_chunks_use_checkpoint_names(omni_model_path):
+    w = TrainerWorker(omni_model_path, freeze=TEXT_RL_FREEZE)
+    chunks = w.state_dict_chunks(max_bytes=64 << 10)
+    names = [n for c in chunks for n, _ in c]
+    with safe_open(f"{omni_model_path}/model.safetensors", "pt") as f:
+        assert set(names) == set(f.keys())  # "thinker.*": what vLLM and the checkpoint use
+    assert len(chunks) > 1
+    for c in chunks:
+        assert len(c) == 1 or sum(t.numel() * t.element_size() for _, t in c) <= 64 << 10
+    trainable = [n for c in w.state_dict_chunks(trainable_only=True) for n, _ in c]
+    assert trainable and set(trainable) < set(names)
+    assert all(not n.startswith(("thinker.visual.", "thinker.audio_tower.")) for n in trainable)
+
+
+def test_save_load_resume_is_exact(text_model_path, tmp_path):
+    batch = text_batch(seed=4)
+    kw = dict(dtype="float64", micro_batch_size=4, lr=1e-2, warmup_steps=2)
+    a = TrainerWorker(text_model_path, **kw)
+    a.train_step(batch, global_num_seqs=9)
+    a.save(tmp_path / "ckpt")
+    saved = _params(a)
+    b = TrainerWorker(text_model_path, **kw)
+    b.load(tmp_path / "ckpt")
+    assert b.step == 1
+    ma, mb = a.train_step(batch, global_num_seqs=9), b.train_step(batch, global_num_seqs=9)
+    assert ma["lr"] == mb["lr"] == 1e-2 and ma["loss"] == mb["loss"]  # scheduler state restored (step 2 of warmup)
+    for (n, p), q in zip(a.model.named_parameters(), b.model.parameters()):
+        assert torch.equal(p, q), n  # optimizer moments restored too
+    exported = load_model(tmp_path / "ckpt", "float64")  # the checkpoint is also a plain HF dir
+    for n, p in exported.named_parameters():
+        assert torch.equal(p, saved[n]), n

@@ -1,0 +1,49 @@
+"""Small TrainBatches for the trainer tests, with real processor outputs (no mocks)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from omni_rl.training.batch import TrainBatch, TrainPrompt, TrainSequence
+
+
+def omni_prompt(processor, kind: str, seed: int) -> TrainPrompt:
+    """A real Qwen2.5-Omni processor output: kind in text / image / audio / image+audio."""
+    rng = np.random.default_rng(seed)
+    parts, kw = [], {}
+    if "image" in kind:
+        from PIL import Image
+
+        parts.append({"type": "image"})
+        kw["images"] = [Image.fromarray((rng.random((64, 80, 3)) * 255).astype("uint8"))]
+    if "audio" in kind:
+        parts.append({"type": "audio"})
+        kw["audio"] = [rng.standard_normal(16000).astype("float32")]
+    msgs = [{"role": "user", "content": parts + [{"type": "text", "text": f"Question {seed}?"}]}]
+    text = processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+    out = dict(processor(text=[text], return_tensors="pt", **kw))
+    ids = out.pop("input_ids")[0].tolist()
+    out.pop("attention_mask")
+    return TrainPrompt(prompt_ids=ids, mm_tensors=out, uid=f"{kind}-{seed}")
+
+
+def random_sequences(n_prompts: int, per_prompt: int, *, seed: int, vocab: tuple[int, int] = (10, 400),
+                     max_len: int = 6) -> list[TrainSequence]:
+    """`per_prompt` rollouts per prompt, random tokens of length 1..max_len, advantages in [-1.5, 1.5]."""
+    g = torch.Generator().manual_seed(seed)
+    seqs = []
+    for p in range(n_prompts):
+        for _ in range(per_prompt):
+            n = int(torch.randint(1, max_len + 1, (1,), generator=g))
+            ids = torch.randint(vocab[0], vocab[1], (n,), generator=g).tolist()
+            adv = float(torch.rand((), generator=g) * 3 - 1.5)
+            seqs.append(TrainSequence(prompt_index=p, response_ids=ids, advantage=adv))
+    return seqs
+
+
+def text_batch(seed: int = 0) -> TrainBatch:
+    g = torch.Generator().manual_seed(seed + 100)
+    prompts = [TrainPrompt(prompt_ids=torch.randint(10, 400, (n,), generator=g).tolist(), uid=f"t{n}")
+               for n in (5, 8, 3)]
+    return TrainBatch(prompts=prompts, sequences=random_sequences(3, 3, seed=seed))
