@@ -1,14 +1,29 @@
 #!/usr/bin/env bash
-# The demo (README): installs .venv when missing or stale, then runs the main job.
+# The demo (README): installs .venv when missing or stale, then runs the main job: GSPO image RL on the tiny omni
+# model over the synthetic image suite (`omni-rl run stage=image_rl`), then writes the plots.
+# Extra arguments are Hydra overrides for the run, e.g. `bash scripts/demo.sh run.steps=10`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source scripts/install.sh
 export WANDB_MODE="${WANDB_MODE:-offline}" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export OMNI_RL_CACHE="${OMNI_RL_CACHE:-$ROOT/.cache/omni_rl}"
+OUT="outputs/demo/image_rl"
+rm -rf "$OUT"
 echo "== omni-rl verify: one response =="
-.venv/bin/omni-rl verify --verifier mathruler --answer '"1/2"' \
+.venv/bin/omni-rl verify --verifier mathruler --answer 1/2 \
   --response '<think>Half of the pie is left.</think> The answer is \boxed{0.5}'
-echo "== omni-rl verify: the bundled sample batch (process pool, per-item deadline) =="
-.venv/bin/omni-rl verify --input omni_rl/samples/verify_samples.jsonl --output outputs/demo/verify_scores.jsonl
-head -n 5 outputs/demo/verify_scores.jsonl
+echo
+echo "== omni-rl run stage=image_rl (tiny omni model, synthetic image suite; first run builds + warm-starts the model) =="
+.venv/bin/omni-rl run stage=image_rl run.output_dir="$OUT" "$@"
+echo
+echo "== results =="
+.venv/bin/python - "$OUT" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(f"{sys.argv[1]}/metrics.jsonl")]
+r = [x["reward/mean"] for x in rows]
+k = min(3, len(r))
+print(f"reward per step: {' '.join(f'{v:.2f}' for v in r)}")
+print(f"mean reward, first {k} steps {sum(r[:k]) / k:.3f} -> last {k} steps {sum(r[-k:]) / k:.3f}")
+PY
+echo "metrics: $OUT/metrics.jsonl   samples: $OUT/samples.jsonl   plots: $OUT/plots/   final model: $OUT/final/"
