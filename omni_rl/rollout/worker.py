@@ -61,7 +61,12 @@ class RolloutWorker:
         t0 = time.perf_counter()
         kwargs: dict[str, Any] = dict(model=str(model_path), dtype=dtype, seed=seed, max_model_len=max_model_len,
                                       enforce_eager=enforce_eager, tensor_parallel_size=tensor_parallel_size,
-                                      logprobs_mode="raw_logprobs")
+                                      logprobs_mode="raw_logprobs",
+                                      # Whole prompts are prefilled in one step. With chunked prefill, vLLM 0.32
+                                      # rewinds the per-request (seeded) RNG of a request whose prefill is split,
+                                      # which CPU generators cannot do ("CPU Generator does not use offset").
+                                      enable_chunked_prefill=False,
+                                      max_num_batched_tokens=max(max_model_len, 8192))
         if on_gpu():
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
         if limit_mm_per_prompt:
