@@ -1,7 +1,8 @@
 """Tiny offline model builders and model adapters (policy loading, parameter groups, checkpoint key names).
 
 Imports are lazy (PEP 562): `import omni_rl.models` pulls in no torch/transformers; the first attribute access loads
-the submodule that defines it.
+the submodule that defines it. (`warm_start` is not re-exported here: its module has the same name; use
+`from omni_rl.models.warm_start import warm_start`.)
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ _EXPORTS = {
     "detect_family": "omni_rl.models.policy",
     "checkpoint_key": "omni_rl.models.policy",
     "checkpoint_prefix": "omni_rl.models.policy",
+    "sequence_inputs": "omni_rl.models.policy",
+    "save_policy": "omni_rl.models.policy",
     "param_groups": "omni_rl.models.parts",
-    "warm_start": "omni_rl.models.warm_start",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -28,7 +30,10 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module 'omni_rl.models' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    # Cached so later look-ups skip this hook.
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:

@@ -108,3 +108,36 @@ def load_model(path: str | Path, dtype: Any = "float32", *, family: str | None =
 def load_policy(path: str | Path, dtype: Any = "float32") -> tuple[Any, Any]:
     """`(model, processor)`: the trainable module (see module docstring) and the checkpoint's processor."""
     return load_model(path, dtype), load_processor(path)
+
+
+def sequence_inputs(prompt_ids: list[int], mm_tensors: dict[str, Any], response_ids: list[int]) -> dict[str, Any]:
+    """Forward kwargs for scoring `prompt_ids + response_ids` (batch of 1) with the prompt's media tensors.
+
+    Per-token media tensors (`mm_token_type_ids`, [1, P] for Qwen2.5-VL) are extended with zeros (= text) over the
+    response; everything else (pixel_values, grid_thw, input_features, ...) is per-media and passed unchanged."""
+    import torch
+
+    ids = torch.tensor([list(prompt_ids) + list(response_ids)], dtype=torch.long)
+    out: dict[str, Any] = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    for key, value in mm_tensors.items():
+        if key.endswith("token_type_ids"):
+            value = torch.cat([value, value.new_zeros((value.shape[0], len(response_ids)))], dim=1)
+        out[key] = value
+    return out
+
+
+def save_policy(model: Any, family: str, template_dir: str | Path, out_dir: str | Path) -> Path:
+    """Write `model` as a checkpoint dir loadable like `template_dir` (same config, tokenizer, processor files):
+    every non-weight file is copied, the weights go to one `model.safetensors` under `checkpoint_key` names."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    template, out = Path(template_dir), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for f in template.iterdir():
+        if f.is_file() and not f.name.startswith(("model.safetensors", "pytorch_model")):
+            shutil.copy2(f, out / f.name)
+    state = {checkpoint_key(k, family): v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    return out

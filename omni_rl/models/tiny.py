@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 FAMILIES = ("text", "omni", "vl", "audio")
 
 TEXT_SPEC: dict[str, Any] = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
@@ -178,7 +178,12 @@ def _build_omni(out: Path, *, seed: int, spec: dict[str, Any]) -> None:
         user_token_id=ids("<|im_start|>"), tie_word_embeddings=False,
         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None,
     )
-    cfg = Qwen2_5OmniConfig(thinker_config=thinker, enable_audio_output=False)
+    # The talker is never built (enable_audio_output=False); its default token ids (~151k) only make transformers
+    # warn on every load that they exceed the talker vocabulary, so they are set to 0.
+    talker = {k: 0 for k in ("tts_text_start_token_id", "tts_text_end_token_id", "tts_text_pad_token_id",
+                             "vision_start_token_id", "vision_end_token_id", "audio_start_token_id",
+                             "audio_end_token_id")}
+    cfg = Qwen2_5OmniConfig(thinker_config=thinker, talker_config=talker, enable_audio_output=False)
     torch.manual_seed(seed)
     model = Qwen2_5OmniForConditionalGeneration(cfg).to(torch.float32)
     _set_generation_ids(model, tok)

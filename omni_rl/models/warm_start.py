@@ -22,8 +22,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-WARM_START_VERSION = 1
+WARM_START_VERSION = 2
 THINK_HINT = "I check the input and answer."
+# Suite modalities each tiny family can read (rows of other modalities are skipped).
+FAMILY_MODALITIES = {"text": {"text"}, "omni": {"text", "image", "video", "audio", "omni"},
+                     "vl": {"text", "image", "video"}, "audio": {"text", "audio"}, "hf": {"text", "image"}}
 
 
 def gold_text(verifier: str, answer: Any, verifier_kwargs: dict[str, Any]) -> str:
@@ -77,19 +80,22 @@ def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: flo
 
     from omni_rl.data.loading import load_samples
     from omni_rl.data.render import render_prompt, tokenizer_of
-    from omni_rl.models.policy import detect_family, load_processor
+    from omni_rl.models.policy import detect_family, load_model, load_processor, save_policy, sequence_inputs
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
     family = detect_family(model_dir)
     processor = load_processor(model_dir)
     tok = tokenizer_of(processor)
-    samples = load_samples(suite_jsonl, known_verifiers=lambda name: True).samples
+    samples = [s for s in load_samples(suite_jsonl, known_verifiers=lambda name: True).samples
+               if s.modality in FAMILY_MODALITIES[family]]
+    if not samples:
+        raise ValueError(f"no rows of {suite_jsonl} can be read by a {family} model")
     prompts = [render_prompt(s, processor, enable_thinking=True, video_fps=4.0, video_max_frames=8) for s in samples]
     pools: dict[str, list[str]] = {}
     for s in samples:
         pools.setdefault(s.source, []).append(gold_text(s.verifier, s.answer, s.verifier_kwargs))
-    full, model = _load_trainable(model_dir, family)
+    model = load_model(model_dir, "float32", family=family)  # for omni: the thinker
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.0)
@@ -109,8 +115,8 @@ def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: flo
                        else gold_text(s.verifier, s.answer, s.verifier_kwargs))
                 target = tok(f"<think>\n{THINK_HINT}\n</think>\n\n\\boxed{{{ans}}}<|im_end|>",
                              add_special_tokens=False)["input_ids"]
-                ids = torch.tensor([p.prompt_ids + target])
-                logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), **p.mm_tensors).logits
+                # sequence_inputs extends per-token media tensors (Qwen2.5-VL mm_token_type_ids) over the target
+                logits = model(**sequence_inputs(p.prompt_ids, p.mm_tensors, target)).logits
                 n_prompt = len(p.prompt_ids)
                 loss = torch.nn.functional.cross_entropy(logits[0, n_prompt - 1:-1].float(), torch.tensor(target))
                 (loss / batch_size).backward()
@@ -118,21 +124,6 @@ def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: flo
             opt.step()
             sched.step()
             bar.advance(task)
-    full.save_pretrained(out)
-    for f in model_dir.iterdir():  # tokenizer / processor / chat template / spk_dict: unchanged
-        if f.is_file() and not f.name.endswith(".safetensors") and f.name not in ("config.json",
-                                                                                  "model.safetensors.index.json"):
-            shutil.copy2(f, out / f.name)
-
-
-def _load_trainable(model_dir: Path, family: str) -> tuple[Any, Any]:
-    """(object to save_pretrained, module to train): for omni the full class and its thinker."""
-    import transformers as tf
-
-    if family == "omni":
-        full = tf.Qwen2_5OmniForConditionalGeneration.from_pretrained(str(model_dir))
-        return full, full.thinker
-    from omni_rl.models.policy import load_model
-
-    model = load_model(model_dir, "float32", family=family)
-    return model, model
+    # Weights under checkpoint_key names (save_pretrained would write Qwen2-Audio's LM as language_model.model.model.*,
+    # which vLLM cannot load); config / tokenizer / processor / chat template / spk_dict copied unchanged.
+    save_policy(model, family, model_dir, out)

@@ -1,0 +1,58 @@
+"""Warm start: gold answer text, caching, a few steps teach the answer format, checkpoint names preserved."""
+
+from __future__ import annotations
+
+import pytest
+
+from omni_rl.models.warm_start import gold_text, warm_start
+
+
+def test_gold_text():
+    assert gold_text("gui-coordinate", [10, 20, 30, 41], {}) == "(20, 30)"  # box centre (20, 30.5), rounded
+    assert gold_text("gui-coordinate", [7, 9], {}) == "(7, 9)"
+    assert gold_text("multiple-choice", "B", {}) == "B"
+    assert gold_text("mathruler", 14, {}) == "14"
+
+
+@pytest.mark.slow
+def test_warm_start_teaches_format_and_is_cached(tmp_path, tiny_dir):
+    import torch
+
+    from omni_rl.data.loading import load_samples
+    from omni_rl.data.render import render_prompt
+    from omni_rl.data.synthetic import generate_suite
+    from omni_rl.models import load_policy
+
+    suite = generate_suite(tmp_path / "suite", tasks=["text_math"], n_per_task=16, seed=3)
+    base = tiny_dir("text")
+    kw = dict(steps=60, lr=3e-3, seed=0, label_noise=0.0, batch_size=4)
+    out = warm_start(base, suite, **kw)
+    assert out.parent == base.parent and out.name.startswith(base.name + "-")
+    mtime = (out / "model.safetensors").stat().st_mtime_ns
+    assert warm_start(base, suite, **kw) == out
+    assert (out / "model.safetensors").stat().st_mtime_ns == mtime  # cache hit, not retrained
+    model, tok = load_policy(out)
+    prompt = render_prompt(load_samples(suite).samples[0], tok, enable_thinking=True, video_fps=2.0,
+                           video_max_frames=8)
+    ids = torch.tensor([prompt.prompt_ids])
+    gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=24, do_sample=False)
+    text = tok.decode(gen[0, ids.shape[1]:])
+    assert text.startswith("<think>\nI check the input and answer.\n</think>\n\n\\boxed{"), text
+    base_model, _ = load_policy(base)
+    assert not torch.equal(base_model.lm_head.weight, model.lm_head.weight)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["audio", "omni"])
+def test_warm_start_keeps_checkpoint_names(family, tmp_path, tiny_dir):
+    """The warm checkpoint has exactly the base checkpoint's tensor names (what vLLM loads) and other files."""
+    from safetensors import safe_open
+
+    from omni_rl.data.synthetic import generate_suite
+
+    suite = generate_suite(tmp_path / "suite", tasks=["audio_pitch", "text_math"], n_per_task=2, seed=0)
+    base = tiny_dir(family)
+    out = warm_start(base, suite, steps=1, lr=1e-3, seed=0, label_noise=0.0, batch_size=2)
+    with safe_open(str(base / "model.safetensors"), "pt") as a, safe_open(str(out / "model.safetensors"), "pt") as b:
+        assert set(a.keys()) == set(b.keys())
+    assert {f.name for f in base.iterdir()} <= {f.name for f in out.iterdir()}
