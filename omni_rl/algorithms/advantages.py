@@ -5,8 +5,9 @@ Equation, for prompt p with G rollouts and rewards r_{p,1..G}:
     A_{p,g} = (r_{p,g} - mean_g r_{p,.}) / (std_g r_{p,.} + eps)
 
 Choices / deviations:
-- std is the population std (``unbiased=False``, divide by G), as in the GSPO paper's group normalisation and verl's
-  GRPO default; with G = 16 the unbiased variant would only rescale A by sqrt(15/16).
+- std is the population std (``unbiased=False``, divide by G); the papers write "std" without saying which, and
+  TRL / verl use ``torch.std`` (unbiased, divide by G - 1). The difference only rescales every A by sqrt((G-1)/G)
+  (0.968 at G = 16).
 - Groups whose rewards are all exactly equal get A = 0 (not (0)/(0 + eps) noise) and are flagged in
   ``zero_variance`` so the controller can count or drop them; they contribute zero loss but still occupy a slot in the
   normalisation count unless the trainer gives them weight 0.

@@ -57,6 +57,11 @@ class TrainBatch:
         return len(self.sequences)
 
     @property
+    def seqs(self) -> list[TrainSequence]:
+        """Alias of `sequences`."""
+        return self.sequences
+
+    @property
     def num_weighted(self) -> float:
         """Sum of sequence weights: this batch's share of `global_num_seqs`."""
         return float(sum(s.weight for s in self.sequences))
@@ -90,6 +95,10 @@ class TrainBatch:
             raise ValueError(f"chunk size must be >= 1, got {size}")
         return [self.select(range(i, min(i + size, self.num_sequences))) for i in range(0, self.num_sequences, size)]
 
+    def micro_batches(self, size: int) -> list[TrainBatch]:
+        """Alias of `chunks`: consecutive micro-batches of at most `size` sequences."""
+        return self.chunks(size)
+
     def groups(self) -> list[tuple[int, list[int]]]:
         """[(prompt_index, [sequence indices])] in order of first appearance."""
         out: dict[int, list[int]] = {}
@@ -103,6 +112,11 @@ class TrainBatch:
             raise ValueError(f"{len(old_logp)} old_logp lists for {self.num_sequences} sequences")
         seqs = [_replace(s, old_logp=list(lp)) for s, lp in zip(self.sequences, old_logp)]
         return TrainBatch(prompts=self.prompts, sequences=seqs)
+
+
+# Short names (the trainer brief's spelling); construct with keywords, field order is that of the classes above.
+PromptTensors = TrainPrompt
+TrainSeq = TrainSequence
 
 
 def _even_ranges(n_items: int, n: int) -> list[range]:

@@ -66,3 +66,10 @@ def all_reduce_sum(values: Sequence[float], device: torch.device) -> list[float]
     t = torch.tensor(list(values), dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t.tolist()
+
+
+def all_reduce_max(values: Sequence[float], device: torch.device) -> list[float]:
+    """MAX over ranks of a few floats (float64)."""
+    t = torch.tensor(list(values), dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.tolist()

@@ -14,7 +14,8 @@ Two paths over a micro-batch (a `TrainBatch` whose sequences are rollouts of a f
 tests/training/test_forward.py checks both paths give the same logp and the same gradients (encoder trainable).
 
 A `ModelAdapter` holds the family-specific pieces (embedding, encoders, positions, decoder, head):
-`text` (any HF causal LM), `omni` (Qwen2.5-Omni thinker: image, video, audio), `vl` (Qwen2.5-VL: image, video).
+`text` (any HF causal LM), `omni` (Qwen2.5-Omni thinker: image, video, audio), `vl` (Qwen2.5-VL: image, video),
+`audio` (Qwen2-Audio).
 Media placeholder tokens are only filled inside the prompt: a response that contains a placeholder id (the rollout
 engine should ban them) is scored as plain text.
 """
@@ -30,8 +31,9 @@ from torch import Tensor
 
 from omni_rl.training.batch import TrainBatch
 
-# mm_tensors keys shaped like the prompt's token ids ([1, L]): padded, not concatenated, when batching rollouts.
-TOKEN_SHAPED_KEYS = ("mm_token_type_ids",)
+# mm_tensors keys shaped like the prompt's token ids ([1, L], e.g. Qwen2.5-VL's mm_token_type_ids) end with this:
+# right-padded with 0 (= text), not concatenated, when batching rollouts.
+TOKEN_SHAPED_SUFFIX = "token_type_ids"
 
 
 @dataclass
@@ -39,6 +41,7 @@ class ScoreOutput:
     logp: Tensor  # [B, R] log-prob of each response token (0 where mask is 0), float32 (or float64)
     mask: Tensor  # [B, R] 1 for response tokens, same dtype as logp
     media_encoded: int  # media items (images + videos + audio clips) put through an encoder in this forward
+    encoder_forwards: int = 0  # encoder calls: unique prompts with media (once) / rollouts with media (per rollout)
 
 
 class ModelAdapter:
@@ -143,7 +146,35 @@ class VLAdapter(ModelAdapter):
         return pos[:, 0]  # [3, L]
 
 
-ADAPTERS: dict[str, type[ModelAdapter]] = {"text": ModelAdapter, "omni": OmniAdapter, "vl": VLAdapter}
+class AudioAdapter(ModelAdapter):
+    """Qwen2-Audio (`Qwen2AudioForConditionalGeneration`, transformers >= 5 layout: model.model.audio_tower /
+    multi_modal_projector / language_model). transformers has no `get_audio_features` for it: `encode` restates
+    the audio branch of `Qwen2AudioModel.forward` (processor-expanded placeholders); the per-rollout test guards it."""
+
+    family = "audio"
+
+    def decoder(self) -> Any:
+        return self.model.model.language_model
+
+    def encode(self, mm: dict[str, Tensor]) -> list[tuple[int, Tensor]]:
+        if "input_features" not in mm:
+            return []
+        from transformers.masking_utils import create_bidirectional_mask
+
+        m, feats = self.model.model, mm["input_features"]
+        feat_lens, out_lens = m.audio_tower._get_feat_extract_output_lengths(mm["feature_attention_mask"].sum(-1))
+        n_audio, _, n_mel = feats.shape
+        n_frames = (n_mel - 2) // 2 + 1  # after the encoder's stride-2 conv
+        valid = (torch.arange(n_frames, device=feats.device)[None, :] < feat_lens[:, None]).long()  # [A, F]
+        attn = create_bidirectional_mask(config=m.audio_tower.config, attention_mask=valid,
+                                         inputs_embeds=feats.new_zeros((n_audio, n_frames, 1)))
+        hidden = m.multi_modal_projector(m.audio_tower(feats, attention_mask=attn).last_hidden_state)  # [A, F', H]
+        keep = torch.arange(hidden.shape[1], device=feats.device)[None, :] < out_lens[:, None]  # [A, F']
+        return [(self.model.config.audio_token_id, hidden[keep])]
+
+
+ADAPTERS: dict[str, type[ModelAdapter]] = {"text": ModelAdapter, "omni": OmniAdapter, "vl": VLAdapter,
+                                           "audio": AudioAdapter}
 
 
 def make_adapter(model: Any, family: str) -> ModelAdapter:
@@ -164,12 +195,14 @@ def score(adapter: ModelAdapter, batch: TrainBatch, *, encoder_once: bool = True
     mms = [{k: v.to(device) for k, v in p.mm_tensors.items()} for p in batch.prompts]
     if encoder_once:
         hidden, n_media = _hidden_encoder_once(adapter, batch, mms, input_ids, attention_mask, prompt_lens)
+        n_forwards = sum(1 for p_idx, _ in batch.groups() if adapter.count_media(mms[p_idx]))
         gather_idx, mask = _response_index(prompt_lens, resp_lens, device)  # [B, R]
         sel = hidden.gather(1, gather_idx[..., None].expand(-1, -1, hidden.shape[-1]))  # [B, R, H]
         logits = adapter.head(sel)  # [B, R, V]
     else:
         mm_rows = _collate_media([mms[s.prompt_index] for s in batch.sequences], input_ids.shape[1])
         n_media = sum(adapter.count_media(mms[s.prompt_index]) for s in batch.sequences)
+        n_forwards = sum(1 for s in batch.sequences if adapter.count_media(mms[s.prompt_index]))
         full = adapter.hf_logits(input_ids, attention_mask, mm_rows)  # [B, T, V]
         gather_idx, mask = _response_index(prompt_lens, resp_lens, device)
         logits = full.gather(1, gather_idx[..., None].expand(-1, -1, full.shape[-1]))  # [B, R, V]
@@ -177,7 +210,16 @@ def score(adapter: ModelAdapter, batch: TrainBatch, *, encoder_once: bool = True
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature
     logp = torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None]).squeeze(-1)  # [B, R]
     mask = mask.to(logp.dtype)
-    return ScoreOutput(logp=logp * mask, mask=mask, media_encoded=n_media)
+    return ScoreOutput(logp=logp * mask, mask=mask, media_encoded=n_media, encoder_forwards=n_forwards)
+
+
+def sequence_logp(model: Any, family: str, batch: TrainBatch, *, encoder_once: bool = True,
+                  temperature: float = 1.0) -> tuple[list[Tensor], dict[str, int]]:
+    """Functional form of `score`: ([logp [T_i] per sequence, in batch order], {"encoder_forwards", "media_encoded"}).
+    Gradients flow through the returned tensors (wrap in `torch.no_grad()` to score only)."""
+    out = score(make_adapter(model, family), batch, encoder_once=encoder_once, temperature=temperature)
+    rows = [out.logp[i, :len(s.response_ids)] for i, s in enumerate(batch.sequences)]
+    return rows, {"encoder_forwards": out.encoder_forwards, "media_encoded": out.media_encoded}
 
 
 def _hidden_encoder_once(adapter: ModelAdapter, batch: TrainBatch, mms: list[dict[str, Tensor]], input_ids: Tensor,
@@ -254,7 +296,7 @@ def _collate_media(mms: Sequence[dict[str, Tensor]], seq_len: int) -> dict[str, 
     keys = sorted({k for mm in mms for k in mm})
     out: dict[str, Tensor] = {}
     for k in keys:
-        if k in TOKEN_SHAPED_KEYS:
+        if k.endswith(TOKEN_SHAPED_SUFFIX):
             rows = []
             for mm in mms:
                 v = mm.get(k)

@@ -8,14 +8,14 @@
 Bootstrapping: the actors start empty; rank 0 reports its node IP and a free port; then every actor builds its
 `TrainerWorker`, which joins the torch.distributed group (gloo on CPU, nccl on GPU) at that address.
 
-One optimizer step (`train_step`): the global weighted sequence count of the step is computed HERE, once, from the
-whole mini-batch, and sent to every rank; the mini-batch is split into `world_size` contiguous shards (each shard
-pickles its prompts' media once); each rank returns metric sums, added up by `reduce_metrics`.
+`train(batch, num_minibatches=k)`: ONE round trip per rollout batch. The batch is split into `world_size`
+contiguous shards, each `ray.put` once (a shard pickles each referenced prompt's media once); every rank runs
+`TrainerWorker.train` on its shard: k mini-batches (mini-batch j = every rank's j-th piece), `old_logp` filled by one
+no-grad pass before the first update when k > 1, per-mini-batch global counts all-reduced, metrics all-reduced.
+The group's whole-batch weighted count is passed along and checked by the ranks.
 
-Several optimizer steps per rollout batch (`num_minibatches` = k): the batch is split into k contiguous
-mini-batches; before the first update the group fills every sequence's `old_logp` with the current policy's
-log-probs (one no-grad pass), so later mini-batches use the pre-update behaviour policy in their GSPO ratio.
-With k = 1 that pass is skipped: the ratio's denominator is the step's own detached logp (identical values).
+Failures: a dead actor (RayActorError) or a raising one surfaces as RuntimeError naming the rank, as soon as it
+happens (not after the other ranks time out in a collective).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from __future__ import annotations
 import inspect
 import time
 from pathlib import Path
-from statistics import fmean
 from typing import Any
 
 from omni_rl.training.batch import TrainBatch
@@ -76,47 +75,59 @@ class TrainerGroup:
 
     # ---------------------------------------------------------------------------------------------- training
     def train(self, batch: TrainBatch, *, num_minibatches: int = 1) -> dict[str, float]:
-        """`num_minibatches` optimizer steps on one rollout batch (contiguous mini-batches); metrics are the means
-        over the steps (counts and times: sums)."""
-        if num_minibatches < 1:
-            raise ValueError(f"num_minibatches must be >= 1, got {num_minibatches}")
-        if num_minibatches > 1 and any(s.old_logp is None for s in batch.sequences):
-            t = time.perf_counter()
-            batch = batch.with_old_logp(self.compute_logp(batch))
-            old_logp_s = time.perf_counter() - t
-        else:
-            old_logp_s = 0.0
-        steps = [self.train_step(mb) for mb in batch.split(num_minibatches) if mb.num_sequences]
-        out = {k: fmean(m[k] for m in steps) for k in steps[0]} if steps else {}
-        for k in ("train/num_seqs", "train/num_weighted_seqs", "train/tokens", "train/encoder_media_items",
-                  "train/logprob_masked_seqs", "train/time_s"):
-            if steps:
-                out[k] = sum(m[k] for m in steps)
-        out["train/optimizer_steps"] = float(len(steps))
-        out["train/old_logp_s"] = old_logp_s
-        return out
-
-    def train_step(self, batch: TrainBatch, *, global_num_seqs: float | None = None) -> dict[str, float]:
-        """One optimizer step over `batch` (scattered across the ranks)."""
+        """`num_minibatches` optimizer steps on one rollout batch: the batch is split into `world_size` contiguous
+        shards (ray.put once each, media once per shard); each rank splits its shard into the mini-batches and
+        all-reduces the per-mini-batch counts and the metrics itself (`TrainerWorker.train`). Returns rank 0's
+        metrics (identical on every rank): per-step means, counts and times summed."""
         import ray
 
+        if num_minibatches < 1:
+            raise ValueError(f"num_minibatches must be >= 1, got {num_minibatches}")
+        t = time.perf_counter()
+        count = batch.num_weighted  # the step-wide normaliser, computed once here (the ranks check it)
+        shards = [ray.put(s) for s in batch.split(self.world_size)]
+        per_rank = self._get([a.train.remote(s, global_num_seqs=count, num_minibatches=num_minibatches)
+                              for a, s in zip(self.actors, shards)], "train")
+        return {**per_rank[0], "train/time_s": time.perf_counter() - t}
+
+    def train_step(self, batch: TrainBatch, *, global_num_seqs: float | None = None) -> dict[str, float]:
+        """One optimizer step over `batch` (scattered across the ranks), with an explicit global count."""
         t = time.perf_counter()
         count = batch.num_weighted if global_num_seqs is None else global_num_seqs
         shards = batch.split(self.world_size)
-        per_rank = ray.get([a.train_step.remote(s, global_num_seqs=count) for a, s in zip(self.actors, shards)])
+        per_rank = self._get([a.train_step.remote(s, global_num_seqs=count) for a, s in zip(self.actors, shards)],
+                             "train_step")
         return {**reduce_metrics(per_rank), "train/time_s": time.perf_counter() - t}
 
     def compute_logp(self, batch: TrainBatch) -> list[list[float]]:
-        import ray
-
-        parts = ray.get([a.compute_logp.remote(s) for a, s in zip(self.actors, batch.split(self.world_size))])
+        parts = self._get([a.compute_logp.remote(s) for a, s in zip(self.actors, batch.split(self.world_size))],
+                          "compute_logp")
         return [row for part in parts for row in part]
+
+    def _get(self, refs: list[Any], what: str) -> list[Any]:
+        """ray.get of one call per rank, failing fast (not after a collective timeout) and naming the rank when an
+        actor dies or raises."""
+        import ray
+        from ray.exceptions import RayActorError, RayTaskError
+
+        rank_of = {ref: r for r, ref in enumerate(refs)}
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            for ref in ready:
+                try:
+                    ray.get(ref)
+                except RayActorError as e:
+                    raise RuntimeError(f"trainer rank {rank_of[ref]} died during {what}: {e}") from e
+                except RayTaskError as e:
+                    raise RuntimeError(f"trainer rank {rank_of[ref]} failed in {what}: {e}") from e
+        return ray.get(refs)
 
     # ------------------------------------------------------------------------------------ weights + checkpoints
     def state_dict_chunks(self, max_bytes: int | None = None) -> list[list[tuple[str, Any]]]:
         import ray
 
-        return ray.get(self.actors[0].state_dict_chunks.remote(max_bytes or self.refit_chunk_bytes))
+        return self._get([self.actors[0].state_dict_chunks.remote(max_bytes or self.refit_chunk_bytes)], "weights")[0]
 
     def weights(self) -> list[tuple[str, Any]]:
         """All weights as [(checkpoint_name, tensor)] from rank 0 (the ranks are replicas), for the vLLM refit."""
@@ -125,22 +136,22 @@ class TrainerGroup:
     def save(self, out_dir: str | Path) -> None:
         import ray
 
-        ray.get([a.save.remote(str(out_dir)) for a in self.actors])
+        self._get([a.save.remote(str(out_dir)) for a in self.actors], "save")
 
     def load(self, ckpt_dir: str | Path) -> None:
         import ray
 
-        ray.get([a.load.remote(str(ckpt_dir)) for a in self.actors])
+        self._get([a.load.remote(str(ckpt_dir)) for a in self.actors], "load")
 
     def export_hf(self, out_dir: str | Path) -> None:
         import ray
 
-        ray.get(self.actors[0].export_hf.remote(str(out_dir)))
+        self._get([self.actors[0].export_hf.remote(str(out_dir))], "export_hf")
 
     def info(self) -> list[dict[str, Any]]:
         import ray
 
-        return ray.get([a.info.remote() for a in self.actors])
+        return self._get([a.info.remote() for a in self.actors], "info")
 
     def shutdown(self) -> None:
         import ray

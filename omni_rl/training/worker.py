@@ -3,8 +3,10 @@
 A plain class (tests drive it in-process, also as real 2-process gloo groups); `omni_rl.training.group.TrainerGroup`
 hosts one per rank as a Ray actor. The narrow interface a second backend (Megatron-Core) would implement:
 
-    train_step(batch, *, global_num_seqs) -> metric sums     one optimizer step on this rank's shard
+    train(batch, *, num_minibatches) -> metrics              k optimizer steps on this rank's shard (all-reduced)
+    train_step(batch, *, global_num_seqs) -> metric sums     one optimizer step on this rank's shard (primitive)
     compute_logp(batch) -> [[float]]                          per-token logp of every response (no grad)
+    weights() -> [(checkpoint_name, tensor)]                  every weight (frozen included), for the vLLM refit
     state_dict_chunks(max_bytes) -> [[(checkpoint_name, tensor)]]   for the vLLM refit and for checkpoints
     save(dir) / load(dir) / export_hf(dir)
 
@@ -14,7 +16,15 @@ over all ranks (computed once by the caller); gradients accumulate over micro-ba
 ranks. Then clip, AdamW step, scheduler step. Result: 1 rank x 1 micro-batch == R ranks x M micro-batches exactly.
 
 Old log-probs: a sequence without `old_logp` is on-policy (its ratio uses this forward's own detached logp, exact
-when the rollout batch is one optimizer step); the group fills `old_logp` before the first update otherwise.
+when the rollout batch is one optimizer step); with several mini-batches `train` fills `old_logp` with one no-grad
+pass before the first update.
+
+`train` (what the group calls once per rollout batch): this rank's shard is split into `num_minibatches` contiguous
+mini-batches; mini-batch j of the step is the union of every rank's j-th piece. Before the first update, when needed,
+one no-grad pass over the shard gives (a) `old_logp` (k > 1), (b) the train-vs-rollout mismatch metrics and (c) the
+`max_logprob_error` mask, folded into the sequence weights so masked sequences leave the normalisation count too
+(the rule of `omni_rl.algorithms.normalization`). The per-mini-batch global weighted counts are ONE all-reduce of
+k floats; metrics are all-reduced (sums / max) so every rank returns the same dict.
 
 Freezing: `freeze` maps groups of `omni_rl.models.parts.param_groups` (vision_encoder, audio_encoder, projector,
 lm_body, lm_embeddings, lm_head, router) to bools (the shape of the config's `trainer.freeze`); frozen parameters get
@@ -45,7 +55,9 @@ WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "trainer_state.pt"
 # Metric sums a rank returns; the group adds them over ranks (see `reduce_metrics`).
 SUM_KEYS = ("loss", "num_seqs", "num_weighted", "num_valid", "clip_low", "clip_high", "ratio_sum", "log_ratio_abs_sum",
-            "tokens", "media_encoded", "logprob_abs_diff_sum", "logprob_tokens", "logprob_masked", "kl_sum", "forward_s")
+            "tokens", "media_encoded", "encoder_forwards", "logprob_abs_diff_sum", "logprob_tokens", "logprob_masked",
+            "kl_sum")
+MAX_KEYS = ("logprob_seq_error_max", "logprob_token_max", "forward_s")
 
 
 class TrainerWorker:
@@ -60,7 +72,7 @@ class TrainerWorker:
 
         if num_threads is not None:
             torch.set_num_threads(num_threads)
-        torch.manual_seed(seed)
+        torch.manual_seed(seed + rank)
         self.model_path = Path(model_path)
         self.family = family or detect_family(model_path)
         self.device = torch.device(device)
@@ -121,10 +133,95 @@ class TrainerWorker:
                 "device": str(self.device)}
 
     # ----------------------------------------------------------------------------------------------- training
-    def train_step(self, batch: TrainBatch, *, global_num_seqs: float) -> dict[str, float]:
-        """One optimizer step on this rank's shard; returns metric sums (see SUM_KEYS) + grad_norm and lr."""
+    def train(self, batch: TrainBatch, *, global_num_seqs: float | None = None,
+              num_minibatches: int = 1) -> dict[str, float]:
+        """`num_minibatches` optimizer steps on this rank's shard (see the module docstring); every rank must call it
+        with the same `num_minibatches`. `global_num_seqs` (the whole batch's weighted count) is only checked: the
+        per-mini-batch counts are all-reduced here. Returns the step metrics, identical on every rank."""
+        if num_minibatches < 1:
+            raise ValueError(f"num_minibatches must be >= 1, got {num_minibatches}")
+        k = num_minibatches
+        t0 = time.perf_counter()
+        pre: dict[str, float] = {}
+        needs_old = k > 1 and any(s.old_logp is None for s in batch.sequences)
+        prepass = needs_old or self.max_logprob_error is not None
+        if prepass:
+            batch, pre = self._prepare(batch, fill_old_logp=needs_old)
+        pieces = batch.split(k)
+        counts = [p.num_weighted for p in pieces] + [float(p.num_sequences) for p in pieces]
+        counts += [float(sum(s.weight for s in batch.sequences)), pre.get("unmasked_weight", 0.0)]
+        if self.world_size > 1:
+            from omni_rl.training.dist import all_reduce_sum
+
+            counts = all_reduce_sum(counts, self.device)
+        if global_num_seqs is not None:
+            before_mask = counts[2 * k] + (counts[2 * k + 1] if prepass else 0.0)
+            if abs(before_mask - global_num_seqs) > 1e-6 * max(1.0, global_num_seqs):
+                raise ValueError(f"global_num_seqs={global_num_seqs} but the ranks' shards weigh {before_mask}")
+        steps = []
+        for j, piece in enumerate(pieces):
+            if counts[k + j] == 0:  # no rank has a sequence for this mini-batch: no optimizer step
+                continue
+            sums = self.train_step(piece, global_num_seqs=counts[j], logprob_mask=not prepass)
+            steps.append(reduce_metrics(self._all_reduce_metrics(sums)))
+        out = _combine_steps(steps)
+        if prepass and any(s.rollout_logp is not None for s in batch.sequences):
+            stats = [pre.get(key, 0.0) for key in ("abs_diff_sum", "tokens", "masked")]
+            maxes = [pre.get("token_max", 0.0), pre.get("seq_error_max", 0.0)]
+            if self.world_size > 1:
+                from omni_rl.training.dist import all_reduce_max, all_reduce_sum
+
+                stats, maxes = all_reduce_sum(stats, self.device), all_reduce_max(maxes, self.device)
+            out["train/logprob_abs_diff_mean"] = stats[0] / max(stats[1], 1.0)
+            out["train/logprob_masked_seqs"] = stats[2]
+            out["train/logprob_seq_error_max"] = maxes[1]
+            out["logprob/mismatch_max"] = maxes[0]
+        out["train/time_s"] = time.perf_counter() - t0
+        return with_short_names(out)
+
+    def _prepare(self, batch: TrainBatch, *, fill_old_logp: bool) -> tuple[TrainBatch, dict[str, float]]:
+        """One no-grad pass before any update: old_logp (when asked), mismatch vs the rollout logp, and the
+        `max_logprob_error` mask folded into the weights. Returns (new batch sharing the prompts, stat sums)."""
+        from dataclasses import replace
+
+        logp = self.compute_logp(batch)
+        stats = dict(abs_diff_sum=0.0, tokens=0.0, masked=0.0, token_max=0.0, seq_error_max=0.0, unmasked_weight=0.0)
+        seqs = []
+        for s, row in zip(batch.sequences, logp):
+            changes: dict[str, Any] = {}
+            if fill_old_logp and s.old_logp is None:
+                changes["old_logp"] = row
+            if s.rollout_logp is not None and row:
+                diff = [abs(a - b) for a, b in zip(row, s.rollout_logp)]
+                error = sum(diff) / len(diff)
+                stats["abs_diff_sum"] += sum(diff)
+                stats["tokens"] += len(diff)
+                stats["token_max"] = max(stats["token_max"], max(diff))
+                stats["seq_error_max"] = max(stats["seq_error_max"], error)
+                if self.max_logprob_error is not None and error > self.max_logprob_error and s.weight > 0:
+                    stats["masked"] += 1
+                    stats["unmasked_weight"] += s.weight  # weight removed by the mask (for the count check)
+                    changes["weight"] = 0.0
+            seqs.append(replace(s, **changes) if changes else s)
+        return TrainBatch(prompts=batch.prompts, sequences=seqs), stats
+
+    def _all_reduce_metrics(self, sums: dict[str, float]) -> list[dict[str, float]]:
+        """This rank's train_step sums -> [the SUM over ranks] (max keys: MAX), as `reduce_metrics` input."""
+        if self.world_size == 1:
+            return [sums]
+        from omni_rl.training.dist import all_reduce_max, all_reduce_sum
+
+        out = dict(sums)
+        out.update(zip(SUM_KEYS, all_reduce_sum([sums[k] for k in SUM_KEYS], self.device)))
+        out.update(zip(MAX_KEYS, all_reduce_max([sums[k] for k in MAX_KEYS], self.device)))
+        return [out]
+
+    def train_step(self, batch: TrainBatch, *, global_num_seqs: float, logprob_mask: bool = True) -> dict[str, float]:
+        """One optimizer step on this rank's shard; returns metric sums (see SUM_KEYS) + grad_norm and lr.
+        `logprob_mask=False`: the caller already folded the `max_logprob_error` mask into the weights (and measured
+        the mismatch before any update); this step neither masks nor measures."""
         sums = dict.fromkeys(SUM_KEYS, 0.0)
-        seq_error_max = 0.0
+        seq_error_max = token_max = forward_s = 0.0
         self.optimizer.zero_grad(set_to_none=True)
         for mb in batch.chunks(self.micro_batch_size):
             t0 = time.perf_counter()
@@ -132,15 +229,17 @@ class TrainerWorker:
             logp, mask = out.logp, out.mask  # [B, R]
             old_logp = _old_logp(mb, logp)  # [B, R]
             weights = torch.tensor([s.weight for s in mb.sequences], dtype=logp.dtype, device=logp.device)  # [B]
-            rollout = _padded([s.rollout_logp for s in mb.sequences], logp)
+            rollout = _padded([s.rollout_logp for s in mb.sequences], logp) if logprob_mask else None
             if rollout is not None:
-                keep, error = logprob_error_weights(logp.detach(), rollout, mask, self.max_logprob_error or float("inf"))
+                limit = self.max_logprob_error if self.max_logprob_error is not None else float("inf")
+                keep, error = logprob_error_weights(logp.detach(), rollout, mask, limit)
                 if self.max_logprob_error is not None:
                     sums["logprob_masked"] += float(((keep == 0) & (weights > 0)).sum())
                     weights = weights * keep
                 sums["logprob_abs_diff_sum"] += float(((logp.detach() - rollout).abs() * mask).sum())
                 sums["logprob_tokens"] += float(mask.sum())
                 seq_error_max = max(seq_error_max, float(error.max()))
+                token_max = max(token_max, float(((logp.detach() - rollout).abs() * mask).max()))
             advantages = torch.tensor([s.advantage for s in mb.sequences], dtype=logp.dtype, device=logp.device)
             per_seq, m = gspo_loss(logp, old_logp, advantages, mask, eps_low=self.eps_low, eps_high=self.eps_high)
             if self.ref_adapter is not None:
@@ -163,11 +262,12 @@ class TrainerWorker:
             sums["log_ratio_abs_sum"] += float(m["log_ratio_abs_mean"]) * n_valid
             sums["tokens"] += float(mask.sum())
             sums["media_encoded"] += out.media_encoded
-            sums["forward_s"] += time.perf_counter() - t0
+            sums["encoder_forwards"] += out.encoder_forwards
+            forward_s += time.perf_counter() - t0
         lr = self.optimizer.param_groups[0]["lr"]
         grad_norm = self._optimizer_step()
-        return {**sums, "logprob_seq_error_max": seq_error_max, "grad_norm": grad_norm, "lr": lr,
-                "step": float(self.step)}
+        return {**sums, "logprob_seq_error_max": seq_error_max, "logprob_token_max": token_max,
+                "forward_s": forward_s, "grad_norm": grad_norm, "lr": lr, "step": float(self.step)}
 
     def _optimizer_step(self) -> float:
         """All-reduce (SUM) the grads, clip, AdamW step, scheduler step. The reduced (clipped) gradients stay in
@@ -225,6 +325,15 @@ class TrainerWorker:
             chunks.append(chunk)
         return chunks
 
+    def weights(self) -> list[tuple[str, Tensor]]:
+        """Every weight (frozen ones included: vLLM gets a full set) as [(checkpoint_name, detached CPU tensor)]."""
+        return [kv for chunk in self.state_dict_chunks() for kv in chunk]
+
+    def grad_snapshot(self) -> dict[str, Tensor]:
+        """Debug/tests: copies of the trainable parameters' gradients left by the last step (all-reduced, clipped)."""
+        return {n: p.grad.detach().clone() for n, p in self.model.named_parameters()
+                if p.requires_grad and p.grad is not None}
+
     def export_hf(self, out_dir: str | Path) -> Path:
         """An HF checkpoint dir (the source checkpoint's config / tokenizer / processor files + current weights under
         checkpoint names) that transformers and vLLM load like the original. Rank 0 writes; others return."""
@@ -253,7 +362,8 @@ class TrainerWorker:
         out = self.export_hf(out_dir)
         if self.rank == 0:
             state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                     "rng": torch.get_rng_state(), "step": self.step}
+                     "rng": torch.get_rng_state(), "step": self.step,
+                     "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None}
             torch.save(state, out / STATE_FILE)
         return out
 
@@ -273,6 +383,8 @@ class TrainerWorker:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["rng"])
+            if state.get("cuda_rng") is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state(state["cuda_rng"])
             self.step = int(state["step"])
 
     def shutdown(self) -> None:
@@ -328,8 +440,10 @@ def reduce_metrics(per_rank: Sequence[dict[str, float]]) -> dict[str, float]:
         "train/ratio_mean": tot["ratio_sum"] / n_valid,
         "train/log_ratio_abs_mean": tot["log_ratio_abs_sum"] / n_valid,
         "train/encoder_media_items": tot["media_encoded"],
+        "encoder/forwards": tot["encoder_forwards"],
         "train/logprob_abs_diff_mean": tot["logprob_abs_diff_sum"] / max(tot["logprob_tokens"], 1.0),
         "train/logprob_seq_error_max": max(m["logprob_seq_error_max"] for m in per_rank),
+        "logprob/mismatch_max": max(m["logprob_token_max"] for m in per_rank),
         "train/logprob_masked_seqs": tot["logprob_masked"],
         "train/kl_ref": tot["kl_sum"] / max(tot["num_weighted"], 1.0),
         "train/grad_norm": first["grad_norm"],
@@ -337,3 +451,30 @@ def reduce_metrics(per_rank: Sequence[dict[str, float]]) -> dict[str, float]:
         "train/optimizer_step": first["step"],
         "train/forward_backward_s": max(m["forward_s"] for m in per_rank),
     }
+
+
+# Counts and times add up over the optimizer steps of one `train` call; everything else is averaged.
+_STEP_SUM_KEYS = ("train/num_seqs", "train/num_weighted_seqs", "train/tokens", "train/encoder_media_items",
+                  "encoder/forwards", "train/logprob_masked_seqs", "train/forward_backward_s")
+# The short names the controller / logger use (left) for the long ones (right).
+SHORT_NAMES = {"loss/clip_frac": "train/clip_frac", "loss/clip_frac_low": "train/clip_frac_low",
+               "loss/clip_frac_high": "train/clip_frac_high", "loss/ratio_mean": "train/ratio_mean",
+               "logprob/mismatch_mean": "train/logprob_abs_diff_mean", "train/masked_seqs": "train/logprob_masked_seqs"}
+
+
+def _combine_steps(steps: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Metrics of one `train` call from its optimizer steps' metrics (means; counts and times summed)."""
+    if not steps:
+        return {"train/optimizer_steps": 0.0}
+    out = {k: sum(m[k] for m in steps) / len(steps) for k in steps[0]}
+    for k in _STEP_SUM_KEYS:
+        out[k] = sum(m[k] for m in steps)
+    out["logprob/mismatch_max"] = max(m["logprob/mismatch_max"] for m in steps)
+    out["train/logprob_seq_error_max"] = max(m["train/logprob_seq_error_max"] for m in steps)
+    out["train/optimizer_steps"] = float(len(steps))
+    return out
+
+
+def with_short_names(metrics: dict[str, float]) -> dict[str, float]:
+    """Add the short metric names (SHORT_NAMES) next to the long ones."""
+    return {**metrics, **{short: metrics[long] for short, long in SHORT_NAMES.items() if long in metrics}}

@@ -89,10 +89,62 @@ def test_text_two_ranks_two_microbatches_equal_one(text_model_path, tmp_path):
 
 @pytest.mark.slow
 def test_omni_two_ranks_two_microbatches_equal_one(omni_model_path, tmp_path):
-    from training_helpers import omni_prompt, random_sequences
+    from training_helpers import mm_prompt, random_sequences
     from omni_rl.models.policy import load_processor
 
     proc = load_processor(omni_model_path)
     # shard 0 = image prompt x3 + text x2, shard 1 = text x1 + image+audio x3: rank 0 never sees audio
-    prompts = [omni_prompt(proc, "image", 0), omni_prompt(proc, "text", 1), omni_prompt(proc, "image+audio", 2)]
+    prompts = [mm_prompt(proc, "image", 0), mm_prompt(proc, "text", 1), mm_prompt(proc, "image+audio", 2)]
     _run(omni_model_path, TrainBatch(prompts=prompts, sequences=random_sequences(3, 3, seed=5)), tmp_path)
+
+
+def _rank_train_main(rank: int, port: int, model_path: str, batch: TrainBatch, out: str) -> None:
+    worker = TrainerWorker(model_path, rank=rank, world_size=2, master_addr="127.0.0.1", master_port=port,
+                           micro_batch_size=2, **KW)
+    metrics = worker.train(batch.split(2)[rank], global_num_seqs=batch.num_weighted, num_minibatches=2)
+    torch.save({"metrics": metrics, "params": {n: p.detach() for n, p in worker.model.named_parameters()}},
+               Path(out) / f"train{rank}.pt")
+    worker.shutdown()
+
+
+@pytest.mark.slow
+def test_train_two_ranks_two_minibatches_equal_hand_steps(text_model_path, tmp_path):
+    """`TrainerWorker.train` on 2 gloo ranks with 2 mini-batches (2 optimizer steps) == the same 2 steps by hand on
+    one rank: old_logp filled before the first update (seqs 0-2 have none), the logprob-error mask (seq 6) folded into
+    the weights BEFORE the count, per-mini-batch counts all-reduced. Shards 0..4 | 5..8 -> mini-batch 0 = {0, 1, 2, 5,
+    6} (count 4: seq 6 masked), mini-batch 1 = {3, 4, 7, 8} (count 3: seq 4 overlong)."""
+    from training_helpers import text_batch
+
+    from omni_rl.training.dist import free_port
+
+    ref, batch = _prepare(text_model_path, text_batch(seed=6))
+    for s in batch.sequences[:3]:
+        s.old_logp = None
+    port = free_port()
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_rank_train_main, args=(r, port, text_model_path, batch, str(tmp_path)))
+             for r in range(2)]
+    for p in procs:
+        p.start()
+
+    logp = ref.compute_logp(batch)  # hand reference on the in-process worker (1 rank, 1 micro-batch per step)
+    hand = batch.with_old_logp([s.old_logp or logp[i] for i, s in enumerate(batch.sequences)])
+    hand.sequences[6].weight = 0.0
+    losses = []
+    for idx in ([0, 1, 2, 5, 6], [3, 4, 7, 8]):
+        mb = hand.select(idx)
+        losses.append(reduce_metrics([ref.train_step(mb, global_num_seqs=mb.num_weighted, logprob_mask=False)]))
+    assert [m["train/num_weighted_seqs"] for m in losses] == [4.0, 3.0]
+
+    for p in procs:
+        p.join(timeout=240)
+        assert p.exitcode == 0, f"rank process exit code {p.exitcode}"
+    ranks = [torch.load(tmp_path / f"train{r}.pt", weights_only=False) for r in range(2)]
+    m0, m1 = ranks[0]["metrics"], ranks[1]["metrics"]
+    assert m0 == {**m1, "train/time_s": m0["train/time_s"]}  # metrics all-reduced: the same on both ranks
+    assert m0["train/optimizer_steps"] == 2 and m0["train/masked_seqs"] == 1.0 and m0["train/num_seqs"] == 9
+    assert abs(m0["train/loss"] - (losses[0]["train/loss"] + losses[1]["train/loss"]) / 2) < ATOL
+    assert m0["logprob/mismatch_max"] == pytest.approx(1.0, abs=1e-9)
+    for r in ranks:
+        for n, p in ref.model.named_parameters():
+            torch.testing.assert_close(r["params"][n], p.detach(), atol=ATOL, rtol=0, msg=n)

@@ -3,7 +3,7 @@ pass per unique prompt media, and the text path == the plain HF causal-LM forwar
 
 import pytest
 import torch
-from training_helpers import omni_prompt, random_sequences, text_batch
+from training_helpers import mm_prompt, random_sequences, text_batch
 
 from omni_rl.models.policy import load_model, load_processor
 from omni_rl.training.batch import TrainBatch
@@ -29,7 +29,7 @@ def omni(omni_model_path):
 def test_omni_encoder_once_matches_per_rollout(omni):
     model, adapter, proc = omni
     kinds = ["image", "image+audio", "text", "audio"]
-    prompts = [omni_prompt(proc, k, seed=i) for i, k in enumerate(kinds)]
+    prompts = [mm_prompt(proc, k, seed=i) for i, k in enumerate(kinds)]
     batch = TrainBatch(prompts=prompts, sequences=random_sequences(len(prompts), 3, seed=1))
     once, loss_once, g_once = _loss_and_grads(model, adapter, batch, encoder_once=True)
     per, loss_per, g_per = _loss_and_grads(model, adapter, batch, encoder_once=False)
@@ -44,9 +44,40 @@ def test_omni_encoder_once_matches_per_rollout(omni):
         torch.testing.assert_close(g_once[n], g_per[n], atol=1e-5, rtol=1e-5, msg=n)
 
 
+@pytest.mark.parametrize("family, kinds", [("vl", ["image", "text", "video"]), ("audio", ["audio", "text", "audio"]),
+                                           ("omni", ["video", "text"])])
+def test_video_vl_audio_encoder_once_match_per_rollout(family, kinds):
+    from omni_rl.models.tiny import build_tiny_model
+
+    path = build_tiny_model(family)
+    model, proc = load_model(path, "float32"), load_processor(path)
+    adapter = make_adapter(model, family)
+    prompts = [mm_prompt(proc, k, seed=i) for i, k in enumerate(kinds)]
+    batch = TrainBatch(prompts=prompts, sequences=random_sequences(len(prompts), 3, seed=4))
+    once, loss_once, g_once = _loss_and_grads(model, adapter, batch, encoder_once=True)
+    per, loss_per, g_per = _loss_and_grads(model, adapter, batch, encoder_once=False)
+    n_media = sum(k != "text" for k in kinds)
+    assert (once.media_encoded, per.media_encoded) == (n_media, 3 * n_media)
+    torch.testing.assert_close(once.logp, per.logp, atol=1e-5, rtol=0)
+    assert set(g_once) == set(g_per)
+    for n in g_per:
+        torch.testing.assert_close(g_once[n], g_per[n], atol=1e-5, rtol=1e-5, msg=n)
+
+
+def test_placeholder_token_in_a_response_is_plain_text(omni):
+    model, adapter, proc = omni
+    prompt = mm_prompt(proc, "image", 3)
+    image_id = model.config.image_token_id
+    batch = TrainBatch(prompts=[prompt], sequences=random_sequences(1, 2, seed=3))
+    batch.sequences[0].response_ids = [30, image_id, 31]
+    with torch.no_grad():
+        out = score(adapter, batch)  # the prompt's features fill only the prompt's placeholders
+    assert torch.isfinite(out.logp).all() and out.mask[0].sum() == 3
+
+
 def test_omni_logp_is_a_log_distribution(omni):
     model, adapter, proc = omni
-    batch = TrainBatch(prompts=[omni_prompt(proc, "image", 7)], sequences=random_sequences(1, 2, seed=2))
+    batch = TrainBatch(prompts=[mm_prompt(proc, "image", 7)], sequences=random_sequences(1, 2, seed=2))
     with torch.no_grad():
         out = score(adapter, batch)
     assert (out.logp[out.mask > 0] < 0).all() and (out.logp[out.mask == 0] == 0).all()
@@ -84,3 +115,36 @@ def test_media_for_a_text_family_raises(text_model_path):
         make_adapter(model, "text").encode({"pixel_values": torch.zeros(1)})
     with pytest.raises(ValueError, match="no trainer forward adapter"):
         make_adapter(model, "nope")
+
+
+def test_sequence_logp_two_image_prompts_g3_matches_plain_thinker(omni):
+    """2 image prompts x G=3: encoder-once == naive (logp, grads of every parameter incl. vision encoder and projector)
+    == a plain unbatched `thinker(input_ids, **mm_tensors)` per sequence; encoder forwards 2 (once) vs 6 (naive)."""
+    from omni_rl.models.parts import param_groups
+    from omni_rl.models.policy import sequence_inputs
+    from omni_rl.training.forward import sequence_logp
+
+    model, _, proc = omni
+    batch = TrainBatch(prompts=[mm_prompt(proc, "image", 11), mm_prompt(proc, "image", 12)],
+                       sequences=random_sequences(2, 3, seed=9))
+    results = {}
+    for once in (True, False):
+        model.zero_grad(set_to_none=True)
+        rows, stats = sequence_logp(model, "omni", batch, encoder_once=once)
+        sum(r.sum() * s.advantage for r, s in zip(rows, batch.sequences)).backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results[once] = ([r.detach() for r in rows], grads, stats["encoder_forwards"])
+    assert results[True][2] == 2 and results[False][2] == 6
+    groups = param_groups(model, "omni")
+    vision = set(groups["vision_encoder"]) | {n for n in groups["projector"] if n.startswith("visual.")}
+    assert vision and vision <= set(results[True][1])  # the vision tower and its merger get gradients
+    for n, g in results[False][1].items():
+        torch.testing.assert_close(results[True][1][n], g, atol=1e-5, rtol=1e-5, msg=n)
+    with torch.no_grad():
+        for b, s in enumerate(batch.sequences):
+            p = batch.prompts[s.prompt_index]
+            logits = model(**sequence_inputs(p.prompt_ids, p.mm_tensors, s.response_ids)).logits[0]
+            L = len(p.prompt_ids)
+            plain = torch.log_softmax(logits[L - 1:-1], -1).gather(-1, torch.tensor(s.response_ids)[:, None])[:, 0]
+            torch.testing.assert_close(results[True][0][b], plain, atol=1e-5, rtol=0)
+            torch.testing.assert_close(results[False][0][b], plain, atol=1e-5, rtol=0)

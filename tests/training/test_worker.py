@@ -3,7 +3,7 @@
 import pytest
 import torch
 from safetensors import safe_open
-from training_helpers import omni_prompt, random_sequences, text_batch
+from training_helpers import mm_prompt, random_sequences, text_batch
 
 from omni_rl.models.parts import param_groups
 from omni_rl.models.policy import load_model, load_processor
@@ -37,7 +37,7 @@ def test_text_rl_freezing_policy_on_omni(omni_model_path):
     groups = param_groups(w.model, "omni")
     assert w.info()["frozen_tensors"] == {g: len(groups[g]) for g, on in TEXT_RL_FREEZE.items() if on}
     proc = load_processor(omni_model_path)
-    batch = TrainBatch(prompts=[omni_prompt(proc, "image+audio", 0)], sequences=random_sequences(1, 4, seed=0))
+    batch = TrainBatch(prompts=[mm_prompt(proc, "image+audio", 0)], sequences=random_sequences(1, 4, seed=0))
     before = _params(w)
     w.train_step(batch, global_num_seqs=4)
     after = _params(w)
@@ -119,3 +119,16 @@ def test_save_load_resume_is_exact(text_model_path, tmp_path):
     exported = load_model(tmp_path / "ckpt", "float64")  # the checkpoint is also a plain HF dir
     for n, p in exported.named_parameters():
         assert torch.equal(p, saved[n]), n
+
+
+def test_train_checks_count_and_weights_are_complete(text_model_path):
+    w = TrainerWorker(text_model_path, dtype="float64", micro_batch_size=4,
+                      freeze={"lm_embeddings": True})
+    batch = text_batch(seed=7)
+    with pytest.raises(ValueError, match="global_num_seqs"):
+        w.train(batch, global_num_seqs=5)
+    m = w.train(batch, global_num_seqs=9, num_minibatches=3)
+    assert m["train/optimizer_steps"] == 3 and m["train/num_seqs"] == 9 and w.step == 3
+    names = {n for n, _ in w.weights()}
+    assert "model.embed_tokens.weight" in names and names == {w.checkpoint_name(n) for n in w.model.state_dict()}
+    assert set(w.grad_snapshot()) == {n for n, p in w.model.named_parameters() if p.requires_grad}

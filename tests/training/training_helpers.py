@@ -8,8 +8,8 @@ import torch
 from omni_rl.training.batch import TrainBatch, TrainPrompt, TrainSequence
 
 
-def omni_prompt(processor, kind: str, seed: int) -> TrainPrompt:
-    """A real Qwen2.5-Omni processor output: kind in text / image / audio / image+audio."""
+def mm_prompt(processor, kind: str, seed: int) -> TrainPrompt:
+    """A real processor output (omni / vl / audio families): kind in text / image / video / audio / image+audio."""
     rng = np.random.default_rng(seed)
     parts, kw = [], {}
     if "image" in kind:
@@ -17,6 +17,9 @@ def omni_prompt(processor, kind: str, seed: int) -> TrainPrompt:
 
         parts.append({"type": "image"})
         kw["images"] = [Image.fromarray((rng.random((64, 80, 3)) * 255).astype("uint8"))]
+    if "video" in kind:
+        parts.append({"type": "video"})
+        kw["videos"] = [(rng.random((4, 56, 56, 3)) * 255).astype("uint8")]  # 4 frames -> 2 temporal patches
     if "audio" in kind:
         parts.append({"type": "audio"})
         kw["audio"] = [rng.standard_normal(16000).astype("float32")]
@@ -28,7 +31,7 @@ def omni_prompt(processor, kind: str, seed: int) -> TrainPrompt:
     return TrainPrompt(prompt_ids=ids, mm_tensors=out, uid=f"{kind}-{seed}")
 
 
-def random_sequences(n_prompts: int, per_prompt: int, *, seed: int, vocab: tuple[int, int] = (10, 400),
+def random_sequences(n_prompts: int, per_prompt: int, *, seed: int, vocab: tuple[int, int] = (20, 400),
                      max_len: int = 6) -> list[TrainSequence]:
     """`per_prompt` rollouts per prompt, random tokens of length 1..max_len, advantages in [-1.5, 1.5]."""
     g = torch.Generator().manual_seed(seed)
