@@ -22,8 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-WARM_START_VERSION = 2
-THINK_HINT = "I check the input and answer."
+WARM_START_VERSION = 3
+THINK_HINT = "Let me check."
 # Suite modalities each tiny family can read (rows of other modalities are skipped).
 FAMILY_MODALITIES = {"text": {"text"}, "omni": {"text", "image", "video", "audio", "omni"},
                      "vl": {"text", "image", "video"}, "audio": {"text", "audio"}, "hf": {"text", "image"}}
@@ -80,7 +80,9 @@ def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: flo
 
     from omni_rl.data.loading import load_samples
     from omni_rl.data.render import render_prompt, tokenizer_of
-    from omni_rl.models.policy import detect_family, load_model, load_processor, save_policy, sequence_inputs
+    from omni_rl.models.policy import detect_family, load_model, load_processor, save_policy
+    from omni_rl.training.batch import TrainBatch, TrainPrompt, TrainSequence
+    from omni_rl.training.forward import make_adapter, score
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -97,6 +99,7 @@ def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: flo
         pools.setdefault(s.source, []).append(gold_text(s.verifier, s.answer, s.verifier_kwargs))
     model = load_model(model_dir, "float32", family=family)  # for omni: the thinker
     model.train()
+    adapter = make_adapter(model, family)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / 20) * max(0.05, 1 - i / steps))
@@ -104,7 +107,8 @@ def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: flo
     with Progress(transient=True) as bar:
         task = bar.add_task("warm start", total=steps)
         for _ in range(steps):
-            opt.zero_grad(set_to_none=True)
+            # one batched forward (the trainer's own scoring path) over `batch_size` (prompt, target) pairs
+            batch = TrainBatch(prompts=[], sequences=[])
             for _ in range(batch_size):
                 if not order:
                     order = list(range(len(prompts)))
@@ -115,11 +119,13 @@ def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: flo
                        else gold_text(s.verifier, s.answer, s.verifier_kwargs))
                 target = tok(f"<think>\n{THINK_HINT}\n</think>\n\n\\boxed{{{ans}}}<|im_end|>",
                              add_special_tokens=False)["input_ids"]
-                # sequence_inputs extends per-token media tensors (Qwen2.5-VL mm_token_type_ids) over the target
-                logits = model(**sequence_inputs(p.prompt_ids, p.mm_tensors, target)).logits
-                n_prompt = len(p.prompt_ids)
-                loss = torch.nn.functional.cross_entropy(logits[0, n_prompt - 1:-1].float(), torch.tensor(target))
-                (loss / batch_size).backward()
+                batch.prompts.append(TrainPrompt(prompt_ids=p.prompt_ids, mm_tensors=p.mm_tensors))
+                batch.sequences.append(TrainSequence(prompt_index=len(batch.prompts) - 1, response_ids=target,
+                                                     advantage=0.0))
+            scored = score(adapter, batch, encoder_once=True, pad_id=tok.pad_token_id or 0)
+            loss = -((scored.logp * scored.mask).sum(1) / scored.mask.sum(1)).mean()  # token-mean NLL per row, row mean
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             sched.step()
