@@ -600,7 +600,8 @@ def run_side(spec: SideSpec) -> dict[str, Any]:
 def measure_side(spec: SideSpec, *, timeout_s: float = 3600.0) -> dict[str, Any]:
     """Run `run_side(spec)` in a fresh child process (so peak memory is this side's alone) and return its result.
 
-    The child's stdout/stderr go to `<out_dir>.log`; a failure raises with the log's tail."""
+    The child's stdout/stderr go to `<out_dir>.log`; a failure or a timeout raises with the log's tail. The child
+    leads its own session; whatever is left in it when the child ends (or times out) is killed."""
     out = Path(spec.out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     spec_path, result_path, log_path = (out.parent / f"{out.name}{s}" for s in (".spec.json", ".result.json", ".log"))
@@ -610,12 +611,28 @@ def measure_side(spec: SideSpec, *, timeout_s: float = 3600.0) -> dict[str, Any]
            "OMP_NUM_THREADS": str(spec.threads)}
     cmd = [sys.executable, "-m", "omni_rl.bench.trl_baseline", "--spec", str(spec_path), "--out", str(result_path)]
     with log_path.open("w") as log:
-        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout_s,
-                              start_new_session=True)
-    if proc.returncode != 0 or not result_path.is_file():
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            returncode = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            returncode = None
+        finally:
+            _kill_session(proc.pid)  # the child leads its own session: also ends any Ray/vLLM process it left
+            proc.wait()
+    if returncode != 0 or not result_path.is_file():
+        why = f"timed out after {timeout_s:.0f} s" if returncode is None else f"exit {returncode}"
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-40:])
-        raise RuntimeError(f"{spec.side} side failed (exit {proc.returncode}); log {log_path}, tail:\n{tail}")
+        raise RuntimeError(f"{spec.side} side failed ({why}); log {log_path}, tail:\n{tail}")
     return json.loads(result_path.read_text())
+
+
+def _kill_session(pgid: int) -> None:
+    import signal
+
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def main(argv: Sequence[str] | None = None) -> None:

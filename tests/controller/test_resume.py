@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 COMMON = ["stage=text_rl_1", "run.steps=4", "run.prompts_per_step=4", "rollout.n=4", "rollout.max_tokens=16",
           "run.checkpoint_every=1", "run.keep_last=2", "logging.wandb_mode=disabled", "logging.progress=false",
-          "logging.plot=false", "verify.num_workers=1", "model.warm_start=false", "data.synthetic_per_task=16"]
+          "logging.plot=false", "verify.num_workers=1", "model.warm_start_steps=100", "data.synthetic_per_task=16"]
 COMPARED = ("reward/mean", "reward/outcome", "train/loss", "train/grad_norm", "train/logprob_abs_diff_mean",
             "response/length_mean")
 
