@@ -472,7 +472,8 @@ def run_omni_rl_gspo(model_dir: str | Path, prompts: Sequence[Sample], *, family
                      out_dir: str | Path = "outputs/bench_vs_trl/omni_rl", format_weight: float = FORMAT_WEIGHT,
                      extra_overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Run `steps` steps of omni-rl's GSPO stage in THIS process (Ray local cluster) on the same model and prompts;
-    per-step `time/step` and `reward/mean` come from `<run_dir>/metrics.jsonl`."""
+    per-step `time/step` and `reward/mean` come from `<run_dir>/metrics.jsonl`. `out_dir` is deleted first (a fresh
+    run, not a resume); the prompts are written next to it."""
     import shutil
 
     from omni_rl.config import compose_config
