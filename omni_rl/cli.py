@@ -105,13 +105,17 @@ def _verify_batch(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _compose(overrides: Sequence[str]) -> Any:
     from omni_rl.config import ConfigError, compose_config
 
     try:
-        cfg = compose_config(args.overrides)
+        return compose_config(overrides)
     except ConfigError as e:
         raise UserError(str(e)) from e
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = _compose(args.overrides)
     from omni_rl.controller import run_stage
 
     try:
@@ -124,12 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_show_config(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
 
-    from omni_rl.config import ConfigError, compose_config
-
-    try:
-        cfg = compose_config(args.overrides)
-    except ConfigError as e:
-        raise UserError(str(e)) from e
+    cfg = _compose(args.overrides)
     print(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     return 0
 
