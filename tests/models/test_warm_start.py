@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from omni_rl.models.warm_start import gold_text, warm_start
+from omni_rl.models.warm_start import THINK_HINT, gold_text, warm_start
 
 
 def test_gold_text():
@@ -37,7 +37,7 @@ def test_warm_start_teaches_format_and_is_cached(tmp_path, tiny_dir):
     ids = torch.tensor([prompt.prompt_ids])
     gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=24, do_sample=False)
     text = tok.decode(gen[0, ids.shape[1]:])
-    assert text.startswith("<think>\nI check the input and answer.\n</think>\n\n\\boxed{"), text
+    assert text.startswith(f"<think>\n{THINK_HINT}\n</think>\n\n\\boxed{{"), text
     base_model, _ = load_policy(base)
     assert not torch.equal(base_model.lm_head.weight, model.lm_head.weight)
 
