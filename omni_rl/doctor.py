@@ -35,37 +35,45 @@ def _version(name: str) -> str:
         mod = importlib.import_module(name)
     except Exception as e:  # noqa: BLE001 - doctor reports every failure mode as text
         return f"NOT IMPORTABLE ({type(e).__name__}: {str(e).splitlines()[0][:100]})"
-    return str(getattr(mod, "__version__", "?"))
+    version = getattr(mod, "__version__", None)
+    if version is None:
+        from importlib.metadata import PackageNotFoundError, version as dist_version
+
+        try:
+            version = dist_version(name.replace("_", "-"))
+        except PackageNotFoundError:
+            version = "?"
+    return str(version)
 
 
 def run_doctor(*, check_vllm: bool = True) -> int:
     ok = True
-    print(f"python      {sys.version.split()[0]} ({sys.executable})")
-    print(f"platform    {platform.platform()}  cpus={os.cpu_count()}")
+    print(f"python        {sys.version.split()[0]} ({sys.executable})")
+    print(f"platform      {platform.platform()}  cpus={os.cpu_count()}")
     for name in PACKAGES:
         v = _version(name)
         ok &= not v.startswith("NOT")
-        print(f"{name:<12}{v}")
+        print(f"{name:<14}{v}")
     import torch
 
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             p = torch.cuda.get_device_properties(i)
-            print(f"gpu {i}       {p.name}, {p.total_memory / 2**30:.0f} GiB")
+            print(f"gpu {i}         {p.name}, {p.total_memory / 2**30:.0f} GiB")
     else:
         flags = " ".join(f for f in ("avx2", "avx512f") if f in open("/proc/cpuinfo").read()) \
             if os.path.exists("/proc/cpuinfo") else "?"
-        print(f"gpu         none (CPU mode; cpu flags: {flags})")
+        print(f"gpu           none (CPU mode; cpu flags: {flags})")
     if check_vllm:
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-c", VLLM_PROBE], capture_output=True, text=True, timeout=600)
         line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("VLLM_OK")), None)
         if line:
-            print(f"vllm start  OK: engine up and generated ({line.split(' ', 1)[1]}; "
+            print(f"vllm start    OK: engine up and generated ({line.split(' ', 1)[1]}; "
                   f"probe total {time.perf_counter() - t0:.1f}s)")
         else:
             ok = False
             tail = "\n    ".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
-            print(f"vllm start  FAILED (exit {proc.returncode}):\n    {tail}")
+            print(f"vllm start    FAILED (exit {proc.returncode}):\n    {tail}")
     print("doctor: all good" if ok else "doctor: problems found (see above)")
     return 0 if ok else 1
