@@ -67,3 +67,12 @@ def test_not_yet_commands_say_so():
 def test_run_with_bad_override_is_a_clear_error():
     p = omni("run", "trainer.lrr=3")
     assert p.returncode == 2 and "lrr" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_doctor_reports_versions_without_starting_vllm():
+    p = omni("doctor", "--no-vllm")
+    assert p.returncode == 0, p.stdout + p.stderr
+    for name in ("torch", "vllm", "ray", "transformers", "jiwer"):
+        line = next(ln for ln in p.stdout.splitlines() if ln.startswith(name + " "))
+        assert "NOT IMPORTABLE" not in line and "?" not in line, line
+    assert "doctor: all good" in p.stdout
