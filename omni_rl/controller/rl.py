@@ -100,7 +100,7 @@ def rl_step(cfg: OmniRLConfig, step: int, data: B.Data, rollout: B.RolloutGroup,
                 "reward": g[0].reward, "error": g[0].verifier_error} for p, g in zip(prompts[:4], scored[:4])]
     return {
         **reward_metrics(prompts, scored, verify_stats),
-        **rollout_metrics(prompts, scored, n=cfg.rollout.n),
+        **rollout_metrics(scored),
         **gen_metrics,
         **adv_metrics,
         **train_metrics,

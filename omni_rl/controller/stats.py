@@ -36,14 +36,11 @@ def reward_metrics(prompts: Sequence[Prompt], scored: Sequence[Sequence[ScoredRo
     return out
 
 
-def rollout_metrics(prompts: Sequence[Prompt], scored: Sequence[Sequence[ScoredRollout]], *, n: int
-                    ) -> dict[str, float]:
+def rollout_metrics(scored: Sequence[Sequence[ScoredRollout]]) -> dict[str, float]:
+    """Response length and truncation. Media bytes (unique / logical / physical / sent) come from the rollout group
+    (`omni_rl.rollout.dedup.media_metrics`), which knows what it actually put in the object store."""
     flat = [r.rollout for g in scored for r in g]
     return {
         "response/length_mean": fmean(len(r.token_ids) for r in flat),
         "response/truncated_frac": fmean(float(r.finish_reason == "length") for r in flat),
-        # what G copies of every prompt's media would weigh (the naive path); the rollout group reports what it
-        # actually held / sent as media/physical_bytes
-        "media/logical_bytes": float(sum(p.media_bytes for p in prompts) * n),
-        "media/unique_bytes": float(sum(p.media_bytes for p in prompts)),
     }

@@ -29,11 +29,8 @@ def test_reward_metrics_hand_values():
     assert (m["verify/errors"], m["verify/timeouts"]) == (2.0, 1.0)
 
 
-def test_rollout_metrics_media_bytes_and_truncation():
-    prompts = [_prompt("a", "x", 100), _prompt("b", "x", 300)]
+def test_rollout_metrics_length_and_truncation():
     scored = [[_sr(0, 0, 0, 2), _sr(0, 0, 0, 4, "length")], [_sr(0, 0, 0, 6), _sr(0, 0, 0, 8)]]
-    m = rollout_metrics(prompts, scored, n=2)
-    assert m["media/logical_bytes"] == 800.0  # (100 + 300) * G=2
-    assert m["media/unique_bytes"] == 400.0
-    assert m["response/length_mean"] == 5.0
+    m = rollout_metrics(scored)
+    assert m["response/length_mean"] == 5.0  # (2 + 4 + 6 + 8) / 4
     assert m["response/truncated_frac"] == 0.25
