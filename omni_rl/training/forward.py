@@ -97,14 +97,7 @@ class OmniAdapter(ModelAdapter):
             feats = m.get_audio_features(mm["input_features"], mm.get("feature_attention_mask"),
                                          return_dict=True).last_hidden_state
             out.append((cfg.audio_token_id, feats))
-        if "pixel_values" in mm:
-            feats = m.get_image_features(mm["pixel_values"], mm["image_grid_thw"], return_dict=True).pooler_output
-            out.append((cfg.image_token_id, torch.cat(feats, dim=0)))
-        if "pixel_values_videos" in mm:
-            feats = m.get_video_features(mm["pixel_values_videos"], mm["video_grid_thw"],
-                                         return_dict=True).pooler_output
-            out.append((cfg.video_token_id, torch.cat(feats, dim=0)))
-        return out
+        return out + _visual_features(m, cfg, mm)
 
     def positions(self, prompt_ids: Tensor, mm: dict[str, Tensor]) -> Tensor:
         fam = mm.get("feature_attention_mask")
@@ -114,6 +107,18 @@ class OmniAdapter(ModelAdapter):
                                            fam.sum(-1) if fam is not None else None,
                                            mm.get("video_second_per_grid"))
         return pos[:, 0]  # [3, L]
+
+
+def _visual_features(m: Any, cfg: Any, mm: dict[str, Tensor]) -> list[tuple[int, Tensor]]:
+    """(placeholder token id, features) for images then videos, via the model's own Qwen-VL-style encoders."""
+    out = []
+    if "pixel_values" in mm:
+        feats = m.get_image_features(mm["pixel_values"], mm["image_grid_thw"], return_dict=True).pooler_output
+        out.append((cfg.image_token_id, torch.cat(feats, dim=0)))
+    if "pixel_values_videos" in mm:
+        feats = m.get_video_features(mm["pixel_values_videos"], mm["video_grid_thw"], return_dict=True).pooler_output
+        out.append((cfg.video_token_id, torch.cat(feats, dim=0)))
+    return out
 
 
 class VLAdapter(ModelAdapter):
@@ -126,14 +131,7 @@ class VLAdapter(ModelAdapter):
 
     def encode(self, mm: dict[str, Tensor]) -> list[tuple[int, Tensor]]:
         m, cfg, out = self.model.model, self.model.config, []
-        if "pixel_values" in mm:
-            feats = m.get_image_features(mm["pixel_values"], mm["image_grid_thw"], return_dict=True).pooler_output
-            out.append((cfg.image_token_id, torch.cat(feats, dim=0)))
-        if "pixel_values_videos" in mm:
-            feats = m.get_video_features(mm["pixel_values_videos"], mm["video_grid_thw"],
-                                         return_dict=True).pooler_output
-            out.append((cfg.video_token_id, torch.cat(feats, dim=0)))
-        return out
+        return out + _visual_features(m, cfg, mm)
 
     def positions(self, prompt_ids: Tensor, mm: dict[str, Tensor]) -> Tensor | None:
         if "image_grid_thw" not in mm and "video_grid_thw" not in mm:
