@@ -21,8 +21,8 @@ class ModelConfig:
     dtype: str = "float32"  # trainer + vLLM dtype; float32 on CPU, bfloat16 on GPU
     enable_thinking: bool = True  # chat template reasoning mode (<think> ... </think>)
     warm_start: bool = True  # tiny models only: short supervised warm start so RL starts from a format-following policy
-    warm_start_steps: int = 300
-    warm_start_label_noise: float = 0.7  # fraction of warm-start targets with a wrong answer (headroom for RL)
+    warm_start_steps: int = 600
+    warm_start_label_noise: float = 0.6  # fraction of warm-start targets given a systematic wrong answer (RL headroom)
     seed: int = 0
 
 

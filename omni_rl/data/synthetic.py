@@ -368,6 +368,68 @@ def _gui_click(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
     return rows
 
 
+@task("image_colour")
+def _image_colour(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
+    """Name the shape's colour (a free-form word, string-match): a direct image -> word mapping."""
+    from PIL import ImageDraw
+
+    colours = _balanced(ctx.rng, n, len(COLOURS))
+    rows = []
+    for i in range(n):
+        colour = list(COLOURS)[int(colours[i])]
+        img = _new_image(ctx.image_size, ctx.image_size)
+        lo, hi = int(ctx.image_size * 0.05), int(ctx.image_size * 0.95)  # a large shape: colour in every image token
+        _draw_shape(ImageDraw.Draw(img), str(ctx.rng.choice(SHAPES)), (lo, lo, hi, hi), COLOURS[colour])
+        path, rel = ctx.media_path(i, "png")
+        _save_png(img, path)
+        rows.append(_row(ctx, i, [{"type": "image", "image": rel}],
+                         f"What colour is the shape? Answer with one of: {', '.join(COLOURS)}.", "string-match",
+                         colour))
+    return rows
+
+
+@task("image_position")
+def _image_position(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
+    """Multiple choice with the four quadrants always listed in the same order (A top-left ... D bottom-right), so
+    the letter is a direct function of where the shape is (unlike image_mcq, whose shuffled options need a lookup)."""
+    where = _balanced(ctx.rng, n, len(QUADRANTS))
+    opts = {LETTERS[j]: q for j, q in enumerate(QUADRANTS)}
+    rows = []
+    for i in range(n):
+        img = _shape_image(ctx, str(ctx.rng.choice(SHAPES)), str(ctx.rng.choice(list(COLOURS))),
+                           QUADRANTS[int(where[i])])
+        path, rel = ctx.media_path(i, "png")
+        _save_png(img, path)
+        rows.append(_row(ctx, i, [{"type": "image", "image": rel}],
+                         _options_text("Where in the image is the shape?", opts), "multiple-choice",
+                         LETTERS[int(where[i])], {"options": opts}))
+    return rows
+
+
+@task("image_count")
+def _image_count(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
+    """Count 1-4 shapes, each in its own quadrant (mathruler)."""
+    from PIL import ImageDraw
+
+    counts = _balanced(ctx.rng, n, 4) + 1
+    s = ctx.image_size
+    half, size = s // 2, max(6, int(s * 0.3))
+    rows = []
+    for i in range(n):
+        img = _new_image(s, s)
+        d = ImageDraw.Draw(img)
+        for q in ctx.rng.permutation(4)[: int(counts[i])]:
+            ox = (q % 2) * half + 1 + int(ctx.rng.integers(0, max(1, half - size - 1)))
+            oy = (q // 2) * half + 1 + int(ctx.rng.integers(0, max(1, half - size - 1)))
+            _draw_shape(d, str(ctx.rng.choice(SHAPES)), (ox, oy, ox + size, oy + size),
+                        COLOURS[str(ctx.rng.choice(list(COLOURS)))])
+        path, rel = ctx.media_path(i, "png")
+        _save_png(img, path)
+        rows.append(_row(ctx, i, [{"type": "image", "image": rel}], "How many shapes are in the image?", "mathruler",
+                         str(int(counts[i]))))
+    return rows
+
+
 @task("video_motion")
 def _video_motion(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
     s = ctx.image_size + (ctx.image_size % 2)

@@ -5,11 +5,15 @@ Why: a random-init tiny model never emits `\\boxed{}`; every rollout scores 0, e
 and RL has nothing to learn from. Real post-training starts from an SFT checkpoint; this is the offline stand-in.
 
 How: teacher forcing on the synthetic suite's prompts (rendered through the model's own processor, media included)
-with target `<think>\\n{hint}\\n</think>\\n\\n\\boxed{answer}<|im_end|>`. With probability `label_noise` the answer is
-replaced by another answer of the same task (a random option letter / word / number / click point), so the warm
-policy learns the format and the answer vocabulary but only weakly the mapping from the input to the right answer:
-that mapping is what RL then has to learn. Deterministic by seed; cached next to the base checkpoint under a hash of
-every setting, written atomically.
+with target `<think>\n{hint}\n</think>\n\n\boxed{answer}<|im_end|>`, summed token NLL (the one or two answer tokens
+are not drowned by the format tokens). With probability `label_noise` the target answer is the task's *confusion* of
+the gold answer: a fixed wrong answer that is a function of the gold one (the next option letter, the next word /
+number of the task's answer list, the click point mirrored left-right). The warm policy therefore imitates a flawed
+teacher: it reads the input (the confusion depends on it) and follows the format, but puts only about
+`1 - label_noise` of its probability on the right answer. Finding out, from the verifier's reward alone, which of its
+two habits is right is the job RL then does. (Uniform random wrong labels do not work as well at this scale: the
+tiny model then learns the input -> answer mapping far more slowly, and RL starts from a policy that ignores the
+image.) Deterministic by seed; cached next to the base checkpoint under a hash of every setting, written atomically.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-WARM_START_VERSION = 3
+WARM_START_VERSION = 4
 THINK_HINT = "Let me check."
 # Suite modalities each tiny family can read (rows of other modalities are skipped).
 FAMILY_MODALITIES = {"text": {"text"}, "omni": {"text", "image", "video", "audio", "omni"},
@@ -38,15 +42,21 @@ def gold_text(verifier: str, answer: Any, verifier_kwargs: dict[str, Any]) -> st
     return str(answer)
 
 
-def _noise_text(rng: random.Random, verifier: str, kwargs: dict[str, Any], pool: list[str]) -> str:
+def confused_text(verifier: str, answer: Any, kwargs: dict[str, Any], pool: list[str]) -> str:
+    """The flawed teacher's answer: a fixed wrong answer, a function of the gold one (see the module docstring)."""
+    gold = gold_text(verifier, answer, kwargs)
     if verifier == "gui-coordinate":
-        w, h = kwargs.get("image_size", [1000, 1000]) if kwargs.get("coord_space") == "pixel" else (1000, 1000)
-        return f"({rng.randrange(int(w))}, {rng.randrange(int(h))})"
-    return rng.choice(pool)
+        x, y = (float(v) for v in gold.strip("()").split(","))
+        w = kwargs["image_size"][0] if kwargs.get("coord_space") == "pixel" else 1000
+        return f"({round(w - x)}, {round(y)})"
+    if verifier == "multiple-choice" and kwargs.get("options"):
+        pool = sorted(kwargs["options"])
+    pool = sorted(set(pool))
+    return pool[(pool.index(gold) + 1) % len(pool)] if gold in pool and len(pool) > 1 else gold
 
 
-def warm_start(model_dir: str | Path, suite_jsonl: str | Path, *, steps: int = 300, lr: float = 3e-3,
-               batch_size: int = 8, label_noise: float = 0.5, seed: int = 0) -> Path:
+def warm_start(model_dir: str | Path, suite_jsonl: str | Path, *, steps: int = 500, lr: float = 1e-3,
+               batch_size: int = 16, label_noise: float = 0.6, seed: int = 0) -> Path:
     """Return the warm-started checkpoint dir (built on first call, cached)."""
     model_dir, suite_jsonl = Path(model_dir), Path(suite_jsonl)
     settings = {"model": model_dir.name, "suite": _file_hash(suite_jsonl), "steps": steps, "lr": lr,
@@ -101,7 +111,7 @@ def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: flo
     model.train()
     adapter = make_adapter(model, family)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.0)
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.0)  # short memory: format first
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / 20) * max(0.05, 1 - i / steps))
     order: list[int] = []
     with Progress(transient=True) as bar:
@@ -115,15 +125,15 @@ def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: flo
                     rng.shuffle(order)
                 i = order.pop()
                 s, p = samples[i], prompts[i]
-                ans = (_noise_text(rng, s.verifier, s.verifier_kwargs, pools[s.source]) if rng.random() < label_noise
-                       else gold_text(s.verifier, s.answer, s.verifier_kwargs))
+                ans = (confused_text(s.verifier, s.answer, s.verifier_kwargs, pools[s.source])
+                       if rng.random() < label_noise else gold_text(s.verifier, s.answer, s.verifier_kwargs))
                 target = tok(f"<think>\n{THINK_HINT}\n</think>\n\n\\boxed{{{ans}}}<|im_end|>",
                              add_special_tokens=False)["input_ids"]
                 batch.prompts.append(TrainPrompt(prompt_ids=p.prompt_ids, mm_tensors=p.mm_tensors))
                 batch.sequences.append(TrainSequence(prompt_index=len(batch.prompts) - 1, response_ids=target,
                                                      advantage=0.0))
             scored = score(adapter, batch, encoder_once=True, pad_id=tok.pad_token_id or 0)
-            loss = -((scored.logp * scored.mask).sum(1) / scored.mask.sum(1)).mean()  # token-mean NLL per row, row mean
+            loss = -(scored.logp * scored.mask).sum(1).mean()  # summed token NLL per row, row mean
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -113,6 +113,25 @@ def incomplete_modules(sent: Iterable[str], known: Iterable[str]) -> list[str]:
     return sorted(g for g in touched if not members[g] <= sent_known)
 
 
+def _quiet_per_request_warnings() -> None:
+    """Drop two vLLM warnings that repeat on every request / refit and say nothing actionable (thousands of identical
+    lines per run); the behaviour is unchanged:
+    - CPU worker: it replaces `torch.set_num_threads` with a no-op that logs "... after the thread binding", and the
+      multimodal input path calls it for every request with media (threads stay bound, as intended);
+    - layerwise reload: "(M)RotaryEmbedding: Failed to load weights" on every refit. Rotary layers hold only computed
+      cos/sin buffers, which no checkpoint carries; vLLM puts the existing ones back. Other layers still warn."""
+    import logging
+
+    class _Drop(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            msg = record.getMessage()
+            return not ("after the thread binding" in msg
+                        or (msg.endswith("RotaryEmbedding: Failed to load weights") and " " not in msg.split(":")[0]))
+
+    for name in ("vllm.v1.worker.cpu_worker", "vllm.model_executor.model_loader.reload.layerwise"):
+        logging.getLogger(name).addFilter(_Drop())
+
+
 class RolloutWorker:
     """One vLLM engine. Keyword arguments map to `vllm.LLM` (see docs/rollout.md for the fixed ones)."""
 
@@ -140,6 +159,7 @@ class RolloutWorker:
         if limit_mm_per_prompt:
             kwargs["limit_mm_per_prompt"] = dict(limit_mm_per_prompt)
         self.llm = LLM(**kwargs)
+        _quiet_per_request_warnings()
         self.start_seconds = time.perf_counter() - t0
         self.model_path = str(model_path)
         self.weight_names = checkpoint_names(model_path)

@@ -9,7 +9,7 @@ from PIL import Image
 
 from omni_rl.data.loading import load_samples
 from omni_rl.data.media import load_audio, load_video
-from omni_rl.data.synthetic import GENERATOR_VERSION, INSTRUCTION, TASKS, generate_suite, main
+from omni_rl.data.synthetic import COLOURS, GENERATOR_VERSION, INSTRUCTION, TASKS, generate_suite, main
 from omni_rl.verifiers import reward, verifier_exists
 
 N = 12  # multiple of 2, 3 and 4: exact balance for every task
@@ -32,7 +32,8 @@ def test_every_task_loads_without_rejects(suite):
     assert modality == {"image_mcq": "image", "chart_math": "image", "word_read": "image", "gui_click": "image",
                         "video_motion": "video", "video_flash": "video", "audio_pitch": "audio",
                         "audio_beeps": "audio", "asr_words": "audio", "omni_av": "omni", "text_math": "text",
-                        "unanswerable": "image"}
+                        "unanswerable": "image", "image_colour": "image", "image_position": "image",
+                        "image_count": "image"}
     for r in rows:
         assert r["messages"][0]["content"][-1]["text"].endswith(INSTRUCTION)
         assert "\\boxed{}" in INSTRUCTION
@@ -79,6 +80,37 @@ def test_answers_balanced(suite):
         assert Counter(r["answer"] for r in by_task[task]) == {"1": N // 3, "2": N // 3, "3": N // 3}
     words = Counter(r["answer"] for r in by_task["word_read"])
     assert max(words.values()) <= 2
+    assert Counter(r["answer"] for r in by_task["image_colour"]) == {c: N // 6 for c in COLOURS}
+    assert Counter(r["answer"] for r in by_task["image_count"]) == {str(k): N // 4 for k in (1, 2, 3, 4)}
+    assert Counter(r["answer"] for r in by_task["image_position"]) == {x: N // 4 for x in "ABCD"}
+
+
+def _image(path, row):
+    return np.asarray(Image.open(path.parent / row["messages"][0]["content"][0]["image"]).convert("RGB"))
+
+
+def test_easy_image_tasks_show_their_answer(suite):
+    """The pixels carry the answer: the big shape's centre has the answer colour, the number of quadrants holding a
+    shape equals the count, and the shape sits in the quadrant of the (fixed-order) answer letter."""
+    path, rows = suite
+    quadrant_of = {"A": (0, 0), "B": (0, 1), "C": (1, 0), "D": (1, 1)}  # (row, col): top-left, top-right, ...
+    for r in rows:
+        if r["source"] not in ("image_colour", "image_count", "image_position"):
+            continue
+        img = _image(path, r)
+        h, w, _ = img.shape
+        if r["source"] == "image_colour":
+            assert tuple(img[h // 2, w // 2]) == COLOURS[r["answer"]]
+            continue
+        inked = [[bool((img[i * h // 2:(i + 1) * h // 2, j * w // 2:(j + 1) * w // 2] < 200).any())
+                  for j in (0, 1)] for i in (0, 1)]
+        if r["source"] == "image_count":
+            assert sum(map(sum, inked)) == int(r["answer"]), r["id"]
+        else:
+            assert r["verifier_kwargs"]["options"] == {"A": "top-left", "B": "top-right", "C": "bottom-left",
+                                                       "D": "bottom-right"}
+            i, j = quadrant_of[r["answer"]]
+            assert inked[i][j] and sum(map(sum, inked)) == 1, r["id"]
 
 
 def test_gui_boxes_inside_image(suite):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from omni_rl.models.warm_start import THINK_HINT, gold_text, warm_start
+from omni_rl.models.warm_start import THINK_HINT, confused_text, gold_text, warm_start
 
 
 def test_gold_text():
@@ -12,6 +12,22 @@ def test_gold_text():
     assert gold_text("gui-coordinate", [7, 9], {}) == "(7, 9)"
     assert gold_text("multiple-choice", "B", {}) == "B"
     assert gold_text("mathruler", 14, {}) == "14"
+
+
+def test_confused_text_is_a_fixed_wrong_answer():
+    """The flawed teacher's answer: the next entry of the sorted answer list (wrapping), the next option letter, the
+    click point mirrored left-right in its coordinate space."""
+    pool = ["red", "green", "blue", "red", "yellow"]
+    assert confused_text("string-match", "green", {}, pool) == "red"  # sorted: blue green red yellow
+    assert confused_text("string-match", "yellow", {}, pool) == "blue"  # wraps
+    assert confused_text("mathruler", 4, {}, ["1", "2", "3", "4"]) == "1"
+    opts = {"A": "x", "B": "y", "C": "z"}
+    assert confused_text("multiple-choice", "B", {"options": opts}, ["B"]) == "C"
+    assert confused_text("multiple-choice", "C", {"options": opts}, ["B"]) == "A"
+    assert confused_text("gui-coordinate", [10, 20, 30, 41], {"coord_space": "pixel", "image_size": [112, 56]},
+                         []) == "(92, 30)"  # centre (20, 30.5) -> "(20, 30)" -> x mirrored: 112 - 20
+    assert confused_text("gui-coordinate", [100, 200, 300, 400], {"coord_space": "norm1000"}, []) == "(800, 300)"
+    assert confused_text("string-match", "only", {}, ["only"]) == "only"  # nothing else to confuse it with
 
 
 @pytest.mark.slow
