@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark + learning check of the default image RL stage (`omni-rl run stage=image_rl`).
 
-Prints: the reward curve (means over blocks of steps), start / end reward (mean over the first / last `--window`
+Prints: the reward curve (means over blocks of steps), the held-out greedy eval curve (when `run.eval_every`), start / end reward (mean over the first / last `--window`
 steps: one step is only 8 prompts, so single steps are noisy), the first step whose trailing-window mean is
 >= start + 0.3 and the wall time to reach it, the total wall time (model build + warm start + vLLM start-up
 included), the step-time split (render / generate / verify / train / refit), and the encoder-once speedup
@@ -66,10 +66,15 @@ def main() -> None:
     print(f"reward curve (means of {block}-step blocks): {' '.join(f'{x:.2f}' for x in curve)}")
     print(f"reward start (mean of first {w} steps) {start:.3f} -> end (mean of last {w}) {end:.3f}: "
           f"delta {end - start:+.3f}")
-    startup = wall - sum(r["time/step"] for r in rows)  # model build / warm start / vLLM + Ray start-up, plots
+    evals = [(r["step"], r["eval/mean"]) for r in rows if "eval/mean" in r]
+    if evals:
+        print("held-out greedy eval (step: reward): " + " ".join(f"{st}: {v:.2f}" for st, v in evals))
+        print(f"held-out eval {evals[0][1]:.3f} (step {evals[0][0]}) -> {evals[-1][1]:.3f} (step {evals[-1][0]}): "
+              f"delta {evals[-1][1] - evals[0][1]:+.3f}")
+    startup = wall - sum(r["time/step"] + r.get("time/eval", 0.0) for r in rows)  # model build / warm start / vLLM + Ray start-up, plots
     elapsed = startup
     for i, r in enumerate(rows):
-        elapsed += r["time/step"]
+        elapsed += r["time/step"] + r.get("time/eval", 0.0)
         if i + 1 >= w and fmean(rewards[i + 1 - w: i + 1]) >= start + 0.3:
             print(f"+0.3 over start first reached at step {i} (trailing {w}-step mean), "
                   f"{elapsed:.0f} s after launch")

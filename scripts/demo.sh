@@ -22,8 +22,9 @@ echo "== results =="
 import json, sys
 rows = [json.loads(l) for l in open(f"{sys.argv[1]}/metrics.jsonl")]
 r = [x["reward/mean"] for x in rows]
-k = min(3, len(r))
-print(f"reward per step: {' '.join(f'{v:.2f}' for v in r)}")
+k = max(1, min(20, len(r) // 3))  # one step is only 8 prompts: compare windows of steps, not single steps
+block = max(1, len(r) // 10)
+print(f"mean reward per {block}-step block: {' '.join(f'{sum(r[i:i + block]) / len(r[i:i + block]):.2f}' for i in range(0, len(r), block))}")
 print(f"mean reward, first {k} steps {sum(r[:k]) / k:.3f} -> last {k} steps {sum(r[-k:]) / k:.3f}")
 PY
 echo "metrics: $OUT/metrics.jsonl   samples: $OUT/samples.jsonl   plots: $OUT/plots/   final model: $OUT/final/"

@@ -35,6 +35,8 @@ class DataConfig:
     video_fps: float = 2.0
     video_max_frames: int = 8
     max_prompt_tokens: int = 1024  # longer prompts are rejected with a reason
+    eval_path: Optional[str] = None  # held-out rows for run.eval_every; None -> synthetic suite with seed data.seed + 1
+    eval_per_task: int = 16  # rows per task of the held-out synthetic suite
     seed: int = 0
 
 
@@ -118,6 +120,7 @@ class RunConfig:
     output_dir: str = "outputs/${run.name}"
     resume: bool = False
     checkpoint_every: int = 5
+    eval_every: int = 0  # greedy pass over the held-out set every N steps (and before the last one); 0 = off
     keep_last: int = 2
     stop_after_steps: Optional[int] = None  # stop (as if killed) after this many steps; for resume tests
 

@@ -65,14 +65,15 @@ def build_policy(cfg: OmniRLConfig, run: Run) -> Policy:
 
 
 # --------------------------------------------------------------------------------------------------------- data
-def suite_path(cfg: OmniRLConfig) -> Path:
-    """The embedded synthetic suite for the stage's tasks (generated once, cached by its settings)."""
+def suite_path(cfg: OmniRLConfig, *, held_out: bool = False) -> Path:
+    """The embedded synthetic suite for the stage's tasks (generated once, cached by its settings). `held_out`: the
+    evaluation suite, same tasks drawn with seed `data.seed + 1` (other images, other answers' order)."""
     from omni_rl.data.synthetic import generate_suite
 
     tasks = sorted(cfg.data.synthetic_tasks)
-    name = f"{'-'.join(tasks) or 'all'}-n{cfg.data.synthetic_per_task}-seed{cfg.data.seed}"
-    return generate_suite(cache_dir() / "synthetic" / name, tasks=tasks or None,
-                          n_per_task=cfg.data.synthetic_per_task, seed=cfg.data.seed)
+    n, seed = (cfg.data.eval_per_task, cfg.data.seed + 1) if held_out else (cfg.data.synthetic_per_task, cfg.data.seed)
+    name = f"{'-'.join(tasks) or 'all'}-n{n}-seed{seed}"
+    return generate_suite(cache_dir() / "synthetic" / name, tasks=tasks or None, n_per_task=n, seed=seed)
 
 
 @dataclass
@@ -82,6 +83,7 @@ class Data:
     policy: Policy
     cfg: OmniRLConfig
     counts: dict[str, int]
+    split: str = "train"  # "train" | "eval": prefixes vLLM media cache keys, so equal row ids never share an entry
     _cache: "OrderedDict[int, Prompt]" = field(default_factory=OrderedDict)
     cache_size: int = 256
 
@@ -98,7 +100,8 @@ class Data:
         # stable per-media cache keys for vLLM (the rollout worker appends the policy version)
         mm = prompt.vllm_inputs.get("multi_modal_data") or {}
         prompt.vllm_inputs["multi_modal_uuids"] = {
-            kind: [f"{prompt.sample.id}/{kind}{i}" for i in range(len(items) if isinstance(items, list) else 1)]
+            kind: [f"{self.split}:{prompt.sample.id}/{kind}{i}"
+                   for i in range(len(items) if isinstance(items, list) else 1)]
             for kind, items in mm.items()}
         self._cache[index] = prompt
         if len(self._cache) > self.cache_size:
@@ -106,21 +109,43 @@ class Data:
         return prompt
 
 
-def build_data(cfg: OmniRLConfig, run: Run, policy: Policy) -> Data:
-    """Load `data.path` (or generate the synthetic suite), write rejects, and report rows in = usable + rejected."""
+def build_data(cfg: OmniRLConfig, run: Run, policy: Policy, *, split: str = "train") -> Data:
+    """Load `data.path` (or generate the synthetic suite), write rejects, and report rows in = usable + rejected.
+    `split="eval"`: the held-out set (`data.eval_path`, or the held-out synthetic suite); rejects in eval_rejects.jsonl."""
     from omni_rl.data.loading import load_samples
     from omni_rl.verifiers import verifier_exists
 
-    path = Path(cfg.data.path) if cfg.data.path is not None else suite_path(cfg)
-    result = load_samples(path, known_verifiers=verifier_exists, rejects_path=run.dir / "rejects.jsonl")
+    given = cfg.data.eval_path if split == "eval" else cfg.data.path
+    path = Path(given) if given is not None else suite_path(cfg, held_out=split == "eval")
+    rejects = run.dir / ("eval_rejects.jsonl" if split == "eval" else "rejects.jsonl")
+    result = load_samples(path, known_verifiers=verifier_exists, rejects_path=rejects)
     counts = dict(result.counts)
-    run.console.print(f"data {path}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
-                      + (f" (reasons in {run.dir / 'rejects.jsonl'})" if result.rejects else ""))
+    run.console.print(f"{split} data {path}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+                      + (f" (reasons in {rejects})" if result.rejects else ""))
     if not result.samples:
-        raise ValueError(f"no usable rows in {path}; see {run.dir / 'rejects.jsonl'}")
+        raise ValueError(f"no usable rows in {path}; see {rejects}")
     sampler = MixtureSampler([s.source for s in result.samples], weights=dict(cfg.data.mixture) or None,
                              seed=cfg.data.seed)
-    return Data(samples=result.samples, sampler=sampler, policy=policy, cfg=cfg, counts=counts)
+    return Data(samples=result.samples, sampler=sampler, policy=policy, cfg=cfg, counts=counts, split=split,
+                cache_size=max(256, len(result.samples)) if split == "eval" else 256)
+
+
+def evaluate(data: Data, rollout: "RolloutGroup", verifier: "VerifierPool", *, step: int) -> dict[str, float]:
+    """One greedy response (temperature 0) per held-out prompt, scored like training rollouts: `eval/mean`,
+    `eval/outcome`, `eval/format`, `eval/pass@1`, `eval/source/*`, `eval/verifier/*`, `time/eval`, of the policy
+    the rollout workers hold now (at `step`: before that step's update)."""
+    import time
+
+    from omni_rl.controller.stats import reward_metrics
+
+    t = time.perf_counter()
+    prompts = [data.render(i) for i in range(len(data.samples))]
+    groups, _ = rollout.generate(prompts, n=1, seed=step, sampling={"temperature": 0.0})
+    scored, stats = verifier.score_groups(prompts, groups)
+    out = {k.replace("reward/", "eval/", 1): v for k, v in reward_metrics(prompts, scored, stats).items()
+           if k.startswith("reward/") and k != "reward/pass@G"}
+    out["time/eval"] = time.perf_counter() - t
+    return out
 
 
 # -------------------------------------------------------------------------------------------------------- ray

@@ -9,6 +9,7 @@ One step:
     train                                  (data-parallel trainer actors, exact global normalisation, GSPO)
     refit weights                          (trainer state dict -> every vLLM worker, in place, versioned)
     log + checkpoint                       (metrics.jsonl, wandb offline, keep-last-k checkpoints)
+    every run.eval_every steps             (greedy pass over the held-out set: eval/* metrics)
 
 Setup lives in `omni_rl.controller.builders`; every Ray call is behind the rollout / trainer group objects.
 """
@@ -28,6 +29,7 @@ def train_rl(cfg: OmniRLConfig) -> Path:
     run = B.build_run(cfg)  # run dir, resolved config, console, metrics logger (truncated to the resume step)
     policy = B.build_policy(cfg, run)  # checkpoint dir (tiny model built / warm-started when needed), processor
     data = B.build_data(cfg, run, policy)  # samples (+ rejects file), mixture sampler, prompt renderer
+    eval_data = B.build_data(cfg, run, policy, split="eval") if cfg.run.eval_every > 0 else None  # held-out set
     B.init_ray(cfg)
     verifier = B.build_verifier_pool(cfg)
     trainer = B.build_trainer_group(cfg, policy)
@@ -40,10 +42,13 @@ def train_rl(cfg: OmniRLConfig) -> Path:
     try:
         with run.progress(total=cfg.run.steps, start=start_step) as progress:
             for step in range(start_step, cfg.run.steps):
-                metrics = rl_step(cfg, step, data, rollout, verifier, trainer)
+                evals = (B.evaluate(eval_data, rollout, verifier, step=step)  # the policy this step samples from
+                         if eval_data is not None and (step % cfg.run.eval_every == 0 or step + 1 == cfg.run.steps)
+                         else {})
+                metrics = {**rl_step(cfg, step, data, rollout, verifier, trainer), **evals}
                 run.log_samples(step, metrics.pop("_samples"))
                 run.logger.log(step, metrics)
-                run.console.print(run.summary_line(step, metrics))
+                run.console.print(run.summary_line(step, metrics), soft_wrap=True)  # one line per step
                 progress.advance()
                 if (step + 1) % cfg.run.checkpoint_every == 0 or step + 1 == cfg.run.steps:
                     ckpt.save(step, trainer)

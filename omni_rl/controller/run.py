@@ -65,7 +65,7 @@ class Run:
                 f"{g('reward/format', '.2f')}) | loss {g('train/loss', '.4f')} "
                 f"clip {g('train/clip_frac', '.2f')} mismatch {g('train/logprob_abs_diff_mean', '.1e')} | "
                 f"gen {g('time/generate', '.1f')}s verify {g('time/verify', '.1f')}s train {g('time/train', '.1f')}s "
-                f"refit {g('time/refit', '.2f')}s")
+                f"refit {g('time/refit', '.2f')}s" + (f" | eval {g('eval/mean')}" if "eval/mean" in m else ""))
 
 
 @dataclass

@@ -12,6 +12,7 @@ PANELS: dict[str, tuple[str, list[str]]] = {
     "reward": ("Mean reward (outcome, format)", ["reward/mean", "reward/outcome", "reward/format"]),
     "reward_by_source": ("Reward per source", ["reward/source/"]),
     "reward_by_verifier": ("Reward per verifier", ["reward/verifier/"]),
+    "eval_reward": ("Held-out reward, greedy (overall and per source)", ["eval/mean", "eval/source/"]),
     "clip_fraction": ("GSPO clip fraction", ["train/clip_frac_low", "train/clip_frac_high"]),
     "logprob_mismatch": ("Trainer vs rollout |logp diff| (mean per token)", ["train/logprob_abs_diff_mean"]),
     "step_time": ("Step time split (s)", ["time/"]),

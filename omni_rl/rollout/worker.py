@@ -118,15 +118,17 @@ def _quiet_per_request_warnings() -> None:
     lines per run); the behaviour is unchanged:
     - CPU worker: it replaces `torch.set_num_threads` with a no-op that logs "... after the thread binding", and the
       multimodal input path calls it for every request with media (threads stay bound, as intended);
-    - layerwise reload: "(M)RotaryEmbedding: Failed to load weights" on every refit. Rotary layers hold only computed
-      cos/sin buffers, which no checkpoint carries; vLLM puts the existing ones back. Other layers still warn."""
+    - layerwise reload: "(M)RotaryEmbedding: Failed to load weights" / "SinusoidsPositionEmbedding: ..." on every
+      refit. These layers hold only computed position buffers, which a refit does not carry; vLLM puts the existing
+      ones back. Other layers still warn."""
     import logging
 
     class _Drop(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:
             msg = record.getMessage()
-            return not ("after the thread binding" in msg
-                        or (msg.endswith("RotaryEmbedding: Failed to load weights") and " " not in msg.split(":")[0]))
+            layer, _, rest = msg.partition(": ")
+            computed = layer.endswith(("RotaryEmbedding", "PositionEmbedding")) and " " not in layer
+            return not ("after the thread binding" in msg or (computed and rest == "Failed to load weights"))
 
     for name in ("vllm.v1.worker.cpu_worker", "vllm.model_executor.model_loader.reload.layerwise"):
         logging.getLogger(name).addFilter(_Drop())
@@ -158,8 +160,8 @@ class RolloutWorker:
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
         if limit_mm_per_prompt:
             kwargs["limit_mm_per_prompt"] = dict(limit_mm_per_prompt)
+        _quiet_per_request_warnings()  # after `import vllm` (its logging config is set up), before the engine starts
         self.llm = LLM(**kwargs)
-        _quiet_per_request_warnings()
         self.start_seconds = time.perf_counter() - t0
         self.model_path = str(model_path)
         self.weight_names = checkpoint_names(model_path)

@@ -87,3 +87,29 @@ def test_unique_inputs_by_identity_and_metrics():
     text_only = media_metrics([Prompt(sample=a.sample, prompt_ids=[1], vllm_inputs={"prompt_token_ids": [1]})],
                               n=4, physical_bytes=0, sent_bytes=0)
     assert text_only["media/logical_bytes"] == 0.0 and text_only["media/physical_over_unique"] == 1.0
+
+
+def test_quiet_per_request_warnings_drops_only_the_repeated_lines():
+    import logging
+
+    from omni_rl.rollout.worker import _quiet_per_request_warnings
+
+    _quiet_per_request_warnings()
+    seen = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    for name in ("vllm.v1.worker.cpu_worker", "vllm.model_executor.model_loader.reload.layerwise"):
+        log = logging.getLogger(name)
+        handler = _Keep()
+        log.addHandler(handler)
+        try:
+            for msg in ("CPU backend doesn't allow to use `torch.set_num_threads` after the thread binding, skip it.",
+                        "MRotaryEmbedding: Failed to load weights", "SinusoidsPositionEmbedding: Failed to load weights",
+                        "QKVParallelLinear: Failed to load weights", "RotaryEmbedding: something else"):
+                log.warning(msg)
+        finally:
+            log.removeHandler(handler)
+    assert seen == ["QKVParallelLinear: Failed to load weights", "RotaryEmbedding: something else"] * 2
