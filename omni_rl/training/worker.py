@@ -392,6 +392,10 @@ class TrainerWorker:
             import torch.distributed as dist
 
             if dist.is_initialized():
+                # Every rank calls shutdown. Without the barrier, rank 0 (which hosts the rendezvous store) can tear
+                # the group down while another rank is still in its last collective; gloo then aborts that rank
+                # ("terminate called without an active exception", seen once in CI).
+                dist.barrier()
                 dist.destroy_process_group()
 
 
