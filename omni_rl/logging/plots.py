@@ -19,6 +19,20 @@ PANELS: dict[str, tuple[str, list[str]]] = {
 }
 
 
+SMOOTH_FROM = 60  # series with at least this many points are drawn smoothed
+
+
+def trailing_mean(ys: list[float], window: int) -> list[float]:
+    """Mean of the last `window` values at each point (fewer at the start)."""
+    out, acc = [], 0.0
+    for i, y in enumerate(ys):
+        acc += y
+        if i >= window:
+            acc -= ys[i - window]
+        out.append(acc / min(i + 1, window))
+    return out
+
+
 def _series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
     xs, ys = [], []
     for r in rows:
@@ -48,8 +62,15 @@ def plot_run(run_dir: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(7, 4))
         for k in chosen:
             xs, ys = _series(rows, k)
-            if xs:
-                ax.plot(xs, ys, marker=".", label=k.split("/", 1)[-1] if len(chosen) > 1 else k)
+            if not xs:
+                continue
+            label = k.split("/", 1)[-1] if len(chosen) > 1 else k
+            if len(xs) >= SMOOTH_FROM:  # per-step values are noisy (a few prompts each): faint raw + trailing mean
+                window = max(2, len(xs) // 20)
+                line, = ax.plot(xs, ys, alpha=0.25, linewidth=0.8)
+                ax.plot(xs, trailing_mean(ys, window), color=line.get_color(), label=f"{label} ({window}-step mean)")
+            else:
+                ax.plot(xs, ys, marker=".", label=label)
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

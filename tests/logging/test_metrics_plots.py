@@ -51,3 +51,10 @@ def test_wandb_offline_run_writes_files(tmp_path, monkeypatch):
     logger.log(0, {"reward/mean": 0.5})
     logger.close()
     assert list((tmp_path / "wandb").glob("offline-run-*")), "wandb offline run dir missing"
+
+
+def test_trailing_mean_by_hand():
+    from omni_rl.logging.plots import trailing_mean
+
+    assert trailing_mean([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
+    assert trailing_mean([2.0, 4.0, 9.0], 5) == [2.0, 3.0, 5.0]
