@@ -2,7 +2,7 @@
 """omni-rl vs TRL: the same GSPO training steps run by omni-rl and by TRL 1.16's GRPOTrainer, side by side.
 
 For each mode, (a) text prompts (tiny `--family-text` model, synthetic `text_math`) and (b) image prompts (tiny
-`--family-image` model, synthetic `image_mcq`), both sides get the SAME checkpoint dir, prompt file, G, max new
+`--family-image` model, synthetic `image_colour` + `image_count` as in `stage=image_rl`), both sides get the SAME checkpoint dir, prompt file, G, max new
 tokens, learning rate, optimizer (AdamW 0.9/0.999, no weight decay, constant lr, grad clip 1), steps and prompts per
 step, and score with the same reward (`omni_rl.verifiers.reward`). Each side runs in its own child process, so its
 peak memory is its own. What TRL is configured with, and the few CPU-forced deviations from a stock TRL run, are in
@@ -45,7 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--family-image", default="vl",
                     help="tiny model family for image prompts ('vl': TRL 1.16 cannot train the 'omni' thinker)")
     ap.add_argument("--text-tasks", nargs="+", default=["text_math"], help="synthetic tasks of the text mode")
-    ap.add_argument("--image-tasks", nargs="+", default=["image_mcq"], help="synthetic tasks of the image mode")
+    ap.add_argument("--image-tasks", nargs="+", default=["image_colour", "image_count"],
+                    help="synthetic tasks of the image mode (default: those of `stage=image_rl`)")
     ap.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=True,
                     help="start both sides from the warm-started tiny model omni-rl's stage starts from (default); "
                          "--no-warm-start: random weights, rewards ~0, nearly every group has zero reward variance "
@@ -65,14 +66,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def prepare_model(mode: str, family: str, *, warm_start: bool, seed: int, out: Path) -> Path:
+def prepare_model(mode: str, family: str, tasks: list[str], *, warm_start: bool, seed: int,
+                  out: Path) -> Path:
     """The checkpoint `omni-rl run stage=<text_rl_1|image_rl> model.family=<family>` starts from: the tiny model,
-    warm-started unless `warm_start` is False (built by omni-rl's own `build_policy`; cached)."""
+    warm-started on the benchmark's own `tasks` unless `warm_start` is False (built by omni-rl's own `build_policy`;
+    cached). A warm start on other tasks would answer in the wrong vocabulary: every reward 0.1 (format only), most
+    groups zero-variance, and omni-rl (which skips those groups) would train on far less than TRL."""
     from omni_rl.config import compose_config
     from omni_rl.controller.builders import build_policy, build_run
 
     cfg = compose_config([f"stage={'text_rl_1' if mode == 'text' else 'image_rl'}", f"model.family={family}",
                           f"model.seed={seed}", f"model.warm_start={str(warm_start).lower()}",
+                          f"data.synthetic_tasks=[{','.join(tasks)}]",
                           f"run.output_dir={out / 'policy'}", "logging.wandb_mode=disabled"])
     return Path(build_policy(cfg, build_run(cfg)).path)
 
@@ -92,7 +97,7 @@ def run_mode(mode: str, args: argparse.Namespace, out: Path) -> dict[str, dict[s
     tasks = args.text_tasks if mode == "text" else args.image_tasks
     given = args.model_text if mode == "text" else args.model_image
     model_dir = (Path(given).resolve() if given is not None
-                 else prepare_model(mode, family, warm_start=args.warm_start, seed=args.seed, out=out / mode))
+                 else prepare_model(mode, family, tasks, warm_start=args.warm_start, seed=args.seed, out=out / mode))
     n = max(32, args.steps * args.prompts_per_step)
     data_path = prepare_prompts(tasks, n=n, seed=args.seed, out=out / mode)
     results: dict[str, dict[str, Any]] = {}
