@@ -93,6 +93,8 @@ class TrainerConfig:
     num_workers: int = 1  # data-parallel ranks (Ray actors)
     lr: float = 1e-5
     warmup_steps: int = 2
+    lr_schedule: str = "constant"  # "constant" | "cosine" (after warmup, down to lr * min_lr_ratio at the last step)
+    min_lr_ratio: float = 0.0
     weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     grad_clip: float = 1.0

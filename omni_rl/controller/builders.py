@@ -219,6 +219,8 @@ def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> "TrainerGroup":
     t, a = cfg.trainer, cfg.algorithm
     eps_low, eps_high = CLIP_PRESETS[a.clip_preset] if a.clip_preset else (a.eps_low, a.eps_high)
     return TrainerGroup(str(policy.path), num_workers=t.num_workers, lr=t.lr, warmup_steps=t.warmup_steps,
+                        lr_schedule=t.lr_schedule, min_lr_ratio=t.min_lr_ratio,
+                        total_steps=cfg.run.steps * t.optimizer_steps_per_batch,
                         weight_decay=t.weight_decay, betas=tuple(t.betas), grad_clip=t.grad_clip,
                         micro_batch_size=t.micro_batch_size, encoder_once=t.encoder_once,
                         freeze=asdict(t.freeze), eps_low=eps_low, eps_high=eps_high, kl_beta=a.kl_beta,

@@ -37,6 +37,8 @@ The model is kept in eval mode (no dropout) for both scoring and training.
 
 from __future__ import annotations
 
+import math
+
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -64,6 +66,7 @@ class TrainerWorker:
     def __init__(self, model_path: str, *, family: str | None = None, dtype: str = "float32", device: str = "cpu",
                  rank: int = 0, world_size: int = 1, master_addr: str | None = None, master_port: int | None = None,
                  freeze: Mapping[str, bool] | None = None, lr: float = 1e-5, warmup_steps: int = 0,
+                 lr_schedule: str = "constant", total_steps: int | None = None, min_lr_ratio: float = 0.0,
                  weight_decay: float = 0.0, betas: Sequence[float] = (0.9, 0.999), grad_clip: float | None = 1.0,
                  micro_batch_size: int = 16, encoder_once: bool = True, eps_low: float = 0.2, eps_high: float = 0.28,
                  max_logprob_error: float | None = None, kl_beta: float = 0.0, temperature: float = 1.0,
@@ -100,7 +103,8 @@ class TrainerWorker:
         self.kl_beta = kl_beta
         self.ref_adapter = self._reference(model_path, dtype) if kl_beta != 0 else None
         self.optimizer = torch.optim.AdamW(self.params, lr=lr, betas=(betas[0], betas[1]), weight_decay=weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _warmup(warmup_steps))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_factor(warmup_steps, lr_schedule, total_steps=total_steps, min_ratio=min_lr_ratio))
 
     # ------------------------------------------------------------------------------------------------ setup
     def _freeze(self, freeze: Mapping[str, bool]) -> dict[str, int]:
@@ -400,9 +404,27 @@ class TrainerWorker:
 
 
 # ------------------------------------------------------------------------------------------------------ helpers
-def _warmup(warmup_steps: int):
-    """lr factor for optimizer step s (0-based): (s + 1) / warmup_steps during warmup, then 1."""
-    return lambda s: min(1.0, (s + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(warmup_steps: int, schedule: str = "constant", *, total_steps: int | None = None,
+              min_ratio: float = 0.0):
+    """lr multiplier for optimizer step s (0-based): (s + 1) / warmup_steps during warmup; then 1 ("constant"), or
+    a cosine from 1 down to `min_ratio` at step `total_steps` (and `min_ratio` after it) ("cosine")."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown lr_schedule {schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
+    if schedule == "cosine" and (total_steps is None or total_steps <= warmup_steps):
+        raise ValueError(f"lr_schedule 'cosine' needs total_steps > warmup_steps, got {total_steps}")
+
+    def factor(s: int) -> float:
+        if warmup_steps > 0 and s < warmup_steps:
+            return (s + 1) / warmup_steps
+        if schedule == "constant":
+            return 1.0
+        progress = min(1.0, (s - warmup_steps) / (total_steps - warmup_steps))
+        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
 
 
 def _padded(rows: Sequence[Sequence[float] | None], like: Tensor) -> Tensor | None:

@@ -57,6 +57,31 @@ def test_linear_warmup(text_model_path):
     assert lrs == pytest.approx([0.1, 0.2, 0.3, 0.3], abs=1e-12)  # (s + 1) / 3 * lr, then lr
 
 
+def test_lr_factor_by_hand():
+    import math
+
+    from omni_rl.training.worker import lr_factor
+
+    const = lr_factor(2)
+    assert [const(s) for s in range(4)] == [0.5, 1.0, 1.0, 1.0]
+    cos = lr_factor(2, "cosine", total_steps=6, min_ratio=0.1)  # warmup 0, 1; cosine over steps 2..6
+    want = [0.5, 1.0] + [0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * k / 4)) for k in range(5)] + [0.1]
+    assert [cos(s) for s in range(8)] == pytest.approx(want, abs=1e-12)
+    assert cos(4) == pytest.approx(0.55, abs=1e-12)  # half way: (1 + 0.1) / 2
+    with pytest.raises(ValueError, match="cosine"):
+        lr_factor(2, "cosine", total_steps=2)
+    with pytest.raises(ValueError, match="unknown lr_schedule"):
+        lr_factor(0, "linear")
+
+
+def test_cosine_schedule_reaches_the_worker(text_model_path):
+    w = TrainerWorker(text_model_path, lr=0.2, warmup_steps=0, lr_schedule="cosine", total_steps=2,
+                      min_lr_ratio=0.0, micro_batch_size=9)
+    batch = text_batch(seed=1)
+    lrs = [w.train_step(batch, global_num_seqs=9)["lr"] for _ in range(3)]
+    assert lrs == pytest.approx([0.2, 0.1, 0.0], abs=1e-12)
+
+
 def test_logprob_error_mask_equals_zero_weight(text_model_path):
     batch = text_batch(seed=2)
     ref = TrainerWorker(text_model_path, dtype="float64", micro_batch_size=9)
