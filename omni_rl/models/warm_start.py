@@ -42,6 +42,23 @@ def gold_text(verifier: str, answer: Any, verifier_kwargs: dict[str, Any]) -> st
     return str(answer)
 
 
+def target_text(answer_text: str) -> str:
+    """The warm-start response for an answer: the format RL rewards, with a fixed one-line thought."""
+    return f"<think>\n{THINK_HINT}\n</think>\n\n\\boxed{{{answer_text}}}<|im_end|>"
+
+
+def pair_batch(pairs: list[tuple[Any, list[int]]]) -> Any:
+    """A `TrainBatch` of (rendered prompt, response token ids) pairs, one sequence per pair (advantage unused)."""
+    from omni_rl.training.batch import TrainBatch, TrainPrompt, TrainSequence
+
+    batch = TrainBatch(prompts=[], sequences=[])
+    for prompt, response_ids in pairs:
+        batch.prompts.append(TrainPrompt(prompt_ids=prompt.prompt_ids, mm_tensors=prompt.mm_tensors))
+        batch.sequences.append(TrainSequence(prompt_index=len(batch.prompts) - 1, response_ids=list(response_ids),
+                                             advantage=0.0))
+    return batch
+
+
 def confused_text(verifier: str, answer: Any, kwargs: dict[str, Any], pool: list[str]) -> str:
     """The flawed teacher's answer: a fixed wrong answer, a function of the gold one (see the module docstring)."""
     gold = gold_text(verifier, answer, kwargs)
@@ -91,7 +108,6 @@ def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: flo
     from omni_rl.data.loading import load_samples
     from omni_rl.data.render import render_prompt, tokenizer_of
     from omni_rl.models.policy import detect_family, load_model, load_processor, save_policy
-    from omni_rl.training.batch import TrainBatch, TrainPrompt, TrainSequence
     from omni_rl.training.forward import make_adapter, score
 
     torch.manual_seed(seed)
@@ -118,20 +134,17 @@ def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: flo
         task = bar.add_task("warm start", total=steps)
         for _ in range(steps):
             # one batched forward (the trainer's own scoring path) over `batch_size` (prompt, target) pairs
-            batch = TrainBatch(prompts=[], sequences=[])
+            pairs = []
             for _ in range(batch_size):
                 if not order:
                     order = list(range(len(prompts)))
                     rng.shuffle(order)
                 i = order.pop()
-                s, p = samples[i], prompts[i]
+                s = samples[i]
                 ans = (confused_text(s.verifier, s.answer, s.verifier_kwargs, pools[s.source])
                        if rng.random() < label_noise else gold_text(s.verifier, s.answer, s.verifier_kwargs))
-                target = tok(f"<think>\n{THINK_HINT}\n</think>\n\n\\boxed{{{ans}}}<|im_end|>",
-                             add_special_tokens=False)["input_ids"]
-                batch.prompts.append(TrainPrompt(prompt_ids=p.prompt_ids, mm_tensors=p.mm_tensors))
-                batch.sequences.append(TrainSequence(prompt_index=len(batch.prompts) - 1, response_ids=target,
-                                                     advantage=0.0))
+                pairs.append((prompts[i], tok(target_text(ans), add_special_tokens=False)["input_ids"]))
+            batch = pair_batch(pairs)
             scored = score(adapter, batch, encoder_once=True, pad_id=tok.pad_token_id or 0)
             loss = -(scored.logp * scored.mask).sum(1).mean()  # summed token NLL per row, row mean
             opt.zero_grad(set_to_none=True)
