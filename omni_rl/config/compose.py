@@ -23,7 +23,7 @@ def compose_config(overrides: Sequence[str] = (), *, config_name: str = "config"
         with initialize_config_module(config_module="omni_rl.configs", version_base="1.3"):
             cfg = compose(config_name=config_name, overrides=list(overrides))
         return to_object(cfg)
-    except (HydraException, OmegaConfBaseException) as e:
+    except (HydraException, OmegaConfBaseException, ValueError) as e:
         raise ConfigError(
             f"{e}\n  (overrides: {' '.join(overrides) or '<none>'}; "
             "see `omni-rl show-config` for every key and its default)"

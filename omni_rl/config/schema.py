@@ -88,12 +88,15 @@ class FreezeConfig:
     router: bool = True
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
 @dataclass
 class TrainerConfig:
     num_workers: int = 1  # data-parallel ranks (Ray actors)
     lr: float = 1e-5
     warmup_steps: int = 2
-    lr_schedule: str = "constant"  # "constant" | "cosine" (after warmup, down to lr * min_lr_ratio at the last step)
+    lr_schedule: str = "constant"  # one of LR_SCHEDULES: after warmup, constant or cosine down to lr * min_lr_ratio
     min_lr_ratio: float = 0.0
     weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
@@ -149,9 +152,20 @@ def register_configs() -> None:
 
 
 def to_object(cfg: Any) -> OmniRLConfig:
-    """Validated, typed copy of a composed DictConfig."""
+    """Validated, typed copy of a composed DictConfig (types by OmegaConf, value ranges by `check_values`)."""
     from omegaconf import OmegaConf
 
     obj = OmegaConf.to_object(cfg)
     assert isinstance(obj, OmniRLConfig), type(obj)
+    check_values(obj)
     return obj
+
+
+def check_values(cfg: OmniRLConfig) -> None:
+    """Values the types cannot express, checked before any model or actor starts (ValueError naming the key)."""
+    if cfg.trainer.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"trainer.lr_schedule={cfg.trainer.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
+    if not 0.0 <= cfg.trainer.min_lr_ratio <= 1.0:
+        raise ValueError(f"trainer.min_lr_ratio={cfg.trainer.min_lr_ratio}: must be in [0, 1]")
+    if cfg.run.eval_every < 0:
+        raise ValueError(f"run.eval_every={cfg.run.eval_every}: must be >= 0 (0 turns evaluation off)")

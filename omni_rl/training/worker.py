@@ -50,6 +50,7 @@ from torch import Tensor
 
 from omni_rl.algorithms.gspo import gspo_loss, kl_k3, logprob_error_weights
 from omni_rl.algorithms.normalization import normalized_sum
+from omni_rl.config.schema import LR_SCHEDULES
 from omni_rl.training.batch import TrainBatch
 from omni_rl.training.forward import make_adapter, score
 
@@ -404,9 +405,6 @@ class TrainerWorker:
 
 
 # ------------------------------------------------------------------------------------------------------ helpers
-LR_SCHEDULES = ("constant", "cosine")
-
-
 def lr_factor(warmup_steps: int, schedule: str = "constant", *, total_steps: int | None = None,
               min_ratio: float = 0.0):
     """lr multiplier for optimizer step s (0-based): (s + 1) / warmup_steps during warmup; then 1 ("constant"), or

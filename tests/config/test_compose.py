@@ -39,3 +39,17 @@ def test_bad_overrides_raise_clear_error(bad):
     with pytest.raises(ConfigError) as e:
         compose_config([bad])
     assert bad.split("=")[0].split(".")[-1] in str(e.value) or "nope" in str(e.value)
+
+
+@pytest.mark.parametrize("override, key", [("trainer.lr_schedule=linear", "trainer.lr_schedule"),
+                                           ("trainer.min_lr_ratio=1.5", "trainer.min_lr_ratio"),
+                                           ("run.eval_every=-1", "run.eval_every")])
+def test_bad_values_fail_at_compose_time(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        compose_config(["stage=image_rl", override])
+
+
+def test_image_rl_schedule_and_eval():
+    cfg = compose_config(["stage=image_rl"])
+    assert (cfg.trainer.lr_schedule, cfg.run.eval_every, cfg.run.steps) == ("cosine", 25, 400)
+    assert compose_config(["stage=image_rl", "trainer.lr_schedule=constant"]).trainer.lr_schedule == "constant"
