@@ -136,6 +136,13 @@ def _save_png(img: Any, path: Path) -> None:
     img.save(path, format="PNG", optimize=False)
 
 
+def _image_part(ctx: TaskContext, i: int, img: Any) -> dict[str, str]:
+    """Save row i's image as PNG under the task's media dir; return its message content part."""
+    path, rel = ctx.media_path(i, "png")
+    _save_png(img, path)
+    return {"type": "image", "image": rel}
+
+
 def _shape_image(ctx: TaskContext, shape: str, colour: str, quadrant: str) -> Any:
     from PIL import ImageDraw
 
@@ -245,8 +252,7 @@ def _image_mcq(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
         colour = str(ctx.rng.choice(list(COLOURS)))
         quadrant = str(ctx.rng.choice(QUADRANTS))
         img = _shape_image(ctx, shape, colour, quadrant)
-        path, rel = ctx.media_path(i, "png")
-        _save_png(img, path)
+        part = _image_part(ctx, i, img)
         kind = i % 3
         if kind == 0:
             q, correct, pool = "What colour is the shape in the image?", colour, list(COLOURS)
@@ -255,7 +261,7 @@ def _image_mcq(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
         else:
             q, correct, pool = "Where in the image is the shape?", quadrant, list(QUADRANTS)
         opts = _options(ctx.rng, correct, pool, int(letters[i]))
-        rows.append(_row(ctx, i, [{"type": "image", "image": rel}], _options_text(q, opts), "multiple-choice",
+        rows.append(_row(ctx, i, [part], _options_text(q, opts), "multiple-choice",
                          LETTERS[int(letters[i])], {"options": opts}))
     return rows
 
@@ -284,8 +290,7 @@ def _chart_math(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
             x1 = round(left + j * slot + slot * 0.2)
             x2 = round(left + (j + 1) * slot - slot * 0.2)
             d.rectangle([x1, round(bottom - h * unit), x2, bottom], fill=COLOURS[c])
-        path, rel = ctx.media_path(i, "png")
-        _save_png(img, path)
+        part = _image_part(ctx, i, img)
         if i % 2 == 0:
             q = (f"The bar chart has {nbars} bars; grey grid lines mark heights 1 to 7. "
                  "How tall is the tallest bar?")
@@ -295,7 +300,7 @@ def _chart_math(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
             q = (f"The bar chart has {nbars} bars; grey grid lines mark heights 1 to 7. What is the sum of the "
                  f"heights of the {colours[a]} bar and the {colours[b]} bar?")
             ans = heights[a] + heights[b]
-        rows.append(_row(ctx, i, [{"type": "image", "image": rel}], q, "mathruler", str(ans)))
+        rows.append(_row(ctx, i, [part], q, "mathruler", str(ans)))
     return rows
 
 
@@ -319,9 +324,8 @@ def _word_read(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
         ox = int(ctx.rng.integers(0, max(1, s - tw))) - x1
         oy = int(ctx.rng.integers(0, max(1, s - th))) - y1
         d.text((ox, oy), word, fill=(0, 0, 0), font=font)
-        path, rel = ctx.media_path(i, "png")
-        _save_png(img, path)
-        rows.append(_row(ctx, i, [{"type": "image", "image": rel}], "What word is written in the image?",
+        part = _image_part(ctx, i, img)
+        rows.append(_row(ctx, i, [part], "What word is written in the image?",
                          "string-match", word))
     return rows
 
@@ -350,8 +354,7 @@ def _gui_click(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
         x2, y2 = x1 + bw - 1, y1 + bh - 1
         colour = names[i % len(names)]
         d.rectangle([x1, y1, x2, y2], fill=COLOURS[colour])
-        path, rel = ctx.media_path(i, "png")
-        _save_png(img, path)
+        part = _image_part(ctx, i, img)
         if i % 2 == 0:
             space = (f"Give the click point in pixel coordinates of this {w}x{h} image "
                      f"((0, 0) is the top-left corner) as (x, y).")
@@ -363,7 +366,7 @@ def _gui_click(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
             answer = [round(x1 / w * 1000), round(y1 / h * 1000), round((x2 + 1) / w * 1000),
                       round((y2 + 1) / h * 1000)]
             kwargs = {"coord_space": "norm1000"}
-        rows.append(_row(ctx, i, [{"type": "image", "image": rel}], f"Click the {colour} button. {space}",
+        rows.append(_row(ctx, i, [part], f"Click the {colour} button. {space}",
                          "gui-coordinate", answer, kwargs))
     return rows
 
@@ -380,9 +383,8 @@ def _image_colour(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
         img = _new_image(ctx.image_size, ctx.image_size)
         lo, hi = int(ctx.image_size * 0.05), int(ctx.image_size * 0.95)  # a large shape: colour in every image token
         _draw_shape(ImageDraw.Draw(img), str(ctx.rng.choice(SHAPES)), (lo, lo, hi, hi), COLOURS[colour])
-        path, rel = ctx.media_path(i, "png")
-        _save_png(img, path)
-        rows.append(_row(ctx, i, [{"type": "image", "image": rel}],
+        part = _image_part(ctx, i, img)
+        rows.append(_row(ctx, i, [part],
                          f"What colour is the shape? Answer with one of: {', '.join(COLOURS)}.", "string-match",
                          colour))
     return rows
@@ -398,9 +400,8 @@ def _image_position(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
     for i in range(n):
         img = _shape_image(ctx, str(ctx.rng.choice(SHAPES)), str(ctx.rng.choice(list(COLOURS))),
                            QUADRANTS[int(where[i])])
-        path, rel = ctx.media_path(i, "png")
-        _save_png(img, path)
-        rows.append(_row(ctx, i, [{"type": "image", "image": rel}],
+        part = _image_part(ctx, i, img)
+        rows.append(_row(ctx, i, [part],
                          _options_text("Where in the image is the shape?", opts), "multiple-choice",
                          LETTERS[int(where[i])], {"options": opts}))
     return rows
@@ -423,9 +424,8 @@ def _image_count(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
             oy = (q // 2) * half + 1 + int(ctx.rng.integers(0, max(1, half - size - 1)))
             _draw_shape(d, str(ctx.rng.choice(SHAPES)), (ox, oy, ox + size, oy + size),
                         COLOURS[str(ctx.rng.choice(list(COLOURS)))])
-        path, rel = ctx.media_path(i, "png")
-        _save_png(img, path)
-        rows.append(_row(ctx, i, [{"type": "image", "image": rel}], "How many shapes are in the image?", "mathruler",
+        part = _image_part(ctx, i, img)
+        rows.append(_row(ctx, i, [part], "How many shapes are in the image?", "mathruler",
                          str(int(counts[i]))))
     return rows
 
@@ -555,11 +555,10 @@ def _unanswerable(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
     for i in range(n):
         img = _shape_image(ctx, str(ctx.rng.choice(SHAPES)), str(ctx.rng.choice(list(COLOURS))),
                            str(ctx.rng.choice(QUADRANTS)))
-        path, rel = ctx.media_path(i, "png")
-        _save_png(img, path)
+        part = _image_part(ctx, i, img)
         q = (f"What colour is the {ABSENT_OBJECTS[int(objs[i])]} in the image? If the image does not show it, "
              "answer unanswerable.")
-        rows.append(_row(ctx, i, [{"type": "image", "image": rel}], q, "string-match", "unanswerable",
+        rows.append(_row(ctx, i, [part], q, "string-match", "unanswerable",
                          unanswerable=True))
     return rows
 
