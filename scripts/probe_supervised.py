@@ -30,8 +30,11 @@ def candidates(sample, pool: list[str]) -> list[str]:
 
 
 def main() -> None:
+    from omni_rl.data.synthetic import TASKS
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tasks", nargs="+", default=["image_colour", "image_count"], help="synthetic tasks")
+    ap.add_argument("--tasks", nargs="+", default=["image_colour", "image_count"], choices=list(TASKS),
+                    metavar="TASK", help=f"synthetic tasks: {', '.join(TASKS)}")
     ap.add_argument("--family", default="omni", help="tiny model family (default omni)")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--lr", type=float, default=1e-3)
