@@ -26,8 +26,10 @@ __all__ = [
     "strip_reasoning",
     "find_boxed",
     "last_boxed",
+    "trailing_boxes",
     "extract_answer",
     "clean_answer",
+    "last_line",
 ]
 
 THINK_OPEN = "<think>"
@@ -119,16 +121,25 @@ def find_boxed(text: str, limit: int = MAX_BOXES) -> list[str]:
     return out
 
 
-def last_boxed(text: str) -> str | None:
-    """Content of the last balanced ``\\boxed{}``/``\\fbox{}`` in ``text`` or None."""
+def trailing_boxes(text: str, limit: int = 1) -> list[tuple[int, int, str]]:
+    """The last ``limit`` balanced boxes of ``text`` as ``(start, end, content)``, in document order."""
     if "\\boxed" not in text and "\\fbox" not in text:
-        return None
+        return []
     match = _brace_matches(text)
+    out: list[tuple[int, int, str]] = []
     for m in reversed(list(_BOX_START_RE.finditer(text))):
         got = _box_at(text, m, match)
         if got is not None:
-            return got[0].strip()
-    return None
+            out.append((m.start(), got[1], got[0].strip()))
+            if len(out) >= limit:
+                break
+    return out[::-1]
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last balanced ``\\boxed{}``/``\\fbox{}`` in ``text`` or None."""
+    boxes = trailing_boxes(text)
+    return boxes[-1][2] if boxes else None
 
 
 def clean_answer(ans: str) -> str:
@@ -169,7 +180,12 @@ def _fallback(region: str) -> str | None:
         got = clean_answer(last_bold.group(1))
         if got:
             return got
-    for line in reversed(region.splitlines()):
+    return last_line(region)
+
+
+def last_line(text: str) -> str | None:
+    """The last non-empty line of ``text`` after ``clean_answer``, or None."""
+    for line in reversed(text.splitlines()):
         got = clean_answer(line)
         if got:
             return got

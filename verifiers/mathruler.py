@@ -2,11 +2,28 @@
 
 Spec (RECIPE "Verifier semantics"): fractions, decimals, LaTeX, thousands separators, units/percent stripped, algebraic
 equivalence. Built on math-verify (LaTeX -> sympy through latex2sympy2_extended's ANTLR grammar) and sympy, with three
-cheaper stages in front of it. For each acceptable gold answer, in order:
+cheaper stages in front of it.
+
+**The prediction** is the final answer of the response (``math_answer.final_math_answer``): the last ``\\boxed{}``
+after the reasoning (a run of boxes that ends the response, ``\\boxed{-2} and \\boxed{1}``, is one list answer;
+earlier boxes of a worked solution are ignored; a ``Final answer: ...`` statement written after the last box wins);
+without a box, the last ``Answer: X`` / ``The answer is X`` statement or else the whole response, reduced to its
+rightmost math span (``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``), plain-text number or bare-formula line.
+Plain-text numbers lose currency signs and thousands separators and read a decimal comma as a point (``1,000.99€``
+-> ``1000.99``, ``2,74 $`` -> ``2.74``); inside LaTeX a comma separates list items (``\\boxed{1000,99}`` is a list).
+
+**The gold** (each acceptable alternative): a worked solution (one with a ``\\boxed{}``, or prose around math spans)
+is reduced to its final answer the same way; a plain number with a decimal comma is also read with a point (``1,22``
+matches ``1.22`` and the list ``1, 22``).
+
+Then, for each gold form, in order:
 
 1. **Canonical string equality** after ``canonical_latex``: ``$``, ``\\left``/``\\right``, spacing commands, spaces,
-   ``\\dfrac``/``\\tfrac`` -> ``\\frac``, degrees (``^\\circ``, ``°``), ``\\%``, ``\\$``, units (``\\text{ cm}``,
-   ``12 cm``, ``5 apples``), thousands separators (``1,000`` / ``1{,}000``), a leading ``x =`` removed.
+   ``\\dfrac``/``\\tfrac`` -> ``\\frac``, degrees (``^\\circ``, ``°``), ``\\%``, currency (``\\$``, ``€``, ``£``,
+   ``¥``, ``\\euro``), units (``\\text{ cm}``, ``12 cm``, ``5 apples``), thousands separators (``1,000`` /
+   ``1{,}000`` / ``1,\\!000``), a braced decimal comma (``12{,}5`` -> ``12.5``), a leading ``x =`` removed, and one
+   spelling per relation (``>=``, ``\\ge``, ``≥``, ``\\geqslant`` -> ``\\geq``; ``!=``, ``\\ne``, ``≠`` ->
+   ``\\neq``; ``\\lt``/``\\gt`` -> ``<``/``>``). Matrix row breaks ``\\\\`` survive.
 2. **Numeric fast path** (``latex_eval``): both sides evaluated by a tiny safe evaluator (numbers, ``\\frac``,
    ``\\sqrt``, ``\\pi``, powers, common functions, single-letter variables at two fixed points). Two plain numbers
    are decided here: equal iff ``|p - g| <= tol * max(1, |g|)`` (tol 1e-6 if a side is written with a decimal point,
@@ -14,7 +31,10 @@ cheaper stages in front of it. For each acceptable gold answer, in order:
    equality, disagreement is inequality. With functions (``\\sin``, ``\\ln``, ...) agreement counts as equal but
    disagreement falls through to math-verify (LaTeX function-argument conventions vary). Tuples, intervals
    (brackets must match), sets and bare lists (``3, 4`` = ``4, 3``) whose elements are plain numbers (or
-   ``\\infty``) are decided here too.
+   ``\\infty``) are decided here too, and so are matrices and vectors (``pmatrix``, ``bmatrix``, ``Bmatrix``,
+   ``matrix``, ``smallmatrix``, ``array``, bracket style ignored): different shapes differ, otherwise entry by entry
+   as above (``\\begin{pmatrix}1/2\\\\3\\end{pmatrix}`` = ``\\begin{bmatrix}0.5\\\\3\\end{bmatrix}``). ``vmatrix`` is
+   a determinant and goes to math-verify.
    Percent: ``25\\%`` equals ``25``; when exactly one side carries ``%``, ``0.25`` is also accepted.
 3. **Guards** (``precheck``) before anything reaches sympy: length > 1000, nesting > 15, power towers with numeric
    exponents (``9^{9^{9^{9^9}}}``), numeric exponents > 10^4, factorials of groups or of numbers > 1000, ``\\sum``,
@@ -22,7 +42,9 @@ cheaper stages in front of it. For each acceptable gold answer, in order:
    ``eval``, ``lambda`` without a backslash, ...) score 0 immediately.
 4. **math-verify** ``parse`` (LaTeX extraction only: its ``ExprExtractionConfig`` uses ``sympy.parse_expr``, i.e.
    ``eval``, so it is never used on model output) and ``verify``, both with math-verify's own ``signal.alarm``
-   timeout disabled (it raises off the main thread). Parsed golds and predictions are cached (LRU).
+   timeout disabled (it raises off the main thread). Parsed golds and predictions are cached (LRU). Relations and
+   inequalities are decided here (``x \\geq 5`` = ``5 \\leq x``, ``x \\geq 5`` != ``x > 5``), with
+   ``allow_set_relation_comp`` (``x \\geq 5`` = ``[5, \\infty)``).
 
 Time bound: in the main thread (a direct call, or a pool worker) stage 4 runs under a ``setitimer`` deadline
 (``timeout_s``, default 2 s) unless the caller already armed ``ITIMER_REAL`` (we never clobber another timer); a
@@ -30,7 +52,8 @@ comparison that hits it scores 0 and is logged. Off the main thread there is no 
 the known pathological inputs and ``omni_rl.verifiers.pool`` kills stuck workers.
 
 Deviations from math-verify defaults: no plain-expression (``parse_expr``) extraction; the numeric fast path decides
-pure-number comparisons without sympy (same answer, ~1000x faster).
+pure-number comparisons without sympy (same answer, ~1000x faster); the last box is the answer even when an earlier
+"final answer is" sentence names something else; ``x < 3`` and ``(-\\infty, 3)`` are equal.
 """
 
 from __future__ import annotations
@@ -45,10 +68,11 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from .extract import extract_answer
+from .extract import find_boxed
 from .latex_eval import VAR_POINTS, Unsupported, evaluate
+from .math_answer import as_plain_number, final_math_answer, has_math_span, is_prose
 
-__all__ = ["mathruler", "math_equal", "canonical_latex", "precheck"]
+__all__ = ["mathruler", "math_equal", "canonical_latex", "normalize_relations", "precheck"]
 
 log = logging.getLogger(__name__)
 
@@ -77,18 +101,53 @@ _PLAIN_UNIT_RE = re.compile(
     rf"(?<=\d)(?:\s*(?:(?:{_UNIT_WORDS})(?:e?s)?)(?:\s*/\s*[A-Za-z]{{1,4}})?(?:\^\{{?[23]\}}?)?"
     rf"|\s+[A-Za-z]{{3,}}(?:\s+[A-Za-z]{{3,}})?)\s*$")
 _WRAPPER_RE = re.compile(r"^\\(?:text|mathrm|textbf|mathbf|mbox)\s*\{([^{}]*)\}$")
-_THOUSANDS_RE = re.compile(r"^[+-]?\d{1,3}(?:(?:,|\{,\}|\\,)\d{3})+(?:\.\d+)?$")
+_THOUSANDS_RE = re.compile(r"^[+-]?[1-9]\d{0,2}(?:(?:,|\{,\}|\\,)\d{3})+(?:\.\d+)?$")
 _ASSIGN_RE = re.compile(r"^\s*(?:[A-Za-z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?\s*=\s*(?!.*=)")
 _FRAC_VARIANTS_RE = re.compile(r"\\[dt]frac\b|\\cfrac\b")
+_BRACED_COMMA_RE = re.compile(r"\{\s*,\s*\}")
+_BRACED_DECIMAL_COMMA_RE = re.compile(r"^[+-]?\d+\{,\}\d+$")  # "2{,}5": a decimal comma in LaTeX
+_CURRENCY_RE = re.compile(r"\\(?:euro|pounds|textdollar|textsterling|textyen|texteuro)(?![A-Za-z])|[€£¥]")
+_ROW_BREAK = "\x00"  # stands for "\\\\" while spacing commands are removed ("\\\\ " is not "\\ ")
+# relation symbols, one spelling each: "x >= 5", "x \\ge 5", "x ≥ 5" and "x \\geqslant 5" all read "x \\geq 5"
+_RELATION_RE = re.compile(
+    r"\\(?:geqslant|geq|ge|leqslant|leq|le|neq|ne|gt|lt)(?![A-Za-z])|>=|<=|!=|[≥⩾≤⩽≠]")
+_RELATIONS = {
+    "\\geqslant": "\\geq ", "\\geq": "\\geq ", "\\ge": "\\geq ", ">=": "\\geq ", "≥": "\\geq ", "⩾": "\\geq ",
+    "\\leqslant": "\\leq ", "\\leq": "\\leq ", "\\le": "\\leq ", "<=": "\\leq ", "≤": "\\leq ", "⩽": "\\leq ",
+    "\\neq": "\\neq ", "\\ne": "\\neq ", "!=": "\\neq ", "≠": "\\neq ", "\\gt": ">", "\\lt": "<",
+}
+
+
+def normalize_relations(s: str) -> str:
+    """One spelling per relation symbol (``>=``, ``\\ge``, ``≥``, ``\\geqslant`` -> ``\\geq``; ``\\lt`` -> ``<``)."""
+    return _RELATION_RE.sub(lambda m: _RELATIONS[m.group()], s)
+
+
+def _strip_markup(s: str) -> str:
+    """Spacing commands, ``\\left``/``\\right``, ``$`` and currency signs removed (matrix row breaks kept), one
+    spelling per relation and per fraction command."""
+    s = _BRACED_COMMA_RE.sub("{,}", s.strip().replace("\\$", "").replace(",\\!", "{,}"))
+    s = s.replace("\\\\", _ROW_BREAK)
+    for tok in _REMOVE:
+        if tok in s:
+            s = s.replace(tok, " " if tok.startswith("\\") and len(tok) > 2 else "")
+    s = normalize_relations(_CURRENCY_RE.sub("", s)).replace(_ROW_BREAK, "\\\\")
+    return _FRAC_VARIANTS_RE.sub(r"\\frac", s)
+
+
+def _number_separators(s: str) -> str:
+    """A whole-answer number with thousands separators (``1,000``, ``1{,}000``) or a braced decimal comma
+    (``12{,}5``) written plainly."""
+    if _THOUSANDS_RE.match(s.strip()):
+        return s.replace("{,}", "").replace("\\,", "").replace(",", "")
+    if _BRACED_DECIMAL_COMMA_RE.match(s.strip()):
+        return s.replace("{,}", ".")
+    return s
 
 
 def canonical_latex(s: str) -> tuple[str, bool]:
     """Canonical string of an answer and whether it carried a percent sign (stage 1 in the module docstring)."""
-    s = s.strip().replace("\\$", "")
-    for tok in _REMOVE:
-        if tok in s:
-            s = s.replace(tok, " " if tok.startswith("\\") and len(tok) > 2 else "")
-    s = _FRAC_VARIANTS_RE.sub(r"\\frac", s)
+    s = _strip_markup(s)
     m = _WRAPPER_RE.match(s.strip())
     if m:
         s = m.group(1)
@@ -101,9 +160,7 @@ def canonical_latex(s: str) -> tuple[str, bool]:
     s = _TEXT_UNIT_RE.sub("", s)
     s = s.strip().rstrip(".").strip()
     s = _PLAIN_UNIT_RE.sub("", s)
-    if _THOUSANDS_RE.match(s.strip()):
-        s = s.replace("{,}", "").replace("\\,", "").replace(",", "")
-    s = _ASSIGN_RE.sub("", s, count=1)
+    s = _ASSIGN_RE.sub("", _number_separators(s), count=1)
     s = s.replace(" ", "")
     if s.startswith("+") and len(s) > 1:
         s = s[1:]
@@ -113,6 +170,7 @@ def canonical_latex(s: str) -> tuple[str, bool]:
 # --------------------------------------------------------------------------------------------------------------------
 # stage 2: numeric fast path
 # --------------------------------------------------------------------------------------------------------------------
+@lru_cache(maxsize=8192)
 def _values(canon: str) -> tuple[tuple[complex, complex], bool, bool] | None:
     """Values at the two variable points, whether variables and whether functions were used; None if unsupported."""
     try:
@@ -125,6 +183,26 @@ def _values(canon: str) -> tuple[tuple[complex, complex], bool, bool] | None:
 
 def _close(a: complex, b: complex, tol: float) -> bool:
     return abs(a - b) <= tol * max(1.0, abs(b))
+
+
+def _compare_values(p_canon: str, g_canon: str, p_pct: bool = False, g_pct: bool = False) -> bool | None:
+    """Stage 2 for single values: True/False when the evaluator reads both sides and can decide, else None."""
+    p_vals, g_vals = _values(p_canon), _values(g_canon)
+    if p_vals is None or g_vals is None:
+        return None
+    (pv, p_var, p_fn), (gv, g_var, g_fn) = p_vals, g_vals
+    tol = 1e-6 if ("." in p_canon or "." in g_canon) else 1e-9
+    if all(_close(a, b, tol) for a, b in zip(pv, gv)):
+        return True  # equal at both points
+    if not p_var and not g_var and p_pct != g_pct:  # "25%" vs "0.25"
+        scale = 100 if p_pct else 0.01
+        if _close(pv[0], gv[0] * scale, tol) or _close(pv[0] * scale, gv[0], tol):
+            return True
+    if not p_fn and not g_fn:
+        # both fully read as numbers / rational-power expressions in single-letter variables: a mismatch at a point
+        # proves they differ (e.g. "x^2 + 1" vs "(x+1)^2", or "3" vs "2")
+        return False
+    return None  # functions involved: their argument conventions vary, so a mismatch is not conclusive
 
 
 _OPEN = (("\\{", "\\}"), ("(", ")"), ("[", "]"), ("(", "]"), ("[", ")"))
@@ -199,6 +277,41 @@ def _compare_lists(p_canon: str, g_canon: str) -> bool | None:
     if pk and gk and "\\{\\}" not in (pk, gk):  # tuples / intervals: brackets and elements must agree
         return pk == gk and len(pv) == len(gv) and all(_same(a, b, tol) for a, b in zip(pv, gv))
     return None
+
+
+# matrices and vectors: pmatrix / bmatrix / Bmatrix / matrix / smallmatrix / array (optionally in brackets). vmatrix
+# is a determinant, not a matrix: it is left to math-verify.
+_MATRIX_RE = re.compile(
+    r"^[(\[]?\\begin\{(pmatrix|bmatrix|Bmatrix|matrix|smallmatrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}[)\]]?$",
+    re.S)
+
+
+def _matrix_cells(canon: str) -> list[list[str]] | None:
+    """Rows of entry strings of a matrix written as one environment, or None (not a matrix / ragged rows)."""
+    m = _MATRIX_RE.match(canon)
+    if m is None or "\\begin" in m.group(2) or "\\end" in m.group(2):  # several environments: "A + B", "AB"
+        return None
+    body = m.group(2).replace("\\hline", "")
+    rows = [r.split("&") for r in body.split("\\\\")]
+    if rows and rows[-1] == [""]:
+        rows.pop()  # a trailing "\\\\"
+    if not rows or any(len(r) != len(rows[0]) for r in rows) or any(c == "" for r in rows for c in r):
+        return None
+    return rows
+
+
+def _compare_matrices(p_canon: str, g_canon: str) -> bool | None:
+    """Stage 2 for matrices and vectors: entry-wise, bracket style ignored (``pmatrix`` = ``bmatrix``). True/False when
+    the shapes differ or every entry is read by the numeric evaluator, else None (math-verify decides)."""
+    pm, gm = _matrix_cells(p_canon), _matrix_cells(g_canon)
+    if pm is None or gm is None:
+        return None
+    if len(pm) != len(gm) or len(pm[0]) != len(gm[0]):
+        return False
+    verdicts = [_compare_values(a, b) for pr, gr in zip(pm, gm) for a, b in zip(pr, gr)]
+    if False in verdicts:
+        return False
+    return None if None in verdicts else True
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -353,21 +466,21 @@ def _mv_equal(gold: str, pred: str) -> bool:
 # the verifier
 # --------------------------------------------------------------------------------------------------------------------
 @lru_cache(maxsize=8192)
-def _gold_info(gold: str) -> tuple[str, bool, Any, str | None]:
+def _gold_info(gold: str) -> tuple[str, bool, str | None]:
     canon, pct = canonical_latex(gold)
-    return canon, pct, _values(canon), precheck(gold)
+    return canon, pct, precheck(gold)
 
 
 def _prepare_for_mv(s: str) -> str:
-    """math-verify input: the raw answer minus percent signs and degree marks (math-verify keeps ``25\\%`` as a
-    string), spaces kept (``\\pi r`` must not become ``\\pir``)."""
-    s = s.replace("\\%", "").replace("%", "")
+    """math-verify input: the raw answer minus percent signs, currency signs and degree marks (math-verify keeps
+    ``25\\%`` as a string), relations spelled one way, spaces kept (``\\pi r`` must not become ``\\pir``)."""
+    s = normalize_relations(_CURRENCY_RE.sub("", s.replace("\\%", "").replace("%", "")))
     return _DEGREE_RE.sub("", s).strip()
 
 
 def math_equal(pred: str, gold: str, *, timeout_s: float | None = 2.0) -> bool:
     """Whether the answer string ``pred`` is mathematically equivalent to ``gold`` (module docstring)."""
-    g_canon, g_pct, g_vals, g_bad = _gold_info(gold)
+    g_canon, g_pct, g_bad = _gold_info(gold)
     if len(pred) > 4 * MAX_ANSWER_CHARS:
         return False
     p_canon, p_pct = canonical_latex(pred)
@@ -375,22 +488,11 @@ def math_equal(pred: str, gold: str, *, timeout_s: float | None = 2.0) -> bool:
         return False
     if p_canon == g_canon:  # percent signs are dropped: "25\\%" == "25"
         return True
-    p_vals = _values(p_canon)
-    if p_vals is not None and g_vals is not None:
-        (pv, p_var, p_fn), (gv, g_var, g_fn) = p_vals, g_vals
-        tol = 1e-6 if ("." in p_canon or "." in g_canon) else 1e-9
-        if all(_close(a, b, tol) for a, b in zip(pv, gv)):
-            return True  # equal at both points
-        if not p_var and not g_var and p_pct != g_pct:  # "25%" vs "0.25"
-            scale = 100 if p_pct else 0.01
-            if _close(pv[0], gv[0] * scale, tol) or _close(pv[0] * scale, gv[0], tol):
-                return True
-        if not p_fn and not g_fn:
-            # both fully read as numbers / rational-power expressions in single-letter variables: a mismatch at a
-            # point proves they differ (e.g. "x^2 + 1" vs "(x+1)^2", or "3" vs "2")
-            return False
-        # functions involved: their argument conventions vary, so a mismatch is not conclusive -> math-verify
-    decided = _compare_lists(p_canon, g_canon)
+    decided = _compare_values(p_canon, g_canon, p_pct, g_pct)
+    if decided is None:
+        decided = _compare_lists(p_canon, g_canon)
+    if decided is None:
+        decided = _compare_matrices(p_canon, g_canon)
     if decided is not None:
         return decided
     if g_bad is not None:
@@ -419,10 +521,24 @@ def _alternatives(answer: Any) -> list[str]:
     return [str(answer)]
 
 
+@lru_cache(maxsize=8192)
+def _gold_forms(gold: str) -> tuple[str, ...]:
+    """The forms a gold string is compared in: the contents of its boxes if it has any (several boxes are a
+    multi-part answer), a worked solution without a box (prose around math spans) reduced to its final answer like a
+    response, plus the decimal-comma reading of a plain number (``1,22`` -> ``1.22``)."""
+    boxes = find_boxed(gold)
+    if boxes:
+        gold = ", ".join(dict.fromkeys(boxes))
+    elif is_prose(gold) and has_math_span(gold):
+        gold = final_math_answer(gold) or gold
+    return tuple(dict.fromkeys((gold, as_plain_number(gold))))
+
+
 def mathruler(response: str, answer: Any, *, timeout_s: float | None = 2.0, **_: Any) -> float:
     """1.0 if the final answer of ``response`` is equivalent to ``answer`` (a string, a number, or a list of
     acceptable alternatives), else 0.0. Unknown keyword arguments are ignored."""
-    pred = extract_answer(response)
+    pred = final_math_answer(response)
     if not pred:
         return 0.0
-    return 1.0 if any(math_equal(pred, g, timeout_s=timeout_s) for g in _alternatives(answer)) else 0.0
+    golds = [form for g in _alternatives(answer) for form in _gold_forms(g)]
+    return 1.0 if any(math_equal(pred, g, timeout_s=timeout_s) for g in golds) else 0.0
