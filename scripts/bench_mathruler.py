@@ -12,7 +12,7 @@ For every case, two verdicts are compared with the label:
 Input: ``--input FILE.jsonl`` with one object per line, ``{"gold": ..., "response": ..., "label": 0|1}`` (``pred`` is
 accepted for ``response``; an optional ``family`` groups the report). Without ``--input`` the built-in suite of
 hand-written cases is used (``tests/verifiers/mathruler_families.py``: numbers, relations, matrices,
-display-or-plain, worked-solutions).
+display-or-plain, worked-solutions, sums-and-products, gold-boxes).
 
 Golds are written for mathruler as bare LaTeX (``x \\geq 5``). math-verify's default parse reads a bare string as a
 plain expression, so by default (``--mv-gold auto``) a gold without math delimiters that is not a plain number is

@@ -27,6 +27,7 @@ __all__ = [
     "find_boxed",
     "last_boxed",
     "trailing_boxes",
+    "open_box_tail",
     "extract_answer",
     "clean_answer",
     "last_line",
@@ -134,6 +135,24 @@ def trailing_boxes(text: str, limit: int = 1) -> list[tuple[int, int, str]]:
             if len(out) >= limit:
                 break
     return out[::-1]
+
+
+def open_box_tail(text: str) -> str | None:
+    """What follows the last ``\\boxed{`` / ``\\fbox{`` of ``text`` when that brace is never closed (a truncated
+    box: ``\\boxed{W(n) = 1`` -> ``W(n) = 1``), stripped; None when the last box is closed or there is none."""
+    if "\\boxed" not in text and "\\fbox" not in text:
+        return None
+    last = None
+    for last in _BOX_START_RE.finditer(text):
+        pass
+    if last is None:
+        return None
+    i = last.end()
+    while i < len(text) and text[i] in " \t":
+        i += 1
+    if i >= len(text) or text[i] != "{" or i in _brace_matches(text):
+        return None
+    return text[i + 1:].strip() or None
 
 
 def last_boxed(text: str) -> str | None:

@@ -9,24 +9,32 @@ math-verify does), ``( ) [ ] { }`` grouping, ``\\frac \\dfrac \\tfrac`` (braced 
 ``\\sqrt{}``, ``\\sqrt[n]{}``, ``\\sin \\cos \\tan \\sec \\csc \\cot \\arcsin \\arccos \\arctan \\ln \\log \\exp``,
 ``\\pi``, ``e`` (Euler's number, as latex2sympy reads it), lower-case single-letter variables (evaluated at fixed
 irrational points, so ``(x+1)^2`` and ``x^2+2x+1`` agree), implicit multiplication (``2x``, ``2\\sqrt{3}``,
-``x(x+1)``). Anything else (``=``, ``,``, other functions, ``i``, upper-case letters, ``\\infty``, factorials, ...)
-raises ``Unsupported`` and the caller falls back to math-verify.
+``x(x+1)``), and ``\\sum`` / ``\\prod`` with literal integer bounds (``\\sum_{k=1}^{10} k^2``, ``\\prod^{4}_{k=1} k``,
+``\\sum\\limits_{i=0}^{9}``): at most ``MAX_TERMS`` terms, the index a lower-case letter other than ``e``, the body one
+multiplicative term as latex2sympy reads it (``\\sum_{k=1}^{3} k + 1`` is 7). Anything else (``=``, ``,``, other
+functions, ``i`` outside a sum, upper-case letters, ``\\infty``, factorials, symbolic or computed bounds
+(``\\sum_{k=1}^{n}``, ``^{10^{9}}``), an empty range, ...) raises ``Unsupported`` and the caller falls back.
 
 Safety: a hand-written recursive-descent parser over a bounded string (``MAX_LEN`` chars, ``MAX_DEPTH`` nesting);
 arithmetic is Python ``complex`` floats, so no operation can allocate a huge integer or run for long (``9^{9^{9}}``
-overflows and raises ``Unsupported``). Nothing is ever passed to ``eval``/``sympify``.
+overflows and raises ``Unsupported``). A sum or product re-reads its body once per index value and every step of the
+parse counts against ``MAX_STEPS``, so long or nested sums (``\\sum_{i=1}^{1000}\\sum_{j=1}^{1000} ij``) raise
+``Unsupported`` after a bounded amount of work. Nothing is ever passed to ``eval``/``sympify``.
 """
 
 from __future__ import annotations
 
 import cmath
 import math
+import re
 from typing import NamedTuple
 
 __all__ = ["Unsupported", "Evaluated", "evaluate", "VAR_POINTS"]
 
 MAX_LEN = 400
 MAX_DEPTH = 40
+MAX_TERMS = 1000  # terms of one \sum / \prod at most
+MAX_STEPS = 10_000  # parse steps (primaries read) per evaluation: bounds nested and long sums
 _BIG = 1e150  # |value| beyond this is treated as overflow (also keeps x^y bounded)
 
 # two assignments of values to single-letter variables (irrational-looking, positive, distinct per letter). Lower case
@@ -48,7 +56,11 @@ _FUNCS = {
     "\\arcsin": cmath.asin, "\\arccos": cmath.acos, "\\arctan": cmath.atan,
     "\\ln": cmath.log, "\\exp": cmath.exp, "\\log": cmath.log10,  # \\log is base 10, as latex2sympy reads it
 }
-_STARTS_PRIMARY = ("\\frac", "\\dfrac", "\\tfrac", "\\sqrt", "\\pi", *_FUNCS)
+_BIG_OPS = ("\\sum", "\\prod")
+_STARTS_PRIMARY = ("\\frac", "\\dfrac", "\\tfrac", "\\sqrt", "\\pi", *_FUNCS, *_BIG_OPS)
+# limits of a sum / product: "_{k=1}" and "^{10}" (or "^9"), literal integers only, optional "\\limits"
+_LOWER_RE = re.compile(r"\s*(?:\\(?:no)?limits)?\s*_\s*\{\s*([a-df-z])\s*=\s*([+-]?\d{1,6})\s*\}")
+_UPPER_RE = re.compile(r"\s*(?:\\(?:no)?limits)?\s*\^\s*(?:\{\s*([+-]?\d{1,6})\s*\}|(\d)(?!\d))")
 
 
 class _Parser:
@@ -59,6 +71,8 @@ class _Parser:
         self.depth = 0
         self.used_vars = False
         self.used_funcs = False  # function-argument conventions vary: callers treat such values as "equal-only"
+        self.bound: dict[str, complex] = {}  # index variables of the enclosing sums / products
+        self.steps = 0
 
     # --- lexing helpers -------------------------------------------------------------------------------------------
     def _skip(self) -> None:
@@ -185,8 +199,9 @@ class _Parser:
 
     def primary(self) -> complex:
         self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise Unsupported("too deep")
+        self.steps += 1
+        if self.depth > MAX_DEPTH or self.steps > MAX_STEPS:
+            raise Unsupported("too deep or too long")
         try:
             c = self._peek()
             if not c:
@@ -219,9 +234,14 @@ class _Parser:
                 if cmd in _FUNCS:
                     self.i += len(cmd)
                     return self.function(cmd)
+                if cmd in _BIG_OPS:
+                    self.i += len(cmd)
+                    return self.big_op(cmd)
                 raise Unsupported(f"command {cmd}")
             if c.isalpha() and c.isascii():
                 self.i += 1
+                if c in self.bound:
+                    return self.bound[c]
                 if c == "e":
                     return complex(math.e)
                 if c == "i":
@@ -265,6 +285,35 @@ class _Parser:
             raise Unsupported(str(e)) from None
         v = _chk(v)
         return _pow(v, power) if power is not None else v
+
+    def limits(self) -> tuple[str, int, int]:
+        """Index variable, lower and upper bound of a sum / product (``_{k=a}^{b}`` in either order)."""
+        lo = _LOWER_RE.match(self.s, self.i)
+        up = _UPPER_RE.match(self.s, lo.end() if lo else self.i)
+        if lo is None and up is not None:
+            lo = _LOWER_RE.match(self.s, up.end())
+        if lo is None or up is None:
+            raise Unsupported("sum / product limits must be literal integers")
+        self.i = max(lo.end(), up.end())
+        return lo.group(1), int(lo.group(2)), int(up.group(1) or up.group(2))
+
+    def big_op(self, cmd: str) -> complex:
+        """``\\sum`` / ``\\prod`` over a literal integer range: the body (one multiplicative term) is read once per
+        index value."""
+        var, lo, hi = self.limits()
+        if not 0 <= hi - lo < MAX_TERMS:
+            raise Unsupported("empty or too long range")
+        start, outer = self.i, self.bound.get(var)
+        total = complex(1 if cmd == "\\prod" else 0)
+        for k in range(lo, hi + 1):
+            self.i, self.bound[var] = start, complex(k)
+            v = self.term()
+            total = _chk(total * v if cmd == "\\prod" else total + v)
+        if outer is None:
+            del self.bound[var]
+        else:
+            self.bound[var] = outer
+        return total
 
     def number(self) -> complex:
         s, i = self.s, self.i

@@ -15,6 +15,13 @@
    correct." -> ``5``). So "Therefore $x \\geq 5$ is the solution." gives ``x \\geq 5``, "the total is 1,000.99€ in
    the end" gives ``1000.99`` and a last line "9" gives ``9``. Nothing found: the last non-empty line.
 
+``gold_box_answer`` (the gold side, which is trusted text): if the last ``\\boxed{`` / ``\\fbox{`` is never closed (a
+truncated gold), everything after it; otherwise the last box joined with the boxes before it as math-verify joins them
+(one multi-part answer): boxes less than 10 characters apart, or less than 70 apart with ``and`` / ``or`` / ``,`` /
+``;`` between them and different contents (``\\boxed{1} papers and \\boxed{2} bins`` -> ``1, 2``;
+``\\boxed{1} no no no no no \\boxed{2}`` -> ``2``). An unclosed box in a *response* is not read: it is usually a
+generation cut off mid-answer.
+
 Numbers in plain text (outside math spans) are normalised: a currency sign (``$ € £ ¥``) dropped; thousands
 separators removed when every group after the first has three digits and the first does not start with ``0``
 (``1,000.99`` / ``12 000``); otherwise one comma between digits is a decimal comma (``1000,99`` -> ``1000.99``,
@@ -27,15 +34,27 @@ All scans are linear: delimiters are tokenised in one pass and the regexes have 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import NamedTuple
 
-from .extract import _ANSWER_COLON_RE, _ANSWER_IS_RE, clean_answer, last_line, strip_reasoning, trailing_boxes
+from .extract import (
+    _ANSWER_COLON_RE,
+    _ANSWER_IS_RE,
+    MAX_BOXES,
+    clean_answer,
+    last_line,
+    open_box_tail,
+    strip_reasoning,
+    trailing_boxes,
+)
 
-__all__ = ["final_math_answer", "rightmost_answer", "as_plain_number", "is_prose", "has_math_span"]
+__all__ = ["final_math_answer", "gold_box_answer", "rightmost_answer", "as_plain_number", "is_prose", "has_math_span"]
 
 MAX_RUN = 8  # boxes / math spans joined into one list answer at most
 MAX_GAP = 200  # characters between two boxes of one run at most
 MAX_LINE = 300  # a line longer than this is not a bare formula
+GOLD_NEAR_GAP = 10  # gold boxes closer than this are one answer ...
+GOLD_SEP_GAP = 70  # ... and so are boxes closer than this with "and" / "or" / "," / ";" between them
 
 # text allowed between two boxes of a run: spacing, commas, "and"/"or", math delimiters, a label "y_1 =", a \text{}
 # phrase with "and"/"or" in it ("\text{ for part (a) and }")
@@ -46,6 +65,7 @@ _JOINER_RE = re.compile(
 _FINAL_ANSWER_RE = re.compile(
     r"(?i)final[ \t]+answer(?:[ \t]*\**[ \t]*[:：]|[ \t]+is)[ \t]*(?:\*\*[ \t]*)?([^\n]*)")
 
+_GOLD_SEPARATOR_RE = re.compile(r"\b(?:and|or)\b|[,;]")
 _SENTENCE_END_RE = re.compile(r"[.!?](?=[ \t]+[A-Z\[(])")
 _DELIM_RE = re.compile(r"\\\$|\$\$|\$|\\\[|\\\]|\\\(|\\\)")
 _CLOSER = {"$$": "$$", "\\[": "\\]", "$": "$", "\\(": "\\)"}
@@ -175,18 +195,42 @@ def _last_statement(rx: re.Pattern, text: str) -> str | None:
     return last[:end.start() + 1] if end else last
 
 
-def _join_run(items: list[_Item], text: str) -> _Item:
-    """The last of ``items`` (in document order) joined with the ones before it that are separated from it only by
-    commas, "and"/"or", spacing or delimiters: one list answer (a content repeated is kept once)."""
+def _response_joins(gap: str, prev: _Item, nxt: _Item) -> bool:
+    """Whether two items of a response are one list answer: only commas, "and"/"or", spacing or delimiters between."""
+    return len(gap) <= MAX_GAP and _JOINER_RE.fullmatch(gap) is not None
+
+
+def _gold_joins(gap: str, prev: _Item, nxt: _Item) -> bool:
+    """Whether two boxes of a gold are one multi-part answer (math-verify's rule): under ``GOLD_NEAR_GAP`` characters
+    apart, or under ``GOLD_SEP_GAP`` with a separator between them and different contents."""
+    if len(gap) < GOLD_NEAR_GAP:
+        return True
+    return prev.text != nxt.text and len(gap) < GOLD_SEP_GAP and _GOLD_SEPARATOR_RE.search(gap) is not None
+
+
+def _join_run(
+    items: list[_Item], text: str, joins: Callable[[str, _Item, _Item], bool] = _response_joins, limit: int = MAX_RUN
+) -> _Item:
+    """The last of ``items`` (in document order) joined with the ones before it for which ``joins(gap, prev, next)``
+    holds, at most ``limit`` in all: one list answer (a content repeated is kept once)."""
     run = [items[-1]]  # in reverse order
-    for prev in reversed(items[-MAX_RUN:-1]):
+    for prev in reversed(items[-limit:-1]):
         gap = text[prev.end:run[-1].start]
-        if prev.end > run[-1].start or len(gap) > MAX_GAP or not _JOINER_RE.fullmatch(gap):
+        if prev.end > run[-1].start or not joins(gap, prev, run[-1]):
             break
         run.append(prev)
     run.reverse()
     contents = list(dict.fromkeys(it.text for it in run if it.text))
     return _Item(run[0].start, run[-1].end, ", ".join(contents))
+
+
+def gold_box_answer(text: str) -> str | None:
+    """The boxed answer of a gold (module docstring), or None if it has no box."""
+    tail = open_box_tail(text)
+    if tail:
+        return tail
+    boxes = [_Item(*b) for b in trailing_boxes(text, MAX_BOXES)]
+    return _join_run(boxes, text, _gold_joins, MAX_BOXES).text if boxes else None
 
 
 def final_math_answer(text: str) -> str | None:

@@ -12,18 +12,23 @@ rightmost math span (``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``), plai
 Plain-text numbers lose currency signs and thousands separators and read a decimal comma as a point (``1,000.99€``
 -> ``1000.99``, ``2,74 $`` -> ``2.74``); inside LaTeX a comma separates list items (``\\boxed{1000,99}`` is a list).
 
-**The gold** (each acceptable alternative): a worked solution (one with a ``\\boxed{}``, or prose around math spans)
-is reduced to its final answer the same way; a plain number with a decimal comma is also read with a point (``1,22``
-matches ``1.22`` and the list ``1, 22``).
+**The gold** (each acceptable alternative): with a box, its boxed answer (``math_answer.gold_box_answer``): the last
+box joined with the boxes before it that are less than 10 characters away, or less than 70 with ``and`` / ``or`` /
+``,`` / ``;`` between them (math-verify's rule: ``\\boxed{1} papers and \\boxed{2} bins`` is ``1, 2``,
+``\\boxed{1} no no no no no \\boxed{2}`` is ``2``), or, when the last ``\\boxed{`` is never closed, everything after
+it (``\\boxed{W(n) = 1`` -> ``W(n) = 1``; golds only: in a response it is a cut-off generation); a worked solution
+without a box (prose around math spans) is reduced to its final answer like a response; a plain number with a
+decimal comma is also read with a point (``1,22`` matches ``1.22`` and the list ``1, 22``).
 
 Then, for each gold form, in order:
 
 1. **Canonical string equality** after ``canonical_latex``: ``$``, ``\\left``/``\\right``, spacing commands, spaces,
    ``\\dfrac``/``\\tfrac`` -> ``\\frac``, degrees (``^\\circ``, ``°``), ``\\%``, currency (``\\$``, ``€``, ``£``,
    ``¥``, ``\\euro``), units (``\\text{ cm}``, ``12 cm``, ``5 apples``), thousands separators (``1,000`` /
-   ``1{,}000`` / ``1,\\!000``), a braced decimal comma (``12{,}5`` -> ``12.5``), a leading ``x =`` removed, and one
-   spelling per relation (``>=``, ``\\ge``, ``≥``, ``\\geqslant`` -> ``\\geq``; ``!=``, ``\\ne``, ``≠`` ->
-   ``\\neq``; ``\\lt``/``\\gt`` -> ``<``/``>``). Matrix row breaks ``\\\\`` survive.
+   ``1{,}000`` / ``1,\\!000``), a braced decimal comma (``12{,}5`` -> ``12.5``), a leading ``x =`` / ``a_{1} =``
+   removed (not the ``\\sum_{i=`` of a sum), and one spelling per relation (``>=``, ``\\ge``, ``≥``, ``\\geqslant``
+   -> ``\\geq``; ``!=``, ``\\ne``, ``≠`` -> ``\\neq``; ``\\lt``/``\\gt`` -> ``<``/``>``). Matrix row breaks
+   ``\\\\`` survive.
 2. **Numeric fast path** (``latex_eval``): both sides evaluated by a tiny safe evaluator (numbers, ``\\frac``,
    ``\\sqrt``, ``\\pi``, powers, common functions, single-letter variables at two fixed points). Two plain numbers
    are decided here: equal iff ``|p - g| <= tol * max(1, |g|)`` (tol 1e-6 if a side is written with a decimal point,
@@ -36,10 +41,21 @@ Then, for each gold form, in order:
    as above (``\\begin{pmatrix}1/2\\\\3\\end{pmatrix}`` = ``\\begin{bmatrix}0.5\\\\3\\end{bmatrix}``). ``vmatrix`` is
    a determinant and goes to math-verify.
    Percent: ``25\\%`` equals ``25``; when exactly one side carries ``%``, ``0.25`` is also accepted.
+   ``\\sum`` / ``\\prod`` with literal integer bounds (at most 1000 terms, nesting within the evaluator's step budget)
+   are evaluated here like any expression (``\\sum_{i=1}^{10} i`` = ``55``).
+2b. **Sums and products by their parts** (``_compare_big_ops``), for those the evaluator cannot read (symbolic
+   bounds): ``prefix \\sum_{..}^{..} body`` on both sides with the same prefix (an assignment ``F_n =`` counts as
+   none), operator and limits (spaces ignored, ``_`` / ``^`` in either order) and equivalent bodies (``math_equal`` on
+   the bodies, which contain one sum fewer) is equal: ``\\sum_{k=0}^{n-1} a_k b_{n-k}`` = ``\\sum_{k=0}^{n-1} b_{n-k}
+   a_k``. A body must be one multiplicative term (no top-level ``+``/``-``, no relation, separator or ``%``), which
+   is the extent latex2sympy gives it, and stage 1 must leave it as written (no unit stripped). Anything else is left
+   undecided (never "different": equal sums can have different summands) and scored 0 by the guards. A prediction
+   with more than ``MAX_BIG_OPS`` (4) sums / products scores 0 unless it is the gold's text.
 3. **Guards** (``precheck``) before anything reaches sympy: length > 1000, nesting > 15, power towers with numeric
    exponents (``9^{9^{9^{9^9}}}``), numeric exponents > 10^4, factorials of groups or of numbers > 1000, ``\\sum``,
    ``\\prod``, ``\\int``, ``\\lim``, big binomials, > 500-digit literals, and code-like text (``__``, ``import``,
-   ``eval``, ``lambda`` without a backslash, ...) score 0 immediately.
+   ``eval``, ``lambda`` without a backslash, ...) score 0 immediately. So sympy never sees a sum or a product: those
+   are decided by stages 1, 2 and 2b or scored 0.
 4. **math-verify** ``parse`` (LaTeX extraction only: its ``ExprExtractionConfig`` uses ``sympy.parse_expr``, i.e.
    ``eval``, so it is never used on model output) and ``verify``, both with math-verify's own ``signal.alarm``
    timeout disabled (it raises off the main thread). Parsed golds and predictions are cached (LRU). Relations and
@@ -53,7 +69,10 @@ the known pathological inputs and ``omni_rl.verifiers.pool`` kills stuck workers
 
 Deviations from math-verify defaults: no plain-expression (``parse_expr``) extraction; the numeric fast path decides
 pure-number comparisons without sympy (same answer, ~1000x faster); the last box is the answer even when an earlier
-"final answer is" sentence names something else; ``x < 3`` and ``(-\\infty, 3)`` are equal.
+"final answer is" sentence names something else; ``x < 3`` and ``(-\\infty, 3)`` are equal whichever side is the gold
+(math-verify's default accepts an interval for a relation gold but not a relation for an interval gold); a response's
+unclosed ``\\boxed{`` is not read; sums and products are never handed to sympy (closed forms of symbolic sums are
+not recognised: ``\\sum_{k=1}^{n} k`` != ``\\frac{n(n+1)}{2}`` here).
 """
 
 from __future__ import annotations
@@ -68,9 +87,8 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from .extract import find_boxed
 from .latex_eval import VAR_POINTS, Unsupported, evaluate
-from .math_answer import as_plain_number, final_math_answer, has_math_span, is_prose
+from .math_answer import as_plain_number, final_math_answer, gold_box_answer, has_math_span, is_prose
 
 __all__ = ["mathruler", "math_equal", "canonical_latex", "normalize_relations", "precheck"]
 
@@ -102,7 +120,8 @@ _PLAIN_UNIT_RE = re.compile(
     rf"|\s+[A-Za-z]{{3,}}(?:\s+[A-Za-z]{{3,}})?)\s*$")
 _WRAPPER_RE = re.compile(r"^\\(?:text|mathrm|textbf|mathbf|mbox)\s*\{([^{}]*)\}$")
 _THOUSANDS_RE = re.compile(r"^[+-]?[1-9]\d{0,2}(?:(?:,|\{,\}|\\,)\d{3})+(?:\.\d+)?$")
-_ASSIGN_RE = re.compile(r"^\s*(?:[A-Za-z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?\s*=\s*(?!.*=)")
+# a leading "x =", "x_1 =", "a_{12} =", "\\alpha =" (a subscript brace must close: "\\sum_{i=1}" is not one)
+_ASSIGN_RE = re.compile(r"^\s*(?:[A-Za-z]|\\[a-zA-Z]+)(?:_(?:\{\w+\}|\w+))?\s*=\s*(?!.*=)")
 _FRAC_VARIANTS_RE = re.compile(r"\\[dt]frac\b|\\cfrac\b")
 _BRACED_COMMA_RE = re.compile(r"\{\s*,\s*\}")
 _BRACED_DECIMAL_COMMA_RE = re.compile(r"^[+-]?\d+\{,\}\d+$")  # "2{,}5": a decimal comma in LaTeX
@@ -315,6 +334,94 @@ def _compare_matrices(p_canon: str, g_canon: str) -> bool | None:
 
 
 # --------------------------------------------------------------------------------------------------------------------
+# stage 2b: sums and products the evaluator cannot read (symbolic bounds), compared by their parts
+# --------------------------------------------------------------------------------------------------------------------
+MAX_BIG_OPS = 4  # \sum / \prod in one prediction at most (each may be evaluated term by term)
+_SUM_PROD_RE = re.compile(r"\\(?:sum|prod)(?![A-Za-z])")
+_LIMITS_CMD_RE = re.compile(r"\s*(?:\\(?:no)?limits)?\s*")
+# a summand compared on its own must be one term: no relation, list separator, alignment, percent or plus-minus
+_NOT_A_TERM_RE = re.compile(
+    r"[=<>,;&%|]|\\(?:geq|leq|neq|approx|equiv|sim|simeq|cong|in|notin|ni|subset|subseteq|supset|supseteq|to|"
+    r"rightarrow|Rightarrow|implies|iff|pm|mp|cup|cap|setminus|mid)(?![A-Za-z])")
+_INDEX_START_RE = re.compile(r"_\s*\{\s*[A-Za-z]\s*=")  # "_{k=" of a nested sum: not a relation
+
+
+def _group_end(s: str, j: int) -> int:
+    """End of the script argument at ``s[j]``: a braced group, a command or one character (-1 if unbalanced)."""
+    if s[j] == "\\":
+        k = j + 1
+        while k < len(s) and s[k].isalpha():
+            k += 1
+        return max(k, j + 2)
+    if s[j] != "{":
+        return j + 1
+    depth = 0
+    for k in range(j, len(s)):
+        depth += (s[k] == "{") - (s[k] == "}")
+        if depth == 0:
+            return k + 1
+    return -1
+
+
+def _limits(s: str, i: int) -> tuple[tuple[str, ...], int] | None:
+    """The two scripts after a ``\\sum`` / ``\\prod`` ending at ``i`` (``_{k=0}``, ``^{n-1}``, spaces removed, in a
+    fixed order) and where they end; None unless there is exactly one ``_`` and one ``^``."""
+    scripts = []
+    for _ in range(2):
+        i = _LIMITS_CMD_RE.match(s, i).end()
+        j = i + 1
+        while j < len(s) and s[j] == " ":
+            j += 1
+        if i >= len(s) or s[i] not in "_^" or j >= len(s) or (end := _group_end(s, j)) < 0:
+            return None
+        scripts.append(s[i] + s[j:end].replace(" ", ""))
+        i = end
+    if {sc[0] for sc in scripts} != {"_", "^"}:
+        return None
+    return tuple(sorted(scripts)), i
+
+
+def _one_term(body: str) -> bool:
+    """Whether ``body`` is one balanced multiplicative term (the extent of a summand, as latex2sympy reads it)."""
+    if not body or _NOT_A_TERM_RE.search(_INDEX_START_RE.sub("_{", body)):
+        return False
+    depth = 0
+    for k, c in enumerate(body):
+        depth += (c in "([{") - (c in ")]}")
+        if depth < 0 or (c in "+-" and depth == 0 and k > 0):
+            return False
+    return depth == 0
+
+
+def _split_big_op(s: str) -> tuple[str, tuple[str, ...], str] | None:
+    """``(prefix, (operator, scripts...), body)`` of an answer ``prefix \\sum_{..}^{..} body`` whose body (the rest
+    of it) is one term, else None. An assignment prefix (``F_n =``) reads as none, as in stage 1."""
+    m = _SUM_PROD_RE.search(s)
+    got = _limits(s, m.end()) if m else None
+    if got is None or not _one_term(s[got[1]:].strip()):
+        return None
+    prefix = s[:m.start()].replace(" ", "")
+    return ("" if _ASSIGN_RE.fullmatch(prefix) else prefix), (m.group(), *got[0]), s[got[1]:].strip()
+
+
+def _as_written(s: str) -> bool:
+    """Whether stage 1 only drops markup from ``s`` (no unit, percent, degree, assignment or separator removed): then
+    an equality of ``s`` with another term is an equality of values."""
+    canon, pct = canonical_latex(s)
+    return not pct and canon == _strip_markup(s).replace(" ", "")
+
+
+def _compare_big_ops(pred: str, gold: str, timeout_s: float | None) -> bool | None:
+    """Stage 2b: True when both answers are ``prefix \\sum_{..}^{..} body`` (or ``\\prod``) with the same prefix,
+    operator and limits and equivalent bodies (``math_equal`` on the bodies alone, so no sum reaches sympy); else None
+    -- never False, since equal sums can have different summands."""
+    sp, sg = _split_big_op(_strip_markup(pred)), _split_big_op(_strip_markup(gold))
+    if sp is None or sg is None or sp[:2] != sg[:2] or not (_as_written(sp[2]) and _as_written(sg[2])):
+        return None
+    return True if math_equal(sp[2], sg[2], timeout_s=timeout_s) else None
+
+
+# --------------------------------------------------------------------------------------------------------------------
 # stage 3: guards
 # --------------------------------------------------------------------------------------------------------------------
 _CODE_RE = re.compile(
@@ -478,6 +585,16 @@ def _prepare_for_mv(s: str) -> str:
     return _DEGREE_RE.sub("", s).strip()
 
 
+def _fast_path(p_canon: str, g_canon: str, p_pct: bool, g_pct: bool) -> bool | None:
+    """Stage 2 on canonical strings: single values, then lists / intervals / sets, then matrices; None if undecided."""
+    decided = _compare_values(p_canon, g_canon, p_pct, g_pct)
+    if decided is None:
+        decided = _compare_lists(p_canon, g_canon)
+    if decided is None:
+        decided = _compare_matrices(p_canon, g_canon)
+    return decided
+
+
 def math_equal(pred: str, gold: str, *, timeout_s: float | None = 2.0) -> bool:
     """Whether the answer string ``pred`` is mathematically equivalent to ``gold`` (module docstring)."""
     g_canon, g_pct, g_bad = _gold_info(gold)
@@ -488,11 +605,11 @@ def math_equal(pred: str, gold: str, *, timeout_s: float | None = 2.0) -> bool:
         return False
     if p_canon == g_canon:  # percent signs are dropped: "25\\%" == "25"
         return True
-    decided = _compare_values(p_canon, g_canon, p_pct, g_pct)
+    if len(_SUM_PROD_RE.findall(p_canon)) > MAX_BIG_OPS:
+        return False
+    decided = _fast_path(p_canon, g_canon, p_pct, g_pct)
     if decided is None:
-        decided = _compare_lists(p_canon, g_canon)
-    if decided is None:
-        decided = _compare_matrices(p_canon, g_canon)
+        decided = _compare_big_ops(pred, gold, timeout_s)
     if decided is not None:
         return decided
     if g_bad is not None:
@@ -523,12 +640,13 @@ def _alternatives(answer: Any) -> list[str]:
 
 @lru_cache(maxsize=8192)
 def _gold_forms(gold: str) -> tuple[str, ...]:
-    """The forms a gold string is compared in: the contents of its boxes if it has any (several boxes are a
-    multi-part answer), a worked solution without a box (prose around math spans) reduced to its final answer like a
-    response, plus the decimal-comma reading of a plain number (``1,22`` -> ``1.22``)."""
-    boxes = find_boxed(gold)
-    if boxes:
-        gold = ", ".join(dict.fromkeys(boxes))
+    """The forms a gold string is compared in: its boxed answer if it has a box (``math_answer.gold_box_answer``: the
+    trailing run of boxes, or what follows an unclosed last ``\\boxed{``), a worked solution without a box (prose
+    around math spans) reduced to its final answer like a response, plus the decimal-comma reading of a plain number
+    (``1,22`` -> ``1.22``)."""
+    boxed = gold_box_answer(gold)
+    if boxed:
+        gold = boxed
     elif is_prose(gold) and has_math_span(gold):
         gold = final_math_answer(gold) or gold
     return tuple(dict.fromkeys((gold, as_plain_number(gold))))

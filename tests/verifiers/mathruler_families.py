@@ -106,10 +106,42 @@ WORKED_SOLUTIONS = [  # long solutions: the last box is the answer, earlier boxe
     ("6", _SOLUTION + "The area is $\\boxed{6}$ and that is all.", 1),
 ]
 
+SUMS_AND_PRODUCTS = [  # literal bounds are evaluated; symbolic bounds need the same limits and equivalent summands
+    ("55", "\\boxed{\\sum_{i=1}^{10} i}", 1),
+    ("\\sum_{k=1}^{4} k^2", "The total is $\\boxed{30}$.", 1),
+    ("24", "\\boxed{\\prod_{k=1}^{4} k}", 1),
+    ("\\sum_{k=1}^{5} 2^k", "\\boxed{62}", 1),
+    ("\\sum_{k=1}^{n} \\frac{1}{k(k+1)}", "\\boxed{\\sum_{k=1}^{n} \\frac{1}{k^2 + k}}", 1),
+    ("S_n = \\sum_{j=0}^{n} \\binom{n}{j} x^j", "$$S_n = \\sum_{j=0}^{n} x^j \\binom{n}{j}$$", 1),
+    ("\\prod_{k=1}^{n} 2k", "\\boxed{\\prod^{n}_{k=1} k \\cdot 2}", 1),
+    ("\\sum_{k=1}^{\\infty} \\frac{1}{2^k}", "\\boxed{\\sum\\limits_{k=1}^{\\infty} 2^{-k}}", 1),
+    ("56", "\\boxed{\\sum_{i=1}^{10} i}", 0),
+    ("\\sum_{k=1}^{n} k", "\\boxed{\\sum_{k=0}^{n-1} k}", 0),  # other limits
+    ("\\sum_{k=1}^{n} \\frac{1}{k^2}", "\\boxed{\\sum_{k=1}^{n} \\frac{1}{k}}", 0),
+    ("\\sum_{k=1}^{n} (k + 1)", "\\boxed{\\sum_{k=1}^{n} k + 1}", 0),  # the summand is k: (sum of k) + 1
+    ("\\prod_{k=1}^{n} k", "\\boxed{\\prod_{k=1}^{n} (k+1)}", 0),
+    ("55", "\\boxed{\\sum_{k=1}^{10} i}", 0),  # i is not the index here
+]
+
+GOLD_BOXES = [  # the boxed answer of a gold: its trailing run of boxes, or an unclosed last box
+    ("\\boxed{3} apples and \\boxed{4} pears", "\\boxed{3, 4}", 1),
+    ("(a) \\boxed{3}\n(b) \\boxed{4}", "\\boxed{3} and \\boxed{4}", 1),
+    ("$$\\boxed{2}, \\boxed{3}, \\boxed{5}, \\boxed{7}$$", "The primes are $2, 3, 5, 7$.", 1),
+    ("\\boxed{2} look look look look \\boxed{7}", "\\boxed{7}", 1),
+    ("\\boxed{2} look look look look \\boxed{7}", "\\boxed{2, 7}", 0),  # words but no separator: not one list
+    (_SOLUTION + "So $r = \\boxed{1}$.", "\\boxed{1}", 1),  # far from the earlier box: the last one
+    (_SOLUTION + "So $r = \\boxed{1}$.", "\\boxed{5, 1}", 0),
+    ("The area is \\boxed{\\frac{1}{2}", "\\boxed{0.5}", 1),  # an unclosed box: the rest of the gold
+    ("So $x = \\boxed{3", "\\boxed{3}", 1),
+    ("So $x = \\boxed{3", "\\boxed{4}", 0),
+]
+
 FAMILIES: dict[str, list[tuple[str, str, int]]] = {
     "numbers": NUMBERS,
     "relations": RELATIONS,
     "matrices": MATRICES,
     "display-or-plain": DISPLAY_OR_PLAIN,
     "worked-solutions": WORKED_SOLUTIONS,
+    "sums-and-products": SUMS_AND_PRODUCTS,
+    "gold-boxes": GOLD_BOXES,
 }
