@@ -1,16 +1,28 @@
 #!/usr/bin/env python
-"""Benchmark + learning check of the default image RL stage (`omni-rl run stage=image_rl`).
+"""Learning figures of an RL stage, as a distribution over seeds and thread counts (min / median / max).
 
-Prints: the reward curve (means over blocks of steps), the held-out greedy eval curve (when `run.eval_every`), start / end reward (mean over the first / last `--window`
-steps: one step is only 8 prompts, so single steps are noisy), the first step whose trailing-window mean is
->= start + 0.3 and the wall time to reach it, the total wall time (model build + warm start + vLLM start-up
-included), the step-time split (render / generate / verify / train / refit), and the encoder-once speedup
-(time/train of two short side-by-side runs with trainer.encoder_once=true / false, same seed and data, one after the
-other in this process).
+One run of a stage is deterministic on one machine, but float reductions differ between CPUs (kernels, vector width,
+thread count), and a few hundred RL steps amplify that into a different trajectory. So a learning claim here is a
+sweep: `--seeds K` runs the stage K times, run k with `run.seed = data.seed = model.seed = k` (another random model,
+another warm start, other training and held-out images) and with `OMP_NUM_THREADS` cycling through `--threads`
+(default 1 2), each run in its own process with the sweep's own model cache (`<out>/cache`, so every warm start is
+built under that run's thread count; a rerun of the same sweep, or `--cache` of another sweep of the same seeds,
+reuses it). Each run is `omni-rl run stage=...`.
 
-    .venv/bin/python scripts/bench_train.py                      # default run + encoder-once comparison
-    .venv/bin/python scripts/bench_train.py --fresh-cache        # also time the model build + warm start
-    .venv/bin/python scripts/bench_train.py --steps 10 --skip-encoder-once
+Figures per run, then min / median / max over the runs:
+  reward rise          mean reward of the last --window steps minus that of the first --window steps
+  reward/<source>      the same, per source (task)
+  held-out rise        greedy reward on the held-out suite at the last evaluation minus at step 0 (`run.eval_every`)
+  held-out/<source>    the same, per source
+  end reward, held-out end, wall time (model build + warm start included when the cache is cold)
+
+    .venv/bin/python scripts/bench_train.py                                  # one default image_rl run
+    .venv/bin/python scripts/bench_train.py --seeds 5                        # the sweep behind the docs' figures
+    .venv/bin/python scripts/bench_train.py --seeds 5 --steps 80             # the CI learning test's setting
+    .venv/bin/python scripts/bench_train.py --stage text_rl_1 --seeds 5
+    .venv/bin/python scripts/bench_train.py --encoder-once                   # + encoder-once on/off step time
+
+The sweep's table is also written to `<out>/sweep.json`.
 """
 
 from __future__ import annotations
@@ -19,82 +31,141 @@ import argparse
 import json
 import os
 import shutil
-import tempfile
+import subprocess
+import sys
 import time
 from pathlib import Path
-from statistics import fmean
+from statistics import fmean, median
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(overrides: list[str]) -> tuple[list[dict], float]:
-    from omni_rl.config import compose_config
-    from omni_rl.controller import run_stage
-
-    cfg = compose_config(overrides)
-    shutil.rmtree(cfg.run.output_dir, ignore_errors=True)
+def run_stage(overrides: list[str], out: Path, *, threads: int | None, cache: Path | None) -> tuple[list[dict], float]:
+    """`omni-rl run` in a fresh process; returns the metrics rows and the wall time (start-up included)."""
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    if cache is not None:
+        env["OMNI_RL_CACHE"] = str(cache)
+    cmd = [sys.executable, "-m", "omni_rl.cli", "run", *overrides, "logging.progress=false", f"run.output_dir={out}"]
     t0 = time.perf_counter()
-    run_dir = run_stage(cfg)
+    with open(out.parent / f"{out.name}.log", "w") as log:
+        p = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     wall = time.perf_counter() - t0
-    rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
-    return rows, wall
+    if p.returncode != 0:
+        sys.exit(f"run failed (exit {p.returncode}): {' '.join(cmd)}\nlog: {out.parent / f'{out.name}.log'}")
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()], wall
+
+
+def window_mean(rows: list[dict], key: str, window: int, first: bool) -> float | None:
+    vals = [r[key] for r in rows if key in r]  # a step may miss a source
+    w = max(1, min(window, len(vals) // 3 or 1))
+    pick = vals[:w] if first else vals[-w:]
+    return fmean(pick) if pick else None
+
+
+def figures(rows: list[dict], window: int) -> dict[str, float]:
+    """The learning figures of one run (see the module docstring)."""
+    out: dict[str, float] = {}
+    sources = sorted({k.split("/", 2)[2] for r in rows for k in r if k.startswith("reward/source/")})
+    for name, key in [("reward", "reward/mean"), *((f"reward/{s}", f"reward/source/{s}") for s in sources)]:
+        start, end = window_mean(rows, key, window, True), window_mean(rows, key, window, False)
+        if start is not None and end is not None:
+            out[f"{name} rise"] = end - start
+            if name == "reward":
+                out["reward start"], out["reward end"] = start, end
+    evals = [r for r in rows if "eval/mean" in r]
+    if len(evals) >= 2:
+        first, last = evals[0], evals[-1]
+        out["held-out rise"] = last["eval/mean"] - first["eval/mean"]
+        out["held-out start"], out["held-out end"] = first["eval/mean"], last["eval/mean"]
+        for k in sorted(first):
+            if k.startswith("eval/source/") and k in last:
+                out[f"held-out/{k.split('/', 2)[2]} rise"] = last[k] - first[k]
+    return out
+
+
+def print_single(rows: list[dict], wall: float, window: int, stage: str) -> None:
+    rewards = [r["reward/mean"] for r in rows]
+    block = max(1, len(rewards) // 12)
+    print(f"\n== {stage}, {len(rows)} steps ==")
+    print(f"reward curve (means of {block}-step blocks): "
+          + " ".join(f"{fmean(rewards[i:i + block]):.2f}" for i in range(0, len(rewards), block)))
+    evals = [(r["step"], r["eval/mean"]) for r in rows if "eval/mean" in r]
+    if evals:
+        print("held-out greedy eval (step: reward): " + " ".join(f"{st}: {v:.2f}" for st, v in evals))
+    for k, v in figures(rows, window).items():
+        print(f"  {k:32s} {v:+.3f}" if "rise" in k else f"  {k:32s} {v:.3f}")
+    steps_s = sum(r["time/step"] + r.get("time/eval", 0.0) for r in rows)
+    print(f"wall time {wall:.0f} s ({wall / 60:.1f} min), of which {wall - steps_s:.0f} s outside the steps "
+          "(model build / warm start when not cached, vLLM + Ray start-up, plots)")
+    split = {k: fmean(r.get(k, 0.0) for r in rows) for k in
+             ("time/render", "time/generate", "time/verify", "time/train", "time/refit", "time/step")}
+    print("mean step-time split: " + ", ".join(f"{k.split('/')[1]} {v:.2f}s" for k, v in split.items()))
+
+
+def summarise(per_run: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    keys = [k for k in per_run[0] if all(k in f for f in per_run)]
+    return {k: {"min": min(f[k] for f in per_run), "median": median(f[k] for f in per_run),
+                "max": max(f[k] for f in per_run)} for k in keys}
+
+
+def encoder_once_ratio(base: list[str], out: Path, steps: int) -> None:
+    times = {}
+    for flag in ("true", "false"):
+        rows, _ = run_stage([*base, f"run.steps={steps}", f"trainer.encoder_once={flag}", "logging.plot=false",
+                             "run.eval_every=0"], out / f"encoder_once_{flag}", threads=None, cache=None)
+        times[flag] = fmean(r["time/train"] for r in rows[1:] or rows)
+    print(f"\n== encoder once per unique media ==\ntime/train per step: on {times['true']:.3f}s, "
+          f"off {times['false']:.3f}s -> speedup x{times['false'] / times['true']:.2f}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stage", default="image_rl")
+    ap.add_argument("--stage", default="image_rl", help="configs/stage/<name>.yaml (default image_rl)")
     ap.add_argument("--steps", type=int, default=None, help="override run.steps (default: the stage's)")
-    ap.add_argument("--out", default="outputs/bench_train")
-    ap.add_argument("--skip-encoder-once", action="store_true", help="skip the encoder-once on/off comparison")
-    ap.add_argument("--encoder-steps", type=int, default=4, help="steps of each encoder-once comparison run")
+    ap.add_argument("--seeds", type=int, default=0,
+                    help="K > 0: a sweep of K runs (seeds --first-seed .. +K-1), min / median / max of every figure")
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                    help="OMP_NUM_THREADS per process, cycled over the sweep's runs (default 1 2)")
     ap.add_argument("--window", type=int, default=20, help="steps averaged for the start / end reward (default 20)")
-    ap.add_argument("--fresh-cache", action="store_true",
-                    help="use an empty OMNI_RL_CACHE, so the wall time includes building + warm-starting the model")
-    ap.add_argument("overrides", nargs="*", help="extra Hydra overrides")
+    ap.add_argument("--out", default="outputs/bench_train", help="run dirs, logs, the sweep's cache and sweep.json")
+    ap.add_argument("--cache", default=None,
+                    help="the sweep's OMNI_RL_CACHE (default <out>/cache); share it between sweeps of the same seeds")
+    ap.add_argument("--encoder-once", action="store_true", help="also time trainer.encoder_once=true vs false")
+    ap.add_argument("--encoder-steps", type=int, default=4, help="steps of each encoder-once comparison run")
+    ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = ap.parse_args()
-    if args.fresh_cache:
-        os.environ["OMNI_RL_CACHE"] = tempfile.mkdtemp(prefix="omni_rl_bench_cache_")
 
-    base = [f"stage={args.stage}", "logging.progress=false", *args.overrides]
-    if args.steps:
-        base.append(f"run.steps={args.steps}")
-    rows, wall = run([*base, f"run.output_dir={args.out}/main"])
-    rewards = [r["reward/mean"] for r in rows]
-    w = max(1, min(args.window, len(rewards) // 3 or 1))
-    start, end = fmean(rewards[:w]), fmean(rewards[-w:])
-    block = max(1, len(rewards) // 12)
-    curve = [fmean(rewards[i:i + block]) for i in range(0, len(rewards), block)]
-    print(f"\n== learning ({args.stage}, {len(rows)} steps) ==")
-    print(f"reward curve (means of {block}-step blocks): {' '.join(f'{x:.2f}' for x in curve)}")
-    print(f"reward start (mean of first {w} steps) {start:.3f} -> end (mean of last {w}) {end:.3f}: "
-          f"delta {end - start:+.3f}")
-    evals = [(r["step"], r["eval/mean"]) for r in rows if "eval/mean" in r]
-    if evals:
-        print("held-out greedy eval (step: reward): " + " ".join(f"{st}: {v:.2f}" for st, v in evals))
-        print(f"held-out eval {evals[0][1]:.3f} (step {evals[0][0]}) -> {evals[-1][1]:.3f} (step {evals[-1][0]}): "
-              f"delta {evals[-1][1] - evals[0][1]:+.3f}")
-    startup = wall - sum(r["time/step"] + r.get("time/eval", 0.0) for r in rows)  # model build / warm start / vLLM + Ray start-up, plots
-    elapsed = startup
-    for i, r in enumerate(rows):
-        elapsed += r["time/step"] + r.get("time/eval", 0.0)
-        if i + 1 >= w and fmean(rewards[i + 1 - w: i + 1]) >= start + 0.3:
-            print(f"+0.3 over start first reached at step {i} (trailing {w}-step mean), "
-                  f"{elapsed:.0f} s after launch")
-            break
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    base = [f"stage={args.stage}", *args.overrides] + ([f"run.steps={args.steps}"] if args.steps else [])
+    if args.seeds <= 0:
+        rows, wall = run_stage(base, out / "main", threads=None, cache=None)
+        print_single(rows, wall, args.window, args.stage)
     else:
-        print("+0.3 over start: not reached")
-    print(f"wall time {wall:.1f} s ({wall / 60:.1f} min), of which {startup:.1f} s outside the steps "
-          "(model build / warm start when not cached, vLLM + Ray start-up, plots)")
-    split = {key: fmean(r.get(key, 0.0) for r in rows) for key in
-             ("time/render", "time/generate", "time/verify", "time/train", "time/refit", "time/step")}
-    print("mean step-time split: " + ", ".join(f"{k.split('/')[1]} {v:.2f}s" for k, v in split.items()))
-
-    if not args.skip_encoder_once:
-        times = {}
-        for flag in ("true", "false"):
-            rows_f, _ = run([*base, f"run.steps={args.encoder_steps}", f"trainer.encoder_once={flag}",
-                             f"run.output_dir={args.out}/encoder_once_{flag}", "logging.plot=false"])
-            times[flag] = fmean(r["time/train"] for r in rows_f[1:] or rows_f)
-        print(f"\n== encoder once per unique media ==\ntime/train per step: on {times['true']:.3f}s, "
-              f"off {times['false']:.3f}s -> speedup x{times['false'] / times['true']:.2f}")
+        per_run = []
+        cache = Path(args.cache).resolve() if args.cache else out / "cache"
+        for k in range(args.first_seed, args.first_seed + args.seeds):
+            threads = args.threads[(k - args.first_seed) % len(args.threads)]
+            seeds = [f"run.seed={k}", f"data.seed={k}", f"model.seed={k}"]
+            rows, wall = run_stage([*base, *seeds], out / f"seed{k}", threads=threads, cache=cache)
+            f = {**figures(rows, args.window), "wall time s": wall}
+            per_run.append(f)
+            print(f"seed {k} (threads {threads}, {len(rows)} steps, {wall:.0f} s): "
+                  + ", ".join(f"{n} {v:+.3f}" for n, v in f.items() if "rise" in n), flush=True)
+        table = summarise(per_run)
+        print(f"\n== {args.stage}: {args.seeds} seeds x threads {args.threads}, window {args.window} ==")
+        print(f"{'figure':34s} {'min':>8s} {'median':>8s} {'max':>8s}")
+        for k, v in table.items():
+            print(f"{k:34s} {v['min']:8.3f} {v['median']:8.3f} {v['max']:8.3f}")
+        (out / "sweep.json").write_text(json.dumps({"stage": args.stage, "overrides": base, "threads": args.threads,
+                                                    "runs": per_run, "summary": table}, indent=2))
+        print(f"written: {out / 'sweep.json'}")
+    if args.encoder_once:
+        encoder_once_ratio(base, out, args.encoder_steps)
 
 
 if __name__ == "__main__":

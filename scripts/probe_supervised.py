@@ -23,12 +23,6 @@ import time
 from pathlib import Path
 
 
-def candidates(sample, pool: list[str]) -> list[str]:
-    if sample.verifier == "multiple-choice" and sample.verifier_kwargs.get("options"):
-        return sorted(sample.verifier_kwargs["options"])
-    return sorted(set(pool))
-
-
 def main() -> None:
     from omni_rl.data.synthetic import TASKS
 
@@ -43,6 +37,7 @@ def main() -> None:
     ap.add_argument("--noise-kind", choices=["confused", "uniform"], default="confused",
                     help="confused: the warm start's fixed wrong answer; uniform: a random other answer of the task")
     ap.add_argument("--per-task", type=int, default=64, help="rows per task")
+    ap.add_argument("--image-size", type=int, default=56, help="image side in pixels (56 -> 4 image tokens, 112 -> 16)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
@@ -53,6 +48,7 @@ def main() -> None:
     from omni_rl.data.synthetic import generate_suite
     from omni_rl.models.policy import load_model, load_processor
     from omni_rl.models.tiny import build_tiny_model, default_cache
+    from omni_rl.models.warm_start import answer_candidates as candidates
     from omni_rl.models.warm_start import confused_text, gold_text, pair_batch, target_text
     from omni_rl.training.forward import make_adapter, score
 
@@ -61,7 +57,7 @@ def main() -> None:
     rng = random.Random(args.seed)
     model_dir = build_tiny_model(args.family, default_cache(), seed=args.seed)
     suite = generate_suite(Path(tempfile.mkdtemp(prefix="probe_suite_")) / "s", tasks=args.tasks,
-                           n_per_task=args.per_task, seed=args.seed)
+                           n_per_task=args.per_task, seed=args.seed, image_size=args.image_size)
     processor = load_processor(model_dir)
     tok = tokenizer_of(processor)
     samples = load_samples(suite).samples

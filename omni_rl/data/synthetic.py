@@ -371,6 +371,44 @@ def _gui_click(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
     return rows
 
 
+GUI_REGIONS = ((226, 234, 250), (236, 236, 236), (250, 238, 222), (255, 255, 255))  # menu, toolbar, sidebar, content
+GUI_COLUMNS, GUI_ROWS = 4, 2  # gui_button: button slots across and down the screen
+
+
+@task("gui_button")
+def _gui_button(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
+    """Click the one button of a square screen, answering in the 0-1000 normalised space (gui-coordinate, with its
+    smooth distance decay). The screen has four regions (menu, toolbar, sidebar, content: its quadrants, each with
+    its own background tint, as real screens have) and a grid of `GUI_COLUMNS` x `GUI_ROWS` button slots (two per
+    region, balanced); the button is centred on its slot, its width and height vary by up to 20%. A click on the
+    button scores 1; off it, the reward decays with the distance to the button's edge and reaches 0 at 0.15 of the
+    screen (a click on the mirrored slot scores < 0.05)."""
+    from PIL import ImageDraw
+
+    s = ctx.image_size
+    half = s // 2
+    slots = _balanced(ctx.rng, n, GUI_COLUMNS * GUI_ROWS)
+    rows = []
+    for i in range(n):
+        img = _new_image(s, s)
+        d = ImageDraw.Draw(img)
+        for q, tint in enumerate(GUI_REGIONS):
+            x0, y0 = (q % 2) * half, (q // 2) * half
+            d.rectangle([x0, y0, x0 + half - 1, y0 + half - 1], fill=tint)
+        col, row = int(slots[i]) % GUI_COLUMNS, int(slots[i]) // GUI_COLUMNS
+        fw, fh = (1.0 + 0.2 * float(v) for v in ctx.rng.uniform(-1, 1, size=2))
+        half_w, half_h = s / GUI_COLUMNS * 0.35 * fw, s / GUI_ROWS * 0.18 * fh
+        cx, cy = (col + 0.5) * s / GUI_COLUMNS, (row + 0.5) * s / GUI_ROWS
+        x1, y1, x2, y2 = round(cx - half_w), round(cy - half_h), round(cx + half_w) - 1, round(cy + half_h) - 1
+        d.rectangle([x1, y1, x2, y2], fill=COLOURS["blue"])
+        part = _image_part(ctx, i, img)
+        answer = [round(x1 / s * 1000), round(y1 / s * 1000), round((x2 + 1) / s * 1000), round((y2 + 1) / s * 1000)]
+        rows.append(_row(ctx, i, [part], "Click the blue button. Give the click point in coordinates normalised to "
+                         "0-1000 ((0, 0) is the top-left corner, (1000, 1000) the bottom-right) as (x, y).",
+                         "gui-coordinate", answer, {"coord_space": "norm1000"}))
+    return rows
+
+
 @task("image_colour")
 def _image_colour(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
     """Name the shape's colour (a free-form word, string-match): a direct image -> word mapping."""
@@ -387,6 +425,26 @@ def _image_colour(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
         rows.append(_row(ctx, i, [part],
                          f"What colour is the shape? Answer with one of: {', '.join(COLOURS)}.", "string-match",
                          colour))
+    return rows
+
+
+@task("image_shape")
+def _image_shape(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
+    """Multiple choice: which shape fills the image (any colour), the four shapes always listed in the same order
+    (A circle ... D diamond), so the letter is a direct function of the shape."""
+    from PIL import ImageDraw
+
+    shapes = _balanced(ctx.rng, n, len(SHAPES))
+    opts = {LETTERS[j]: s for j, s in enumerate(SHAPES)}
+    lo, hi = int(ctx.image_size * 0.05), int(ctx.image_size * 0.95)
+    rows = []
+    for i in range(n):
+        img = _new_image(ctx.image_size, ctx.image_size)
+        _draw_shape(ImageDraw.Draw(img), SHAPES[int(shapes[i])], (lo, lo, hi, hi),
+                    COLOURS[str(ctx.rng.choice(list(COLOURS)))])
+        part = _image_part(ctx, i, img)
+        rows.append(_row(ctx, i, [part], _options_text("Which shape is shown in the image?", opts),
+                         "multiple-choice", LETTERS[int(shapes[i])], {"options": opts}))
     return rows
 
 

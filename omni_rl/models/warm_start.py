@@ -6,14 +6,26 @@ and RL has nothing to learn from. Real post-training starts from an SFT checkpoi
 
 How: teacher forcing on the synthetic suite's prompts (rendered through the model's own processor, media included)
 with target `<think>\n{hint}\n</think>\n\n\boxed{answer}<|im_end|>`, summed token NLL (the one or two answer tokens
-are not drowned by the format tokens). With probability `label_noise` the target answer is the task's *confusion* of
-the gold answer: a fixed wrong answer that is a function of the gold one (the next option letter, the next word /
-number of the task's answer list, the click point mirrored left-right). The warm policy therefore imitates a flawed
-teacher: it reads the input (the confusion depends on it) and follows the format, but puts only about
-`1 - label_noise` of its probability on the right answer. Finding out, from the verifier's reward alone, which of its
-two habits is right is the job RL then does. (Uniform random wrong labels do not work as well at this scale: the
-tiny model then learns the input -> answer mapping far more slowly, and RL starts from a policy that ignores the
-image.) Deterministic by seed; cached next to the base checkpoint under a hash of every setting, written atomically.
+are not drowned by the format tokens), in two phases:
+
+1. **Read.** Clean labels until the model reads every source: at every `check_every` steps, per source, the mean over
+   rows of p(gold) among the row's candidate answers (the option letters, or the task's distinct answers) must be >=
+   `read_target`. Tiny models learn a task like counting by a sudden jump after a plateau at chance (the supervised probe:
+   image_count at p(gold) 0.25 for 240 steps, 0.92 at step 320), and the step of that jump moves with the float
+   reductions of the machine (kernels, thread count). A fixed number of noisy steps therefore left image_count blind
+   on some machines and not on others; stopping on the measured property does not.
+2. **Flawed teacher.** `steps` steps in which, with probability `label_noise`, the target answer is the task's
+   *confusion* of the gold answer: a fixed wrong answer that is a function of the gold one (the next option letter,
+   the next word / number of the task's answer list, the click point mirrored left-right). The warm policy therefore
+   keeps reading the input (the confusion depends on it) and follows the format, but puts only about
+   `1 - label_noise` of its probability on the right answer. Finding out, from the verifier's reward alone, which of
+   its two habits is right is the job RL then does. (Uniform random wrong labels do not work as well at this scale:
+   the tiny model then learns the input -> answer mapping far more slowly, and RL starts from a policy that ignores
+   the image.)
+
+Deterministic by seed on one machine; cached next to the base checkpoint under a hash of every setting, written
+atomically; `warm_start.json` in the checkpoint records the steps phase 1 took and the per-source preference after
+each phase.
 """
 
 from __future__ import annotations
@@ -26,7 +38,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-WARM_START_VERSION = 4
+WARM_START_VERSION = 6
 THINK_HINT = "Let me check."
 # Suite modalities each tiny family can read (rows of other modalities are skipped).
 FAMILY_MODALITIES = {"text": {"text"}, "omni": {"text", "image", "video", "audio", "omni"},
@@ -73,20 +85,25 @@ def confused_text(verifier: str, answer: Any, kwargs: dict[str, Any], pool: list
 
 
 def warm_start(model_dir: str | Path, suite_jsonl: str | Path, *, steps: int = 500, lr: float = 1e-3,
-               batch_size: int = 16, label_noise: float = 0.6, seed: int = 0) -> Path:
-    """Return the warm-started checkpoint dir (built on first call, cached)."""
+               batch_size: int = 16, label_noise: float = 0.6, seed: int = 0, read_target: float = 0.9,
+               max_read_steps: int = 3000, check_every: int = 50) -> Path:
+    """Return the warm-started checkpoint dir (built on first call, cached). Two phases (module docstring): clean
+    labels until every source is read (`read_target`, checked every `check_every` steps, at most `max_read_steps`),
+    then `steps` steps of the flawed teacher (`label_noise`). What each phase reached is in `warm_start.json`."""
     model_dir, suite_jsonl = Path(model_dir), Path(suite_jsonl)
     settings = {"model": model_dir.name, "suite": _file_hash(suite_jsonl), "steps": steps, "lr": lr,
-                "batch_size": batch_size, "label_noise": label_noise, "seed": seed, "v": WARM_START_VERSION}
+                "batch_size": batch_size, "label_noise": label_noise, "seed": seed, "read_target": read_target,
+                "max_read_steps": max_read_steps, "check_every": check_every, "v": WARM_START_VERSION}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     final = model_dir.parent / f"{model_dir.name}-ws-{key}"
     if (final / "config.json").is_file():
         return final
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=model_dir.parent))
     try:
-        _train(model_dir, suite_jsonl, tmp, steps=steps, lr=lr, batch_size=batch_size, label_noise=label_noise,
-               seed=seed)
-        (tmp / "warm_start.json").write_text(json.dumps(settings, indent=2))
+        report = _train(model_dir, suite_jsonl, tmp, steps=steps, lr=lr, batch_size=batch_size,
+                        label_noise=label_noise, seed=seed, read_target=read_target, max_read_steps=max_read_steps,
+                        check_every=check_every)
+        (tmp / "warm_start.json").write_text(json.dumps({**settings, **report}, indent=2))
         try:
             tmp.rename(final)
         except OSError:  # a concurrent builder won; its result is identical
@@ -101,14 +118,13 @@ def _file_hash(path: Path) -> str:
 
 
 def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: float, batch_size: int,
-           label_noise: float, seed: int) -> None:
+           label_noise: float, seed: int, read_target: float, max_read_steps: int, check_every: int) -> dict:
     import torch
-    from rich.progress import Progress
 
     from omni_rl.data.loading import load_samples
     from omni_rl.data.render import render_prompt, tokenizer_of
     from omni_rl.models.policy import detect_family, load_model, load_processor, save_policy
-    from omni_rl.training.forward import make_adapter, score
+    from omni_rl.training.forward import make_adapter
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -123,36 +139,115 @@ def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: flo
     pools: dict[str, list[str]] = {}
     for s in samples:
         pools.setdefault(s.source, []).append(gold_text(s.verifier, s.answer, s.verifier_kwargs))
+    ids: dict[str, list[int]] = {}
+
+    def target(answer_text: str) -> list[int]:
+        if answer_text not in ids:
+            ids[answer_text] = tok(target_text(answer_text), add_special_tokens=False)["input_ids"]
+        return ids[answer_text]
+
+    golds = [target(gold_text(s.verifier, s.answer, s.verifier_kwargs)) for s in samples]
+    confused = [target(confused_text(s.verifier, s.answer, s.verifier_kwargs, pools[s.source])) for s in samples]
+    candidates = [[target(a) for a in answer_candidates(s, pools[s.source])] for s in samples]
     model = load_model(model_dir, "float32", family=family)  # for omni: the thinker
     model.train()
-    adapter = make_adapter(model, family)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.0)  # short memory: format first
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / 20) * max(0.05, 1 - i / steps))
-    order: list[int] = []
-    with Progress(transient=True) as bar:
-        task = bar.add_task("warm start", total=steps)
-        for _ in range(steps):
-            # one batched forward (the trainer's own scoring path) over `batch_size` (prompt, target) pairs
-            pairs = []
-            for _ in range(batch_size):
-                if not order:
-                    order = list(range(len(prompts)))
-                    rng.shuffle(order)
-                i = order.pop()
-                s = samples[i]
-                ans = (confused_text(s.verifier, s.answer, s.verifier_kwargs, pools[s.source])
-                       if rng.random() < label_noise else gold_text(s.verifier, s.answer, s.verifier_kwargs))
-                pairs.append((prompts[i], tok(target_text(ans), add_special_tokens=False)["input_ids"]))
-            batch = pair_batch(pairs)
-            scored = score(adapter, batch, encoder_once=True, pad_id=tok.pad_token_id or 0)
-            loss = -(scored.logp * scored.mask).sum(1).mean()  # summed token NLL per row, row mean
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            bar.advance(task)
+    phase = _Phase(make_adapter(model, family), prompts, golds, confused, candidates, [s.source for s in samples],
+                   pad_id=tok.pad_token_id or 0, batch_size=batch_size, rng=rng)
+    # phase 1: clean labels until the model reads every source (the step at which it does varies between machines)
+    read_steps, read = phase.run(lr, max_read_steps, noise=0.0, until=read_target, check_every=check_every)
+    # phase 2: the flawed teacher
+    phase.run(lr, steps, noise=label_noise)
     # Weights under checkpoint_key names (save_pretrained would write Qwen2-Audio's LM as language_model.model.model.*,
     # which vLLM cannot load); config / tokenizer / processor / chat template / spk_dict copied unchanged.
     save_policy(model, family, model_dir, out)
+    return {"read_steps": read_steps, "read_preference": read, "final_preference": phase.preference()}
+
+
+MAX_CANDIDATES = 48  # a source with more distinct answers is measured on (gold, confused) only
+
+
+def answer_candidates(sample: Any, pool: list[str]) -> list[str]:
+    """The answers a row's `preference` is measured among: the option letters of a multiple-choice row, else every
+    distinct gold answer of its source when there are at most `MAX_CANDIDATES`, else its gold and its confusion."""
+    if sample.verifier == "multiple-choice" and sample.verifier_kwargs.get("options"):
+        return sorted(sample.verifier_kwargs["options"])
+    distinct = sorted(set(pool))
+    if len(distinct) <= MAX_CANDIDATES:
+        return distinct
+    gold = gold_text(sample.verifier, sample.answer, sample.verifier_kwargs)
+    return sorted({gold, confused_text(sample.verifier, sample.answer, sample.verifier_kwargs, pool)})
+
+
+class _Phase:
+    """Teacher forcing on (prompt, gold or confused target) pairs through the trainer's scoring path (one batched
+    forward per step). `preference()` measures, per source, the mean over rows of p(gold) among the row's candidate
+    answers (`answer_candidates`; softmax over the whole targets' log-probs): chance when the model ignores the input,
+    1 when it reads it and answers right."""
+
+    def __init__(self, adapter: Any, prompts: list[Any], golds: list[list[int]], confused: list[list[int]],
+                 candidates: list[list[list[int]]], sources: list[str], *, pad_id: int, batch_size: int,
+                 rng: random.Random):
+        self.adapter, self.prompts, self.golds, self.confused, self.sources = adapter, prompts, golds, confused, sources
+        self.candidates = candidates
+        self.pad_id, self.batch_size, self.rng, self.order = pad_id, batch_size, rng, []
+
+    def _next(self) -> int:
+        if not self.order:
+            self.order = list(range(len(self.prompts)))
+            self.rng.shuffle(self.order)
+        return self.order.pop()
+
+    def run(self, lr: float, steps: int, *, noise: float, until: float | None = None,
+            check_every: int = 50) -> tuple[int, dict[str, float]]:
+        """Up to `steps` AdamW steps (warmup 20, linear decay to 5%); with `until`, stop at the first check where
+        every source's preference is >= `until`. Returns (steps taken, last preference)."""
+        import torch
+        from rich.progress import Progress
+
+        from omni_rl.training.forward import score
+
+        model = self.adapter.model
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.0)  # short memory: format first
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / 20) * max(0.05, 1 - i / max(steps, 1)))
+        pref: dict[str, float] = {}
+        with Progress(transient=True) as bar:
+            task = bar.add_task("warm start" + (" (reading)" if until else " (flawed teacher)"), total=steps)
+            for step in range(steps):
+                if until is not None and step % check_every == 0:
+                    pref = self.preference()
+                    if min(pref.values(), default=1.0) >= until:
+                        return step, pref
+                pairs = []
+                for _ in range(self.batch_size):
+                    i = self._next()
+                    pairs.append((self.prompts[i], self.confused[i] if self.rng.random() < noise else self.golds[i]))
+                scored = score(self.adapter, pair_batch(pairs), encoder_once=True, pad_id=self.pad_id)
+                loss = -(scored.logp * scored.mask).sum(1).mean()  # summed token NLL per row, row mean
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                sched.step()
+                bar.advance(task)
+        return steps, (self.preference() if until is not None else pref)
+
+    def preference(self, chunk: int = 256) -> dict[str, float]:
+        import torch
+
+        from omni_rl.training.forward import score
+
+        by_source: dict[str, list[float]] = {}
+        rows = [i for i in range(len(self.prompts)) if len(self.candidates[i]) > 1]  # one answer: nothing to read
+        with torch.no_grad():
+            pairs = [(self.prompts[i], c) for i in rows for c in self.candidates[i]]
+            seq = torch.cat([(out.logp * out.mask).sum(1) for out in
+                             (score(self.adapter, pair_batch(pairs[lo:lo + chunk]), encoder_once=True,
+                                    pad_id=self.pad_id) for lo in range(0, len(pairs), chunk))])
+            start = 0
+            for i in rows:
+                k = len(self.candidates[i])
+                p = torch.softmax(seq[start:start + k], dim=0)
+                by_source.setdefault(self.sources[i], []).append(float(p[self.candidates[i].index(self.golds[i])]))
+                start += k
+        return {k: sum(v) / len(v) for k, v in sorted(by_source.items())}

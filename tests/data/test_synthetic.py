@@ -33,7 +33,7 @@ def test_every_task_loads_without_rejects(suite):
                         "video_motion": "video", "video_flash": "video", "audio_pitch": "audio",
                         "audio_beeps": "audio", "asr_words": "audio", "omni_av": "omni", "text_math": "text",
                         "unanswerable": "image", "image_colour": "image", "image_position": "image",
-                        "image_count": "image"}
+                        "image_count": "image", "image_shape": "image", "gui_button": "image"}
     for r in rows:
         assert r["messages"][0]["content"][-1]["text"].endswith(INSTRUCTION)
         assert "\\boxed{}" in INSTRUCTION
@@ -83,6 +83,7 @@ def test_answers_balanced(suite):
     assert Counter(r["answer"] for r in by_task["image_colour"]) == {c: N // 6 for c in COLOURS}
     assert Counter(r["answer"] for r in by_task["image_count"]) == {str(k): N // 4 for k in (1, 2, 3, 4)}
     assert Counter(r["answer"] for r in by_task["image_position"]) == {x: N // 4 for x in "ABCD"}
+    assert Counter(r["answer"] for r in by_task["image_shape"]) == {x: N // 4 for x in "ABCD"}
 
 
 def _image(path, row):
@@ -111,6 +112,54 @@ def test_easy_image_tasks_show_their_answer(suite):
                                                        "D": "bottom-right"}
             i, j = quadrant_of[r["answer"]]
             assert inked[i][j] and sum(map(sum, inked)) == 1, r["id"]
+
+
+def test_image_shape_options_and_pixels(suite):
+    """Fixed option order (A circle, B square, C triangle, D diamond); the shape's outline shows in the pixels: a
+    square inks the corners of its box, a circle and a diamond the middle of each side but not the corners, a triangle
+    the bottom corners only."""
+    path, rows = suite
+    for r in (r for r in rows if r["source"] == "image_shape"):
+        assert r["verifier_kwargs"]["options"] == {"A": "circle", "B": "square", "C": "triangle", "D": "diamond"}
+        img = _image(path, r)
+        s = img.shape[0]
+        lo, hi, mid = int(s * 0.05) + 1, int(s * 0.95) - 1, s // 2
+        inked = lambda y, x: bool((img[y, x] < 200).any())  # noqa: E731
+        corners = (inked(lo, lo), inked(lo, hi), inked(hi, lo), inked(hi, hi))
+        shape = r["verifier_kwargs"]["options"][r["answer"]]
+        want = {"circle": (False,) * 4, "square": (True,) * 4, "triangle": (False, False, True, True),
+                "diamond": (False,) * 4}[shape]
+        assert corners == want, (r["id"], shape, corners)
+        if shape in ("circle", "diamond"):
+            assert inked(mid, lo) and inked(mid, hi) and inked(lo, mid), r["id"]
+
+
+def test_gui_button_box_is_the_blue_button(suite):
+    """The answer box (0-1000 space) is exactly the blue pixels; slots are balanced over the 4 x 2 grid; a click on the
+    box centre (the slot's centre, within rounding) scores 1, a click 75 units right of the box's edge (d = 0.075) scores
+    (1 - 0.075 / 0.15)^2 = 0.25, the mirrored slot < 0.05."""
+    from omni_rl.data.synthetic import COLOURS, GUI_COLUMNS, GUI_ROWS
+    from omni_rl.verifiers import get_verifier
+
+    path, rows = suite
+    gui = get_verifier("gui-coordinate")
+    slots = Counter()
+    for r in (r for r in rows if r["source"] == "gui_button"):
+        img = _image(path, r)
+        s = img.shape[0]
+        ys, xs = np.nonzero((img == COLOURS["blue"]).all(-1))
+        box = [round(xs.min() / s * 1000), round(ys.min() / s * 1000), round((xs.max() + 1) / s * 1000),
+               round((ys.max() + 1) / s * 1000)]
+        assert r["answer"] == box and r["verifier_kwargs"] == {"coord_space": "norm1000"}, r["id"]
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        col, row = int(cx / 1000 * GUI_COLUMNS), int(cy / 1000 * GUI_ROWS)
+        slots[(col, row)] += 1
+        slot_x, slot_y = (col + 0.5) * 1000 / GUI_COLUMNS, (row + 0.5) * 1000 / GUI_ROWS
+        assert gui(f"\\boxed{{({cx:g}, {cy:g})}}", r["answer"], **r["verifier_kwargs"]) == 1.0
+        assert gui(f"\\boxed{{({slot_x:g}, {slot_y:g})}}", r["answer"], **r["verifier_kwargs"]) == 1.0
+        assert gui(f"\\boxed{{({box[2] + 75}, {cy:g})}}", r["answer"], **r["verifier_kwargs"]) == pytest.approx(0.25)
+        assert gui(f"\\boxed{{({1000 - slot_x:g}, {slot_y:g})}}", r["answer"], **r["verifier_kwargs"]) < 0.05
+    assert len(slots) == min(N, GUI_COLUMNS * GUI_ROWS) and max(slots.values()) - min(slots.values()) <= 1
 
 
 def test_gui_boxes_inside_image(suite):

@@ -41,7 +41,7 @@ def test_warm_start_teaches_format_and_is_cached(tmp_path, tiny_dir):
 
     suite = generate_suite(tmp_path / "suite", tasks=["text_math"], n_per_task=16, seed=3)
     base = tiny_dir("text")
-    kw = dict(steps=60, lr=3e-3, seed=0, label_noise=0.0, batch_size=4)
+    kw = dict(steps=60, lr=3e-3, seed=0, label_noise=0.0, batch_size=4, max_read_steps=0)
     out = warm_start(base, suite, **kw)
     assert out.parent == base.parent and out.name.startswith(base.name + "-")
     mtime = (out / "model.safetensors").stat().st_mtime_ns
@@ -68,7 +68,25 @@ def test_warm_start_keeps_checkpoint_names(family, tmp_path, tiny_dir):
 
     suite = generate_suite(tmp_path / "suite", tasks=["audio_pitch", "text_math"], n_per_task=2, seed=0)
     base = tiny_dir(family)
-    out = warm_start(base, suite, steps=1, lr=1e-3, seed=0, label_noise=0.0, batch_size=2)
+    out = warm_start(base, suite, steps=1, lr=1e-3, seed=0, label_noise=0.0, batch_size=2, max_read_steps=0)
     with safe_open(str(base / "model.safetensors"), "pt") as a, safe_open(str(out / "model.safetensors"), "pt") as b:
         assert set(a.keys()) == set(b.keys())
     assert {f.name for f in base.iterdir()} <= {f.name for f in out.iterdir()}
+
+
+@pytest.mark.slow
+def test_warm_start_reads_first_then_imitates_the_flawed_teacher(tmp_path, tiny_dir):
+    """Phase 1 (clean labels) stops at the first check where every source prefers its gold answer over the confused
+    one by >= read_target; phase 2 (label noise 0.8, always the confusion) moves that preference below 0.5; both are
+    recorded in warm_start.json."""
+    import json
+
+    from omni_rl.data.synthetic import generate_suite
+
+    suite = generate_suite(tmp_path / "suite", tasks=["text_math"], n_per_task=8, seed=1)
+    out = warm_start(tiny_dir("text"), suite, steps=40, lr=3e-3, seed=0, label_noise=0.8, batch_size=8,
+                     read_target=0.9, max_read_steps=400, check_every=20)
+    report = json.loads((out / "warm_start.json").read_text())
+    assert 0 < report["read_steps"] < 400 and report["read_steps"] % 20 == 0, report
+    assert report["read_preference"]["text_math"] >= 0.9, report
+    assert report["final_preference"]["text_math"] < 0.5, report
