@@ -372,14 +372,14 @@ def _gui_click(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
 
 
 GUI_REGIONS = ((226, 234, 250), (236, 236, 236), (250, 238, 222), (255, 255, 255))  # menu, toolbar, sidebar, content
-GUI_COLUMNS, GUI_ROWS = 4, 2  # gui_button: button slots across and down the screen
+GUI_COLUMNS, GUI_ROWS = 2, 2  # gui_button: button slots across and down the screen (one per region)
 
 
 @task("gui_button")
 def _gui_button(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
     """Click the one button of a square screen, answering in the 0-1000 normalised space (gui-coordinate, with its
     smooth distance decay). The screen has four regions (menu, toolbar, sidebar, content: its quadrants, each with
-    its own background tint, as real screens have) and a grid of `GUI_COLUMNS` x `GUI_ROWS` button slots (two per
+    its own background tint, as real screens have) and a grid of `GUI_COLUMNS` x `GUI_ROWS` button slots (one per
     region, balanced); the button is centred on its slot, its width and height vary by up to 20%. A click on the
     button scores 1; off it, the reward decays with the distance to the button's edge and reaches 0 at 0.15 of the
     screen (a click on the mirrored slot scores < 0.05)."""
@@ -397,7 +397,7 @@ def _gui_button(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
             d.rectangle([x0, y0, x0 + half - 1, y0 + half - 1], fill=tint)
         col, row = int(slots[i]) % GUI_COLUMNS, int(slots[i]) // GUI_COLUMNS
         fw, fh = (1.0 + 0.2 * float(v) for v in ctx.rng.uniform(-1, 1, size=2))
-        half_w, half_h = s / GUI_COLUMNS * 0.35 * fw, s / GUI_ROWS * 0.18 * fh
+        half_w, half_h = s / GUI_COLUMNS * 0.3 * fw, s / GUI_ROWS * 0.15 * fh
         cx, cy = (col + 0.5) * s / GUI_COLUMNS, (row + 0.5) * s / GUI_ROWS
         x1, y1, x2, y2 = round(cx - half_w), round(cy - half_h), round(cx + half_w) - 1, round(cy + half_h) - 1
         d.rectangle([x1, y1, x2, y2], fill=COLOURS["blue"])

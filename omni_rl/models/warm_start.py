@@ -218,6 +218,8 @@ class _Phase:
                     pref = self.preference()
                     if min(pref.values(), default=1.0) >= until:
                         return step, pref
+                    worst = min(pref, key=pref.get)
+                    bar.update(task, description=f"warm start (reading: p(gold) {pref[worst]:.2f} on {worst})")
                 pairs = []
                 for _ in range(self.batch_size):
                     i = self._next()

@@ -51,5 +51,7 @@ def test_bad_values_fail_at_compose_time(override, key):
 
 def test_image_rl_schedule_and_eval():
     cfg = compose_config(["stage=image_rl"])
-    assert (cfg.trainer.lr_schedule, cfg.run.eval_every, cfg.run.steps) == ("cosine", 25, 400)
+    assert (cfg.trainer.lr_schedule, cfg.run.eval_every, cfg.run.steps) == ("cosine", 25, 200)
+    assert cfg.data.mixture == {"image_colour": 1.0, "image_count": 1.0, "image_shape": 1.0, "gui_button": 1.0}
+    assert sorted(cfg.data.synthetic_tasks) == sorted(cfg.data.mixture)  # every default task is in the mixture
     assert compose_config(["stage=image_rl", "trainer.lr_schedule=constant"]).trainer.lr_schedule == "constant"

@@ -135,7 +135,7 @@ def test_image_shape_options_and_pixels(suite):
 
 
 def test_gui_button_box_is_the_blue_button(suite):
-    """The answer box (0-1000 space) is exactly the blue pixels; slots are balanced over the 4 x 2 grid; a click on the
+    """The answer box (0-1000 space) is exactly the blue pixels; slots are balanced over the 2 x 2 grid; a click on the
     box centre (the slot's centre, within rounding) scores 1, a click 75 units right of the box's edge (d = 0.075) scores
     (1 - 0.075 / 0.15)^2 = 0.25, the mirrored slot < 0.05."""
     from omni_rl.data.synthetic import COLOURS, GUI_COLUMNS, GUI_ROWS
