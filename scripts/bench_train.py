@@ -17,8 +17,8 @@ Figures per run, then min / median / max over the runs:
   end reward, held-out end, wall time (model build + warm start included when the cache is cold)
 
     .venv/bin/python scripts/bench_train.py                                  # one default image_rl run
-    .venv/bin/python scripts/bench_train.py --seeds 5                        # the sweep behind the docs' figures
-    .venv/bin/python scripts/bench_train.py --seeds 5 --steps 80             # the CI learning test's setting
+    .venv/bin/python scripts/bench_train.py --fresh-cache                    # ... timing the model build + warm start
+    .venv/bin/python scripts/bench_train.py --seeds 5                        # the sweep behind the docs, the CI test
     .venv/bin/python scripts/bench_train.py --stage text_rl_1 --seeds 5
     .venv/bin/python scripts/bench_train.py --encoder-once                   # + encoder-once on/off step time
 
@@ -33,6 +33,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from statistics import fmean, median
@@ -134,6 +135,8 @@ def main() -> None:
     ap.add_argument("--out", default="outputs/bench_train", help="run dirs, logs, the sweep's cache and sweep.json")
     ap.add_argument("--cache", default=None,
                     help="the sweep's OMNI_RL_CACHE (default <out>/cache); share it between sweeps of the same seeds")
+    ap.add_argument("--fresh-cache", action="store_true",
+                    help="single run: an empty model cache, so the wall time includes building + warm-starting")
     ap.add_argument("--encoder-once", action="store_true", help="also time trainer.encoder_once=true vs false")
     ap.add_argument("--encoder-steps", type=int, default=4, help="steps of each encoder-once comparison run")
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
@@ -143,7 +146,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     base = [f"stage={args.stage}", *args.overrides] + ([f"run.steps={args.steps}"] if args.steps else [])
     if args.seeds <= 0:
-        rows, wall = run_stage(base, out / "main", threads=None, cache=None)
+        cache = Path(tempfile.mkdtemp(prefix="omni_rl_bench_cache_")) if args.fresh_cache else None
+        rows, wall = run_stage(base, out / "main", threads=None, cache=cache)
         print_single(rows, wall, args.window, args.stage)
     else:
         per_run = []

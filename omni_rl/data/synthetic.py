@@ -371,39 +371,37 @@ def _gui_click(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
     return rows
 
 
-GUI_REGIONS = ((226, 234, 250), (236, 236, 236), (250, 238, 222), (255, 255, 255))  # menu, toolbar, sidebar, content
-GUI_COLUMNS, GUI_ROWS = 2, 2  # gui_button: button slots across and down the screen (one per region)
+GUI_ROWS = 2  # gui_button: button slots down the screen's sidebar
 
 
 @task("gui_button")
 def _gui_button(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
     """Click the one button of a square screen, answering in the 0-1000 normalised space (gui-coordinate, with its
-    smooth distance decay). The screen has four regions (menu, toolbar, sidebar, content: its quadrants, each with
-    its own background tint, as real screens have) and a grid of `GUI_COLUMNS` x `GUI_ROWS` button slots (one per
-    region, balanced); the button is centred on its slot, its width and height vary by up to 20%. A click on the
-    button scores 1; off it, the reward decays with the distance to the button's edge and reaches 0 at 0.15 of the
-    screen (a click on the mirrored slot scores < 0.05)."""
+    smooth distance decay). The screen has a grey title bar, grey text lines (distractors) and a sidebar of `GUI_ROWS`
+    button slots stacked vertically (balanced); the button is centred on its slot, its width and height vary by up to
+    20%. A click on the button scores 1; off it, the reward decays with the distance to the button's edge and reaches
+    0 at 0.15 of the screen (a click on the other slot scores 0). Slots are stacked, not side by side: the tiny omni
+    model resolves rows of image tokens but not columns (docs/data.md)."""
     from PIL import ImageDraw
 
     s = ctx.image_size
-    half = s // 2
-    slots = _balanced(ctx.rng, n, GUI_COLUMNS * GUI_ROWS)
+    slots = _balanced(ctx.rng, n, GUI_ROWS)
     rows = []
     for i in range(n):
-        img = _new_image(s, s)
+        img = _new_image(s, s, (240, 240, 240))
         d = ImageDraw.Draw(img)
-        for q, tint in enumerate(GUI_REGIONS):
-            x0, y0 = (q % 2) * half, (q // 2) * half
-            d.rectangle([x0, y0, x0 + half - 1, y0 + half - 1], fill=tint)
-        col, row = int(slots[i]) % GUI_COLUMNS, int(slots[i]) // GUI_COLUMNS
+        d.rectangle([0, 0, s - 1, max(2, s // 16)], fill=(60, 60, 70))  # title bar
+        for _ in range(3):
+            y, x = int(ctx.rng.integers(s // 8, s - 2)), int(ctx.rng.integers(0, s // 2))
+            d.line([(x, y), (x + int(ctx.rng.integers(5, s // 2)), y)], fill=(170, 170, 170))
         fw, fh = (1.0 + 0.2 * float(v) for v in ctx.rng.uniform(-1, 1, size=2))
-        half_w, half_h = s / GUI_COLUMNS * 0.3 * fw, s / GUI_ROWS * 0.15 * fh
-        cx, cy = (col + 0.5) * s / GUI_COLUMNS, (row + 0.5) * s / GUI_ROWS
+        half_w, half_h = s * 0.3 * fw, s / GUI_ROWS * 0.15 * fh
+        cx, cy = s / 2, (int(slots[i]) + 0.5) * s / GUI_ROWS
         x1, y1, x2, y2 = round(cx - half_w), round(cy - half_h), round(cx + half_w) - 1, round(cy + half_h) - 1
-        d.rectangle([x1, y1, x2, y2], fill=COLOURS["blue"])
+        d.rectangle([x1, y1, x2, y2], fill=COLOURS["red"])
         part = _image_part(ctx, i, img)
         answer = [round(x1 / s * 1000), round(y1 / s * 1000), round((x2 + 1) / s * 1000), round((y2 + 1) / s * 1000)]
-        rows.append(_row(ctx, i, [part], "Click the blue button. Give the click point in coordinates normalised to "
+        rows.append(_row(ctx, i, [part], "Click the red button. Give the click point in coordinates normalised to "
                          "0-1000 ((0, 0) is the top-left corner, (1000, 1000) the bottom-right) as (x, y).",
                          "gui-coordinate", answer, {"coord_space": "norm1000"}))
     return rows

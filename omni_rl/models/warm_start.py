@@ -16,7 +16,8 @@ are not drowned by the format tokens), in two phases:
    on some machines and not on others; stopping on the measured property does not.
 2. **Flawed teacher.** `steps` steps in which, with probability `label_noise`, the target answer is the task's
    *confusion* of the gold answer: a fixed wrong answer that is a function of the gold one (the next option letter,
-   the next word / number of the task's answer list, the click point mirrored left-right). The warm policy therefore
+   the next word / number of the task's answer list, the click point mirrored through the screen's centre). The warm
+   policy therefore
    keeps reading the input (the confusion depends on it) and follows the format, but puts only about
    `1 - label_noise` of its probability on the right answer. Finding out, from the verifier's reward alone, which of
    its two habits is right is the job RL then does. (Uniform random wrong labels do not work as well at this scale:
@@ -76,8 +77,8 @@ def confused_text(verifier: str, answer: Any, kwargs: dict[str, Any], pool: list
     gold = gold_text(verifier, answer, kwargs)
     if verifier == "gui-coordinate":
         x, y = (float(v) for v in gold.strip("()").split(","))
-        w = kwargs["image_size"][0] if kwargs.get("coord_space") == "pixel" else 1000
-        return f"({round(w - x)}, {round(y)})"
+        w, h = kwargs["image_size"] if kwargs.get("coord_space") == "pixel" else (1000, 1000)
+        return f"({round(w - x)}, {round(h - y)})"
     if verifier == "multiple-choice" and kwargs.get("options"):
         pool = sorted(kwargs["options"])
     pool = sorted(set(pool))

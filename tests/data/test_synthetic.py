@@ -134,11 +134,11 @@ def test_image_shape_options_and_pixels(suite):
             assert inked(mid, lo) and inked(mid, hi) and inked(lo, mid), r["id"]
 
 
-def test_gui_button_box_is_the_blue_button(suite):
-    """The answer box (0-1000 space) is exactly the blue pixels; slots are balanced over the 2 x 2 grid; a click on the
-    box centre (the slot's centre, within rounding) scores 1, a click 75 units right of the box's edge (d = 0.075) scores
-    (1 - 0.075 / 0.15)^2 = 0.25, the mirrored slot < 0.05."""
-    from omni_rl.data.synthetic import COLOURS, GUI_COLUMNS, GUI_ROWS
+def test_gui_button_box_is_the_red_button(suite):
+    """The answer box (0-1000 space) is exactly the red pixels, centred on its slot (the screen's vertical midline, the
+    middle of the top or bottom half; balanced); a click on the box centre scores 1, a click 75 units right of the
+    box's edge (d = 0.075) scores (1 - 0.075 / 0.15)^2 = 0.25, the other slot's centre 0."""
+    from omni_rl.data.synthetic import COLOURS
     from omni_rl.verifiers import get_verifier
 
     path, rows = suite
@@ -147,19 +147,18 @@ def test_gui_button_box_is_the_blue_button(suite):
     for r in (r for r in rows if r["source"] == "gui_button"):
         img = _image(path, r)
         s = img.shape[0]
-        ys, xs = np.nonzero((img == COLOURS["blue"]).all(-1))
+        ys, xs = np.nonzero((img == COLOURS["red"]).all(-1))
         box = [round(xs.min() / s * 1000), round(ys.min() / s * 1000), round((xs.max() + 1) / s * 1000),
                round((ys.max() + 1) / s * 1000)]
         assert r["answer"] == box and r["verifier_kwargs"] == {"coord_space": "norm1000"}, r["id"]
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        col, row = int(cx / 1000 * GUI_COLUMNS), int(cy / 1000 * GUI_ROWS)
-        slots[(col, row)] += 1
-        slot_x, slot_y = (col + 0.5) * 1000 / GUI_COLUMNS, (row + 0.5) * 1000 / GUI_ROWS
-        assert gui(f"\\boxed{{({cx:g}, {cy:g})}}", r["answer"], **r["verifier_kwargs"]) == 1.0
-        assert gui(f"\\boxed{{({slot_x:g}, {slot_y:g})}}", r["answer"], **r["verifier_kwargs"]) == 1.0
-        assert gui(f"\\boxed{{({box[2] + 75}, {cy:g})}}", r["answer"], **r["verifier_kwargs"]) == pytest.approx(0.25)
-        assert gui(f"\\boxed{{({1000 - slot_x:g}, {slot_y:g})}}", r["answer"], **r["verifier_kwargs"]) < 0.05
-    assert len(slots) == min(N, GUI_COLUMNS * GUI_ROWS) and max(slots.values()) - min(slots.values()) <= 1
+        assert abs(cx - 500) <= 20 and min(abs(cy - 250), abs(cy - 750)) <= 20, (r["id"], cx, cy)
+        slots[cy < 500] += 1
+        kw = r["verifier_kwargs"]
+        assert gui(f"\\boxed{{({cx:g}, {cy:g})}}", r["answer"], **kw) == 1.0
+        assert gui(f"\\boxed{{({box[2] + 75}, {cy:g})}}", r["answer"], **kw) == pytest.approx(0.25)
+        assert gui(f"\\boxed{{(500, {1000 - cy:g})}}", r["answer"], **kw) == 0.0
+    assert slots == {True: N // 2, False: N // 2}
 
 
 def test_gui_boxes_inside_image(suite):

@@ -16,7 +16,7 @@ def test_gold_text():
 
 def test_confused_text_is_a_fixed_wrong_answer():
     """The flawed teacher's answer: the next entry of the sorted answer list (wrapping), the next option letter, the
-    click point mirrored left-right in its coordinate space."""
+    click point mirrored through the centre of its coordinate space."""
     pool = ["red", "green", "blue", "red", "yellow"]
     assert confused_text("string-match", "green", {}, pool) == "red"  # sorted: blue green red yellow
     assert confused_text("string-match", "yellow", {}, pool) == "blue"  # wraps
@@ -25,8 +25,8 @@ def test_confused_text_is_a_fixed_wrong_answer():
     assert confused_text("multiple-choice", "B", {"options": opts}, ["B"]) == "C"
     assert confused_text("multiple-choice", "C", {"options": opts}, ["B"]) == "A"
     assert confused_text("gui-coordinate", [10, 20, 30, 41], {"coord_space": "pixel", "image_size": [112, 56]},
-                         []) == "(92, 30)"  # centre (20, 30.5) -> "(20, 30)" -> x mirrored: 112 - 20
-    assert confused_text("gui-coordinate", [100, 200, 300, 400], {"coord_space": "norm1000"}, []) == "(800, 300)"
+                         []) == "(92, 26)"  # centre (20, 30.5) -> "(20, 30)" -> mirrored: (112 - 20, 56 - 30)
+    assert confused_text("gui-coordinate", [100, 200, 300, 400], {"coord_space": "norm1000"}, []) == "(800, 700)"
     assert confused_text("string-match", "only", {}, ["only"]) == "only"  # nothing else to confuse it with
 
 
