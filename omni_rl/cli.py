@@ -6,7 +6,7 @@
     omni-rl verify --input rows.jsonl --output scores.jsonl     batch scoring in a worker pool with deadlines
     omni-rl plot RUN_DIR                               reward / clip / mismatch / timing PNGs
     omni-rl doctor                                     versions, devices, and whether vLLM starts
-    omni-rl filter | build-preferences                 (later steps of the plan)
+    omni-rl filter | build-preferences                 (not available yet)
 
 Heavy libraries are imported inside each subcommand, so `omni-rl --help` is instant.
 """
@@ -153,7 +153,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_not_yet(name: str):
     def _cmd(args: argparse.Namespace) -> int:
         raise UserError(
-            f"`omni-rl {name}` is not available yet in this version (it lands with a later step of the plan). "
+            f"`omni-rl {name}` is not available yet in this version. "
             "Available now: run, show-config, verify, plot, doctor."
         )
 
@@ -203,8 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-vllm", action="store_true", help="skip starting a vLLM engine on a tiny model")
     d.set_defaults(func=cmd_doctor)
 
-    for name, text in (("filter", "offline pass-rate filtering job (later step)"),
-                       ("build-preferences", "rejection sampling -> MPO preference pairs (later step)")):
+    for name, text in (("filter", "offline pass-rate filtering job (not available yet)"),
+                       ("build-preferences", "rejection sampling -> MPO preference pairs (not available yet)")):
         n = sub.add_parser(name, help=text)
         n.add_argument("overrides", nargs="*")
         n.set_defaults(func=cmd_not_yet(name))

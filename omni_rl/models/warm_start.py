@@ -33,11 +33,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 WARM_START_VERSION = 6
 THINK_HINT = "Let me check."
@@ -156,6 +159,10 @@ def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: flo
                    pad_id=tok.pad_token_id or 0, batch_size=batch_size, rng=rng)
     # phase 1: clean labels until the model reads every source (the step at which it does varies between machines)
     read_steps, read = phase.run(lr, max_read_steps, noise=0.0, until=read_target, check_every=check_every)
+    unread = {k: round(v, 3) for k, v in read.items() if v < read_target}
+    if unread:
+        log.warning("warm start: after %d clean steps the model still does not read %s (p(gold) < %s); RL starts "
+                    "from a policy that guesses on those tasks", read_steps, unread, read_target)
     # phase 2: the flawed teacher
     phase.run(lr, steps, noise=label_noise)
     # Weights under checkpoint_key names (save_pretrained would write Qwen2-Audio's LM as language_model.model.model.*,
