@@ -42,12 +42,17 @@ def run_dir(tmp_path_factory):
 def test_every_step_trains(run_dir):
     rows = metrics(run_dir)
     assert [r["step"] for r in rows] == list(range(STEPS))
+    # a step is skipped when all its groups have zero variance (common once a task is solved): 13-44 of 200 in the
+    # sweep, so at least 156 trained; asserted at half of that
+    trained = [r for r in rows if "train/skipped_empty_batch" not in r]
+    assert len(trained) >= 78
     for r in rows:
         assert 0.0 <= r["reward/mean"] <= 1.0
         assert r["reward/format"] > 0.5  # the warm start taught the <think>...</think> \\boxed{} format
+        assert r["time/refit"] > 0
+    for r in trained:
         assert r["train/grad_norm"] > 0
         assert r["train/logprob_abs_diff_mean"] < 1e-4  # trainer and vLLM score the same tokens identically
-        assert r["time/refit"] > 0
 
 
 def test_reward_rises_overall_and_per_task(run_dir):

@@ -41,8 +41,9 @@ def test_held_out_greedy_reward_rises(rows):
 
 def test_every_step_trains_on_policy(rows):
     assert [r["step"] for r in rows] == list(range(120))
-    trained = [r for r in rows if "train/skipped_empty_batch" not in r]  # skipped: every group had zero variance
-    assert len(trained) >= 100
+    # a step is skipped when every group has zero variance: 1-5 of 120 in the sweep; asserted at half of 115
+    trained = [r for r in rows if "train/skipped_empty_batch" not in r]
+    assert len(trained) >= 57
     for r in rows:
         assert r["reward/format"] > 0.5  # the warm start taught the <think>...</think> \\boxed{} format
     for r in trained:
