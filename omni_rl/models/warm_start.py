@@ -10,15 +10,14 @@ are not drowned by the format tokens), in two phases:
 
 1. **Read.** Clean labels until the model reads every source: at every `check_every` steps, per source, the mean over
    rows of p(gold) among the row's candidate answers (the option letters, or the task's distinct answers) must be >=
-   `read_target`. Tiny models learn a task like counting by a sudden jump after a plateau at chance (the supervised probe:
-   image_count at p(gold) 0.25 for 240 steps, 0.92 at step 320), and the step of that jump moves with the float
+   `read_target`. Tiny models learn a task like counting by a sudden jump after a plateau at chance (the supervised
+   probe: image_count at p(gold) 0.25 for 240 steps, 0.92 at step 320), and the step of that jump moves with the float
    reductions of the machine (kernels, thread count). A fixed number of noisy steps therefore left image_count blind
    on some machines and not on others; stopping on the measured property does not.
 2. **Flawed teacher.** `steps` steps in which, with probability `label_noise`, the target answer is the task's
    *confusion* of the gold answer: a fixed wrong answer that is a function of the gold one (the next option letter,
    the next word / number of the task's answer list, the click point mirrored through the screen's centre). The warm
-   policy therefore
-   keeps reading the input (the confusion depends on it) and follows the format, but puts only about
+   policy therefore keeps reading the input (the confusion depends on it) and follows the format, but puts only about
    `1 - label_noise` of its probability on the right answer. Finding out, from the verifier's reward alone, which of
    its two habits is right is the job RL then does. (Uniform random wrong labels do not work as well at this scale:
    the tiny model then learns the input -> answer mapping far more slowly, and RL starts from a policy that ignores
