@@ -216,7 +216,8 @@ class _Phase:
         model = self.adapter.model
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.0)  # short memory: format first
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / 20) * max(0.05, 1 - i / max(steps, 1)))
+        decay = max(steps, 1)  # warmup 20, then linear to 5%
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / 20) * max(0.05, 1 - i / decay))
         pref: dict[str, float] = {}
         with Progress(transient=True) as bar:
             task = bar.add_task("warm start" + (" (reading)" if until else " (flawed teacher)"), total=steps)
