@@ -6,7 +6,8 @@
     omni-rl verify --input rows.jsonl --output scores.jsonl     batch scoring in a worker pool with deadlines
     omni-rl plot RUN_DIR                               reward / clip / mismatch / timing PNGs
     omni-rl doctor                                     versions, devices, and whether vLLM starts
-    omni-rl filter | build-preferences                 (not available yet)
+    omni-rl filter [stage=image_rl] [key=value ...]   pass rate of the initial policy per prompt; keep rows in a band
+    omni-rl build-preferences [key=value ...]         rejection sampling -> (chosen, rejected) pairs for MPO
 
 Heavy libraries are imported inside each subcommand, so `omni-rl --help` is instant.
 """
@@ -26,6 +27,8 @@ EPILOG = """examples:
   omni-rl run stage=text_rl_1 run.resume=true
   omni-rl verify --verifier mathruler --answer "1/2" --response "<think>...</think> \\boxed{0.5}"
   omni-rl plot outputs/image_rl
+  omni-rl filter stage=image_rl data.path=my_rows.jsonl filter.n=8 rollout.num_workers=2
+  omni-rl build-preferences data.path=my_rows.jsonl preferences.n=16
 """
 
 
@@ -150,14 +153,61 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return run_doctor(check_vllm=not args.no_vllm)
 
 
-def cmd_not_yet(name: str):
+JOB_DIRS = {"filter": "outputs/${run.name}_filter", "build-preferences": "outputs/${run.name}_preferences"}
+
+
+def cmd_job(name: str):
     def _cmd(args: argparse.Namespace) -> int:
-        raise UserError(
-            f"`omni-rl {name}` is not available yet in this version. "
-            "Available now: run, show-config, verify, plot, doctor."
-        )
+        overrides = list(args.overrides)
+        if not any(o.split("=", 1)[0].lstrip("+") == "run.output_dir" for o in overrides):
+            overrides.append(f"run.output_dir={JOB_DIRS[name]}")
+        cfg = _compose(overrides)
+        from omni_rl.jobs.store import JobConfigMismatch
+
+        if name == "filter":
+            from omni_rl.jobs.filter import run_filter as job
+        else:
+            from omni_rl.jobs.preferences import run_build_preferences as job
+        try:
+            return job(cfg)
+        except (JobConfigMismatch, FileNotFoundError, ValueError) as e:
+            raise UserError(str(e)) from e
 
     return _cmd
+
+
+JOB_HELP = {
+    "filter": ("offline pass-rate filter: n rollouts per prompt, keep rows whose pass rate is in a band",
+               """Offline pass-rate filtering with the stage's initial policy (the model `omni-rl run` would start
+from). Every row gets filter.n rollouts (rollout.* sampling); a rollout passes when its verifier outcome is
+>= filter.success_threshold (per verifier: filter.verifier_thresholds); pass rate = passes / n. Rows are kept when
+their pass rate is inside the first matching band (filter.bands, then filter.band_preset: keep_all, image_rl
+(< 0.8), omni_rl (0.1-0.9, audio QA 0.3-0.7)).
+
+Outputs in run.output_dir (default outputs/<stage>_filter): scores.jsonl, kept.jsonl, rejects.jsonl, report.json,
+report.md, plots/pass_rate.png. Re-running the same command resumes; other settings on a non-empty dir are refused
+(filter.overwrite=true starts over). Changing only the bands re-bands without generating.
+
+examples:
+  omni-rl filter stage=image_rl
+  omni-rl filter stage=image_rl data.path=rows.jsonl rollout.num_workers=2 run.output_dir=outputs/f1
+  omni-rl filter data.path=outputs/f1/kept.jsonl filter.rescore_only=true filter.band_preset=omni_rl
+  omni-rl filter 'filter.bands=[{modality:[audio],low:0.3,high:0.7}]' filter.verifier_thresholds.asr=0.8"""),
+    "build-preferences": ("rejection sampling: n candidates per prompt -> (chosen, rejected) pairs for MPO",
+                          """Rejection sampling for MPO with the stage's initial policy. Every row gets
+preferences.n candidates; accepted: score >= preferences.accept_threshold, rejected: score <
+preferences.reject_threshold; identical responses count once; up to preferences.max_pairs_per_prompt pairs per
+prompt (best accepted with worst rejected first). preferences.from_filter=DIR reuses the responses of a filter run
+made with filter.keep_responses=true instead of generating.
+
+Outputs in run.output_dir (default outputs/<stage>_preferences): candidates.jsonl, pairs.jsonl, rejects.jsonl,
+report.json, report.md. Resumable like `omni-rl filter`.
+
+examples:
+  omni-rl build-preferences
+  omni-rl build-preferences data.path=rows.jsonl preferences.n=16 preferences.max_pairs_per_prompt=4
+  omni-rl build-preferences preferences.from_filter=outputs/image_rl_filter"""),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,11 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-vllm", action="store_true", help="skip starting a vLLM engine on a tiny model")
     d.set_defaults(func=cmd_doctor)
 
-    for name, text in (("filter", "offline pass-rate filtering job (not available yet)"),
-                       ("build-preferences", "rejection sampling -> MPO preference pairs (not available yet)")):
-        n = sub.add_parser(name, help=text)
-        n.add_argument("overrides", nargs="*")
-        n.set_defaults(func=cmd_not_yet(name))
+    for name, (text, description) in JOB_HELP.items():
+        n = sub.add_parser(name, help=text, description=description,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        n.add_argument("overrides", nargs="*", help="Hydra key=value overrides (see `omni-rl show-config`)")
+        n.set_defaults(func=cmd_job(name))
     return p
 
 

@@ -89,6 +89,7 @@ class FreezeConfig:
 
 
 LR_SCHEDULES = ("constant", "cosine")
+SCORE_KINDS = ("outcome", "reward")
 
 
 @dataclass
@@ -131,6 +132,52 @@ class RunConfig:
 
 
 @dataclass
+class BandRule:
+    """One pass-rate band rule (`omni_rl.jobs.bands`): rows whose source / modality / verifier are in the given
+    lists (an empty list matches any) are kept when low <= pass rate <= high (< high with high_inclusive=false)."""
+
+    source: list[str] = field(default_factory=list)
+    modality: list[str] = field(default_factory=list)
+    verifier: list[str] = field(default_factory=list)
+    low: float = 0.0
+    high: float = 1.0
+    high_inclusive: bool = True
+    name: str = ""
+
+
+@dataclass
+class FilterConfig:
+    """`omni-rl filter`: n rollouts per prompt with the stage's initial policy, pass rate, keep rows in a band."""
+
+    n: int = 8  # rollouts per prompt (sampled with the rollout.* settings)
+    score: str = "outcome"  # what must reach the threshold: "outcome" (verifier only) or "reward" (with format)
+    success_threshold: float = 0.5  # a rollout passes when its score >= this
+    verifier_thresholds: dict[str, float] = field(default_factory=dict)  # per-verifier override, e.g. {asr: 0.8}
+    band_preset: str = "keep_all"  # keep_all | image_rl (< 0.8) | omni_rl (0.1-0.9; audio QA 0.3-0.7)
+    bands: list[BandRule] = field(default_factory=list)  # matched in order before the preset's rules
+    rescore_only: bool = False  # use the rows' own pass_rate (no generation): re-band an already scored file
+    keep_responses: bool = False  # store the n responses in scores.jsonl (build-preferences can reuse them)
+    overwrite: bool = False  # start over in a non-empty output dir written with other settings
+    prompts_per_call: int = 8  # prompts a worker generates per call (one vLLM request per prompt, n samples each)
+    calls_per_worker: int = 2  # calls queued on each rollout worker, so it never waits for the driver
+
+
+@dataclass
+class PreferencesConfig:
+    """`omni-rl build-preferences`: rejection sampling -> (chosen, rejected) pairs for MPO."""
+
+    n: int = 16  # candidates per prompt
+    score: str = "outcome"  # "outcome" or "reward", as filter.score
+    accept_threshold: float = 0.5  # a candidate is accepted (may be chosen) when its score >= this
+    reject_threshold: float = 0.5  # ... and rejected (may be the rejected side) when its score < this
+    max_pairs_per_prompt: int = 2
+    from_filter: Optional[str] = None  # a filter output dir run with filter.keep_responses=true: no generation
+    overwrite: bool = False
+    prompts_per_call: int = 8
+    calls_per_worker: int = 2
+
+
+@dataclass
 class OmniRLConfig:
     run: RunConfig = field(default_factory=RunConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -140,6 +187,8 @@ class OmniRLConfig:
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    preferences: PreferencesConfig = field(default_factory=PreferencesConfig)
     ray_address: Optional[str] = None  # None -> local cluster; "auto" or host:port -> existing cluster
     num_cpus: Optional[int] = None
 
@@ -167,5 +216,18 @@ def check_values(cfg: OmniRLConfig) -> None:
         raise ValueError(f"trainer.lr_schedule={cfg.trainer.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
     if not 0.0 <= cfg.trainer.min_lr_ratio <= 1.0:
         raise ValueError(f"trainer.min_lr_ratio={cfg.trainer.min_lr_ratio}: must be in [0, 1]")
+    for key, value in (("filter.score", cfg.filter.score), ("preferences.score", cfg.preferences.score)):
+        if value not in SCORE_KINDS:
+            raise ValueError(f"{key}={value!r}: choose one of {', '.join(SCORE_KINDS)}")
+    for key, value in (("filter.n", cfg.filter.n), ("preferences.n", cfg.preferences.n),
+                       ("filter.prompts_per_call", cfg.filter.prompts_per_call),
+                       ("preferences.prompts_per_call", cfg.preferences.prompts_per_call),
+                       ("preferences.max_pairs_per_prompt", cfg.preferences.max_pairs_per_prompt)):
+        if value < 1:
+            raise ValueError(f"{key}={value}: must be >= 1")
+    if cfg.preferences.reject_threshold > cfg.preferences.accept_threshold:
+        raise ValueError(f"preferences.reject_threshold={cfg.preferences.reject_threshold} is above "
+                         f"preferences.accept_threshold={cfg.preferences.accept_threshold}: a candidate would be "
+                         "both chosen and rejected")
     if cfg.run.eval_every < 0:
         raise ValueError(f"run.eval_every={cfg.run.eval_every}: must be >= 0 (0 turns evaluation off)")

@@ -89,24 +89,28 @@ class Data:
 
     def render(self, index: int) -> Prompt:
         """Render row `index` through the model's processor ONCE (LRU-cached across steps)."""
-        from omni_rl.data.render import render_prompt
-
         if index in self._cache:
             self._cache.move_to_end(index)
             return self._cache[index]
-        prompt = render_prompt(self.samples[index], self.policy.processor,
-                               enable_thinking=self.cfg.model.enable_thinking,
-                               video_fps=self.cfg.data.video_fps, video_max_frames=self.cfg.data.video_max_frames)
-        # stable per-media cache keys for vLLM (the rollout worker appends the policy version)
-        mm = prompt.vllm_inputs.get("multi_modal_data") or {}
-        prompt.vllm_inputs["multi_modal_uuids"] = {
-            kind: [f"{self.split}:{prompt.sample.id}/{kind}{i}"
-                   for i in range(len(items) if isinstance(items, list) else 1)]
-            for kind, items in mm.items()}
+        prompt = render_sample(self.samples[index], self.policy, self.cfg, key_prefix=self.split)
         self._cache[index] = prompt
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return prompt
+
+
+def render_sample(sample: Sample, policy: Policy, cfg: OmniRLConfig, *, key_prefix: str) -> Prompt:
+    """`sample` through the policy's processor, with stable per-media cache keys for vLLM
+    (`<key_prefix>:<row id>/<kind><i>`; the rollout worker appends the policy version)."""
+    from omni_rl.data.render import render_prompt
+
+    prompt = render_prompt(sample, policy.processor, enable_thinking=cfg.model.enable_thinking,
+                           video_fps=cfg.data.video_fps, video_max_frames=cfg.data.video_max_frames)
+    mm = prompt.vllm_inputs.get("multi_modal_data") or {}
+    prompt.vllm_inputs["multi_modal_uuids"] = {
+        kind: [f"{key_prefix}:{sample.id}/{kind}{i}" for i in range(len(items) if isinstance(items, list) else 1)]
+        for kind, items in mm.items()}
+    return prompt
 
 
 def build_data(cfg: OmniRLConfig, run: Run, policy: Policy, *, split: str = "train") -> Data:

@@ -51,6 +51,69 @@ class _Reject(Exception):
         self.reason = reason
 
 
+@dataclass
+class Row:
+    """One input row, in file order: `pos` counts rows from 0 (blank JSONL lines are not rows), `raw` is the row as
+    read (a dict, or the line's text when it is not valid JSON); exactly one of `sample` / `reject` is set."""
+
+    pos: int
+    raw: Any
+    sample: Sample | None = None
+    reject: dict[str, Any] | None = None  # {"line", "id", "reason", "row"[, "index"]}
+
+
+def iter_samples(
+    path: str | os.PathLike,
+    *,
+    known_verifiers: Callable[[str], bool] | None = None,
+    check_media: bool = True,
+    media_cache_size: int = 4096,
+) -> Iterator[Row]:
+    """Stream the rows of `path` one at a time, each validated into a `Sample` or rejected with a reason (what
+    `load_samples` collects). Memory stays flat apart from the set of ids seen (duplicate detection) and a bounded
+    cache of media checks (`media_cache_size` entries)."""
+    path = Path(path)
+    if known_verifiers is None:
+        from omni_rl.verifiers import verifier_exists as known_verifiers
+    base_dir = (path if path.is_dir() else path.parent).resolve()
+    seen_ids: set[str] = set()
+    media_cache: dict[tuple[str, str], str | None] = {}  # (abs path, kind) -> None (ok) or reject reason suffix
+
+    for pos, (line_no, index, raw, row, parse_error) in enumerate(_iter_rows(path)):
+        row_id = None
+        if isinstance(row, dict) and isinstance(row.get("id"), (str, int)) and not isinstance(row.get("id"), bool):
+            row_id = str(row["id"])
+        original = raw if parse_error is not None or row is None else row
+        try:
+            if parse_error is not None:
+                raise _Reject(f"malformed_json: {parse_error}")
+            sample = _validate(row, base_dir=base_dir, seen_ids=seen_ids, known_verifiers=known_verifiers,
+                               check_media=check_media, media_cache=media_cache)
+        except Exception as e:  # noqa: BLE001 -- a bug or surprise in one row must not sink the whole load
+            if isinstance(e, _Reject):
+                reason = e.reason
+            else:
+                log.exception("unexpected error validating row (line %s, id %s)", line_no, row_id)
+                reason = f"bad_type:row: unexpected {type(e).__name__}: {e}"
+            rej: dict[str, Any] = {"line": line_no, "id": row_id, "reason": reason, "row": original}
+            if index is not None:
+                rej["index"] = index
+            yield Row(pos=pos, raw=original, reject=rej)
+            continue
+        if len(media_cache) > media_cache_size:
+            media_cache.clear()
+        yield Row(pos=pos, raw=row, sample=sample)
+
+
+def count_rows(path: str | os.PathLike) -> int:
+    """Number of rows in `path` without validating them (non-blank lines of a JSONL file; len() of a dataset)."""
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() in JSONL_SUFFIXES:
+        with open(path, "rb") as f:
+            return sum(1 for line in f if line.strip())
+    return sum(1 for _ in _iter_rows(path))
+
+
 def load_samples(
     path: str | os.PathLike,
     *,
@@ -66,43 +129,16 @@ def load_samples(
     check_media: decode every referenced media file once (cached by path) and reject missing/corrupt ones. With
         False no media file is touched at all (paths are still resolved).
     """
-    path = Path(path)
-    if known_verifiers is None:
-        from omni_rl.verifiers import verifier_exists as known_verifiers
-    base_dir = (path if path.is_dir() else path.parent).resolve()
-
     samples: list[Sample] = []
     rejects: list[dict[str, Any]] = []
-    seen_ids: set[str] = set()
-    media_cache: dict[tuple[str, str], str | None] = {}  # (abs path, kind) -> None (ok) or reject reason suffix
     rows_in = 0
-
-    for line_no, index, raw, row, parse_error in _iter_rows(path):
+    for row in iter_samples(path, known_verifiers=known_verifiers, check_media=check_media):
         rows_in += 1
-        row_id = None
-        if isinstance(row, dict) and isinstance(row.get("id"), (str, int)) and not isinstance(row.get("id"), bool):
-            row_id = str(row["id"])
-        try:
-            if parse_error is not None:
-                raise _Reject(f"malformed_json: {parse_error}")
-            sample = _validate(row, base_dir=base_dir, seen_ids=seen_ids, known_verifiers=known_verifiers,
-                               check_media=check_media, media_cache=media_cache)
-        except _Reject as r:
-            rej: dict[str, Any] = {"line": line_no, "id": row_id, "reason": r.reason,
-                                   "row": raw if parse_error is not None or row is None else row}
-            if index is not None:
-                rej["index"] = index
-            rejects.append(rej)
-            continue
-        except Exception as e:  # noqa: BLE001 -- a bug or surprise in one row must not sink the whole load
-            log.exception("unexpected error validating row (line %s, id %s)", line_no, row_id)
-            rej = {"line": line_no, "id": row_id, "reason": f"bad_type:row: unexpected {type(e).__name__}: {e}",
-                   "row": raw if row is None else row}
-            if index is not None:
-                rej["index"] = index
-            rejects.append(rej)
-            continue
-        samples.append(sample)
+        if row.sample is not None:
+            samples.append(row.sample)
+        else:
+            assert row.reject is not None
+            rejects.append(row.reject)
 
     counts: dict[str, int] = {"rows_in": rows_in, "usable": len(samples), "rejected": len(rejects)}
     counts.update({code: 0 for code in REJECT_CODES})

@@ -19,7 +19,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,25 @@ class Failure:
 
     kind: str
     detail: str
+
+
+@dataclass
+class Chunk:
+    """A few prompts sent to one worker in one call by `RolloutGroup.stream`: vLLM inputs (`Prompt.vllm_inputs`),
+    one request seed per prompt, and whatever the caller needs to match the results back (`meta`)."""
+
+    inputs: list[dict[str, Any]]
+    seeds: list[int]
+    meta: Any = None
+
+
+@dataclass
+class ChunkResult:
+    """`groups[i]`: the n rollouts of `chunk.inputs[i]`; None with `error` when the chunk could not be generated."""
+
+    chunk: Chunk
+    groups: list[list[Rollout]] | None
+    error: str | None
 
 
 class RolloutGroup:
@@ -110,6 +130,80 @@ class RolloutGroup:
             retries += bool(failed)
         return results, {**media_metrics(prompts, n=n, physical_bytes=physical, sent_bytes=sent),
                          "rollout/retries": float(retries), "rollout/replaced_workers": float(self.replacements)}
+
+    def stream(self, chunks: Iterable[Chunk], *, n: int, calls_per_worker: int = 2,
+               sampling: Mapping[str, Any] | None = None) -> Iterator[ChunkResult]:
+        """Generate for a stream of chunks, each worker kept busy: a chunk goes to a worker as soon as it has fewer
+        than `calls_per_worker` calls outstanding (no lock-step batches), and results come back as they finish (not
+        in input order). `chunks` is consumed lazily, so only the chunks in flight are held in memory.
+
+        Each chunk's prompts are `ray.put` once and sent with one seed per prompt (`RolloutWorker.generate(seeds=)`),
+        so a prompt's rollouts depend on its seed only, not on the worker, the chunk or the order. A worker that dies
+        or whose oldest call gets no answer within `timeout_s` is replaced and its outstanding chunks re-sent; a chunk
+        that failed `max_retries + 1` times comes back with `error` set (the caller records its prompts as failed)
+        and the stream goes on. An exception raised inside a worker is re-raised."""
+        import ray
+
+        params = {"banned_token_ids": self.banned_token_ids, **self.sampling, **(sampling or {})}
+        num = len(self.workers)
+        queues: list[deque[Any]] = [deque() for _ in range(num)]  # refs in submission order, per worker
+        head_since = [0.0] * num  # when the worker's oldest outstanding call became its oldest
+        calls: dict[Any, tuple[int, Chunk, list[Any], int]] = {}  # ref -> (worker, chunk, prompt refs, attempt)
+        source = iter(chunks)
+        exhausted = False
+
+        def submit(w: int, chunk: Chunk, refs: list[Any], attempt: int) -> None:
+            ref = self.workers[w].generate.remote(refs, n=n, seeds=list(chunk.seeds), **params)
+            if not queues[w]:
+                head_since[w] = time.monotonic()
+            queues[w].append(ref)
+            calls[ref] = (w, chunk, refs, attempt)
+
+        def fail_worker(w: int, failure: Failure) -> list[ChunkResult]:
+            """Replace worker w; re-send its outstanding chunks, or give them up after max_retries."""
+            lost = [calls.pop(ref) for ref in queues[w]]
+            queues[w].clear()
+            self._replace(w, failure)
+            given_up = []
+            for _, chunk, refs, attempt in lost:
+                if attempt >= self.max_retries:
+                    given_up.append(ChunkResult(chunk, None, f"rollout failed {attempt + 1} times, last on worker "
+                                                            f"{w}: {failure.kind} ({failure.detail})"))
+                else:
+                    submit(w, chunk, refs, attempt + 1)
+            return given_up
+
+        while True:
+            for w in range(num):  # fill every worker up to its depth, pulling (rendering) chunks lazily
+                while not exhausted and len(queues[w]) < calls_per_worker:
+                    chunk = next(source, None)
+                    if chunk is None:
+                        exhausted = True
+                        break
+                    submit(w, chunk, [ray.put(x) for x in chunk.inputs], 0)
+            if not calls:
+                return
+            now = time.monotonic()
+            wait_s = min(head_since[w] + self.timeout_s - now for w in range(num) if queues[w])
+            ready, _ = ray.wait([q[0] for q in queues if q], num_returns=1, timeout=max(0.0, wait_s))
+            if not ready:
+                for w in range(num):
+                    if queues[w] and time.monotonic() - head_since[w] >= self.timeout_s:
+                        yield from fail_worker(w, Failure("timeout", f"no answer within {self.timeout_s:g}s"))
+                continue
+            ref = ready[0]
+            w, chunk, _, _ = calls[ref]
+            try:
+                groups = ray.get(ref)
+            except ray.exceptions.RayActorError as e:
+                yield from fail_worker(w, Failure("died", f"{type(e).__name__}: {_first_line(e)}"))
+                continue
+            except ray.exceptions.RayTaskError as e:
+                raise RuntimeError(f"rollout worker {w} raised: {e}") from e
+            del calls[ref]
+            queues[w].popleft()
+            head_since[w] = time.monotonic()
+            yield ChunkResult(chunk, groups, None)
 
     # ------------------------------------------------------------------------------------------------- refit
     def update_weights(self, weights: Sequence[Any], *, version: int) -> float:

@@ -1,4 +1,4 @@
-"""PNG plots of a run directory's `metrics.jsonl` (and `pass_rates.jsonl` from filter jobs when present)."""
+"""PNG plots: a run directory's `metrics.jsonl` (`plot_run`) and a filter job's pass rates (`plot_pass_rates`)."""
 
 from __future__ import annotations
 
@@ -81,21 +81,37 @@ def plot_run(run_dir: Path) -> list[Path]:
         fig.savefig(path, dpi=90)
         plt.close(fig)
         written.append(path)
-    written += _plot_pass_rates(run_dir, out_dir, plt)
     return written
 
 
-def _plot_pass_rates(run_dir: Path, out_dir: Path, plt) -> list[Path]:
-    src = run_dir / "pass_rates.jsonl"
-    if not src.exists():
-        return []
-    rates = [json.loads(l)["pass_rate"] for l in src.read_text().splitlines() if l.strip()]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.hist(rates, bins=20, range=(0, 1))
-    ax.set_title(f"Pass-rate histogram ({len(rates)} prompts)")
-    ax.set_xlabel("pass rate")
-    path = out_dir / "pass_rate_hist.png"
+def plot_pass_rates(path: Path, rates: dict[str, list[float]], edges: dict[str, list[tuple[float, float, str]]],
+                    *, n: int | None) -> Path:
+    """One pass-rate histogram per modality (`rates`: modality -> pass rates), with the keep band edges of that
+    modality drawn as vertical lines (`edges`: modality -> [(low, high, label)]). With `n` rollouts per prompt the
+    bins are centred on the possible rates k/n."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mods = sorted(rates) or ["(none)"]
+    fig, axes = plt.subplots(len(mods), 1, figsize=(7, 2.4 * len(mods) + 0.6), squeeze=False)
+    bins = [(k - 0.5) / n for k in range(n + 2)] if n else 20
+    for ax, mod in zip(axes[:, 0], mods):
+        values = rates.get(mod, [])
+        ax.hist(values, bins=bins, range=None if n else (0, 1), color="#4c72b0", edgecolor="white")
+        for low, high, label in edges.get(mod, []):
+            ax.axvline(low, color="#c44e52", linestyle="--", linewidth=1.2)
+            ax.axvline(high, color="#c44e52", linestyle="--", linewidth=1.2)
+            ax.axvspan(low, high, color="#55a868", alpha=0.12, label=f"keep: {label}")
+        ax.set_xlim(-0.07, 1.07)
+        ax.set_title(f"{mod}: {len(values)} prompts", fontsize=9)
+        ax.set_ylabel("prompts")
+        if edges.get(mod):
+            ax.legend(fontsize=7, loc="upper center")
+    axes[-1, 0].set_xlabel("pass rate of the initial policy")
     fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
-    return [path]
+    return path

@@ -175,20 +175,26 @@ class RolloutWorker:
 
     def generate(self, prompts: Sequence[Any], *, n: int, temperature: float = 1.0, top_p: float = 1.0,
                  max_tokens: int = 64, stop: Sequence[str] = (), seed: int | None = None,
-                 banned_token_ids: Sequence[int] = (), prompt_offset: int = 0) -> list[list[Rollout]]:
+                 banned_token_ids: Sequence[int] = (), prompt_offset: int = 0,
+                 seeds: Sequence[int] | None = None) -> list[list[Rollout]]:
         """`n` rollouts for each prompt, in prompt order; ONE vLLM request per prompt.
 
         `prompts[i]` is a vLLM input dict (`prompt_token_ids` + optional `multi_modal_data`,
         `mm_processor_kwargs`, `multi_modal_uuids`; `Prompt.vllm_inputs`) or an object ref of one. Rollout
         `prompt_index` is the prompt's index in the step, `prompt_offset + i`; with `seed` it samples with
-        `request_seed(seed, prompt_offset + i, n)`, so a step is reproducible whatever worker serves a prompt."""
+        `request_seed(seed, prompt_offset + i, n)`, so a step is reproducible whatever worker serves a prompt.
+        `seeds` (one per prompt) gives each request its seed directly instead (child k samples with `seeds[i] + k`):
+        the offline jobs derive it from the row id, so a row's rollouts do not depend on order, sharding or resume."""
         from vllm import SamplingParams
 
         bias = {int(t): BAN_BIAS for t in banned_token_ids} or None
         inputs = [self._versioned_media_keys(p) for p in self._resolve_all(prompts)]
+        if seeds is not None and len(seeds) != len(inputs):
+            raise ValueError(f"{len(seeds)} seeds for {len(inputs)} prompts")
         params = [SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, stop=list(stop),
                                  logprobs=0, logit_bias=bias,
-                                 seed=None if seed is None else request_seed(seed, prompt_offset + i, n),
+                                 seed=(int(seeds[i]) if seeds is not None else
+                                       None if seed is None else request_seed(seed, prompt_offset + i, n)),
                                  # keep <think> / </think> in the text: the format score reads them
                                  skip_special_tokens=False, spaces_between_special_tokens=False)
                   for i in range(len(inputs))]

@@ -35,10 +35,9 @@ def test_fresh_run_starts_a_new_file(tmp_path):
 
 def test_plots_written_as_png(tmp_path):
     _log_steps(tmp_path, range(4))
-    (tmp_path / "pass_rates.jsonl").write_text("".join(json.dumps({"pass_rate": p / 10}) + "\n" for p in range(10)))
     paths = plot_run(tmp_path)
     names = sorted(p.name for p in paths)
-    assert names == ["clip_fraction.png", "logprob_mismatch.png", "pass_rate_hist.png", "reward.png",
+    assert names == ["clip_fraction.png", "logprob_mismatch.png", "reward.png",
                      "reward_by_source.png", "step_time.png"]
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -58,3 +57,18 @@ def test_trailing_mean_by_hand():
 
     assert trailing_mean([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
     assert trailing_mean([2.0, 4.0, 9.0], 5) == [2.0, 3.0, 5.0]
+
+
+def test_pass_rate_histogram_counts_each_rate_once(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from omni_rl.logging.plots import plot_pass_rates
+
+    rates = {"image": [0.0, 0.125, 0.125, 1.0], "audio": [0.5]}
+    path = plot_pass_rates(tmp_path / "plots" / "pass_rate.png", rates, {"image": [(0.0, 0.8, "image_rl")]}, n=8)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the bins are centred on k/8: every rate falls inside exactly one bin, away from its edges
+    edges = [(k - 0.5) / 8 for k in range(10)]
+    for r in rates["image"]:
+        assert sum(lo < r < hi for lo, hi in zip(edges, edges[1:])) == 1
