@@ -191,8 +191,9 @@ report.md, plots/pass_rate.png. Re-running the same command resumes; other setti
 examples:
   omni-rl filter stage=image_rl
   omni-rl filter stage=image_rl data.path=rows.jsonl rollout.num_workers=2 run.output_dir=outputs/f1
-  omni-rl filter data.path=outputs/f1/kept.jsonl filter.rescore_only=true filter.band_preset=omni_rl
-  omni-rl filter 'filter.bands=[{modality:[audio],low:0.3,high:0.7}]' filter.verifier_thresholds.asr=0.8"""),
+  omni-rl filter data.path=outputs/f1/kept.jsonl filter.rescore_only=true filter.band_preset=omni_rl \
+      run.output_dir=outputs/f1_rebanded
+  omni-rl filter 'filter.bands=[{modality:[audio],low:0.3,high:0.7}]' +filter.verifier_thresholds.asr=0.8"""),
     "build-preferences": ("rejection sampling: n candidates per prompt -> (chosen, rejected) pairs for MPO",
                           """Rejection sampling for MPO with the stage's initial policy. Every row gets
 preferences.n candidates; accepted: score >= preferences.accept_threshold, rejected: score <

@@ -59,9 +59,23 @@ def test_verify_batch_accounts_for_every_row(tmp_path):
     assert "rows 15 = scored 13 + rejected 2" in p.stdout
 
 
-def test_not_yet_commands_say_so():
-    p = omni("filter")
-    assert p.returncode == 2 and "not available yet" in p.stderr
+def test_job_help_explains_options_and_outputs():
+    for cmd, words in (("filter", ["filter.n", "filter.band_preset", "kept.jsonl", "report.md", "resumes"]),
+                       ("build-preferences", ["preferences.n", "pairs.jsonl", "preferences.from_filter"])):
+        p = omni(cmd, "--help")
+        assert p.returncode == 0 and all(w in p.stdout for w in words), (cmd, p.stdout)
+
+
+def test_job_bad_settings_are_clear_errors(tmp_path):
+    p = omni("filter", "filter.band_preset=nope", f"run.output_dir={tmp_path / 'f'}")
+    assert p.returncode == 2 and "filter.band_preset='nope'" in p.stderr and "Traceback" not in p.stderr
+    p = omni("build-preferences", "preferences.reject_threshold=0.9", "preferences.accept_threshold=0.5")
+    assert p.returncode == 2 and "preferences.reject_threshold=0.9" in p.stderr and "Traceback" not in p.stderr
+    p = omni("build-preferences", f"preferences.from_filter={tmp_path}", f"run.output_dir={tmp_path / 'p'}")
+    assert p.returncode == 2 and "is not a filter output dir" in p.stderr and not (tmp_path / "p").exists()
+    p = omni("filter", "model.path=/no/such/model", f"run.output_dir={tmp_path / 'f'}")
+    assert p.returncode == 2 and "/no/such/model" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "f").exists()  # nothing recorded: the corrected command starts cleanly
 
 
 def test_run_with_bad_override_is_a_clear_error():

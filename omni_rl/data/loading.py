@@ -58,6 +58,8 @@ class Row:
 
     pos: int
     raw: Any
+    line: int | None = None  # JSONL line number (1-based)
+    index: int | None = None  # row index in a Parquet file / saved dataset
     sample: Sample | None = None
     reject: dict[str, Any] | None = None  # {"line", "id", "reason", "row"[, "index"]}
 
@@ -98,11 +100,11 @@ def iter_samples(
             rej: dict[str, Any] = {"line": line_no, "id": row_id, "reason": reason, "row": original}
             if index is not None:
                 rej["index"] = index
-            yield Row(pos=pos, raw=original, reject=rej)
+            yield Row(pos=pos, raw=original, line=line_no, index=index, reject=rej)
             continue
         if len(media_cache) > media_cache_size:
             media_cache.clear()
-        yield Row(pos=pos, raw=row, sample=sample)
+        yield Row(pos=pos, raw=row, line=line_no, index=index, sample=sample)
 
 
 def count_rows(path: str | os.PathLike) -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,9 @@ from omni_rl.config.schema import OmniRLConfig
 from omni_rl.data.loading import iter_samples
 from omni_rl.jobs.bands import KEPT, Band, Tally, band_for, bands_from_config, pass_rate, success_threshold
 from omni_rl.jobs.generate import (FINGERPRINT_KEYS, REJECTS, Scored, base_record, data_path, generate_and_score,
-                                   reject_record)
+                                   job_fingerprint, reject_record, run_job)
 from omni_rl.jobs.rows import portable_row
-from omni_rl.jobs.store import JobDir, fingerprint
+from omni_rl.jobs.store import JobDir
 
 SCORES = "scores.jsonl"
 OUTPUTS = ("kept.jsonl", "report.json", "report.md", "plots")
@@ -40,7 +39,7 @@ def run_filter(cfg: OmniRLConfig, console: Console | None = None) -> int:
     console = console or Console(highlight=False)
     f = cfg.filter
     bands = bands_from_config(f.band_preset, f.bands)  # bad bands fail before any model starts
-    job = JobDir(cfg.run.output_dir, job="filter", fingerprint=fingerprint(asdict(cfg), FILTER_KEYS),
+    job = JobDir(cfg.run.output_dir, job="filter", fingerprint=job_fingerprint(cfg, FILTER_KEYS),
                  records=(SCORES, REJECTS), outputs=OUTPUTS, overwrite=f.overwrite, overwrite_key="filter.overwrite")
     console.print(f"filter: output dir {job.path}" + (" (resuming)" if job.resumed else ""))
 
@@ -49,17 +48,15 @@ def run_filter(cfg: OmniRLConfig, console: Console | None = None) -> int:
         threshold = success_threshold(rec["verifier"], f.success_threshold, f.verifier_thresholds)
         return {**rec, "pass_rate": pass_rate(rec["scores"], threshold), "threshold": threshold}
 
-    try:
+    def body() -> None:
         if f.rescore_only:
             rescore(cfg, job)
         else:
             generate_and_score(cfg, job, record_file=SCORES, n=f.n, prompts_per_call=f.prompts_per_call,
                                calls_per_worker=f.calls_per_worker, make_record=record, console=console,
                                label="filter")
-    except KeyboardInterrupt:
-        job.close("interrupted")
-        console.print(f"filter: interrupted; every finished prompt is in {job.path / SCORES}. Re-run the same "
-                      "command to continue.")
+
+    if not run_job(job, "filter", console, body):
         return 130
     report = finalize(cfg, job, bands)
     job.close("finished")
@@ -152,7 +149,7 @@ def finalize(cfg: OmniRLConfig, job: JobDir, bands: list[Band]) -> dict[str, Any
     }
     (job.path / "report.json").write_text(json.dumps(report, indent=2))
     (job.path / "report.md").write_text(report_markdown(report))
-    edges = {mod: [(b.low, b.high, b.name or b.describe()) for b in bands
+    edges = {mod: [(b.low, b.high, b.describe()) for b in bands
                    if not b.modality or mod in b.modality] for mod in rates}
     plot_pass_rates(job.path / "plots" / "pass_rate.png", dict(rates), edges,
                     n=None if f.rescore_only else f.n)
@@ -163,15 +160,16 @@ def report_markdown(report: dict[str, Any]) -> str:
     t = report["totals"]
     lines = [f"# Filter report: {Path(report['data']).name}", "",
              f"- data: `{report['data']}`",
-             f"- {report['n']} rollouts per prompt; a rollout passes when its {report['score']} score >= "
-             f"{report['success_threshold']}" + (f" (per verifier: {report['verifier_thresholds']})"
-                                                  if report["verifier_thresholds"] else ""),
+             ("- pass rates taken from the rows (filter.rescore_only=true)" if report["rescore_only"] else
+              f"- {report['n']} rollouts per prompt; a rollout passes when its {report['score']} score >= "
+              f"{report['success_threshold']}" + (f" (per verifier: {report['verifier_thresholds']})"
+                                                   if report["verifier_thresholds"] else "")),
              "- bands, first match wins: " + "; ".join(report["bands"]),
              f"- **{report['identity']}** (filtered out: too easy {t['too_easy']}, too hard {t['too_hard']})",
              f"- mean pass rate {t['mean_pass_rate']}; verifier errors {t['verifier_errors']}, timeouts "
              f"{t['verifier_timeouts']}; truncated rollouts {t['truncated_rollouts']}",
              f"- generation: {report['prompts_generated']} prompts in {report['generation_seconds']} s "
-             f"({report['prompts_per_s']} prompts/s) over {report['sessions']} session(s)", ""]
+             f"({report['prompts_per_s'] or '-'} prompts/s) over {report['sessions']} session(s)", ""]
     cols = ["rows_in", "scored", "kept", "too_easy", "too_hard", "rejected", "mean_pass_rate"]
     for title, key in (("Per source", "by_source"), ("Per modality", "by_modality"), ("Per verifier", "by_verifier")):
         lines += [f"## {title}", "", "| name | " + " | ".join(cols) + " | reject reasons |",

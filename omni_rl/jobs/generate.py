@@ -25,7 +25,7 @@ from rich.text import Text
 from omni_rl.config.schema import OmniRLConfig
 from omni_rl.data.loading import Row, count_rows, iter_samples
 from omni_rl.data.types import Prompt, ScoredRollout
-from omni_rl.jobs.store import JobDir
+from omni_rl.jobs.store import JobDir, fingerprint
 
 REJECTS = "rejects.jsonl"
 # What decides a job's outputs (its fingerprint); everything else (workers, timeouts, logging) may change on resume.
@@ -33,6 +33,34 @@ FINGERPRINT_KEYS = ("model", "data.path", "data.synthetic_tasks", "data.syntheti
                     "data.video_max_frames", "data.max_prompt_tokens", "data.seed", "rollout.temperature",
                     "rollout.top_p", "rollout.max_tokens", "rollout.stop", "rollout.max_model_len",
                     "verify.format_weight", "run.seed")
+
+
+def job_fingerprint(cfg: OmniRLConfig, keys: tuple[str, ...]) -> dict[str, Any]:
+    """`fingerprint` of the config with the data location normalised: `data.path` absolute and resolved (another
+    spelling of the same file resumes), `data.synthetic_tasks` sorted (the suite sorts them)."""
+    from dataclasses import asdict
+
+    d = asdict(cfg)
+    if d["data"]["path"] is not None:
+        d["data"]["path"] = str(Path(d["data"]["path"]).expanduser().resolve())
+    d["data"]["synthetic_tasks"] = sorted(d["data"]["synthetic_tasks"])
+    return fingerprint(d, keys)
+
+
+def run_job(job: JobDir, name: str, console: Console, body: Callable[[], None]) -> bool:
+    """Run the job's generation `body`; False when Ctrl-C stopped it (everything written stays usable). Any other
+    error abandons a job dir that holds no record yet (`JobDir.abandon`) and is re-raised."""
+    try:
+        body()
+    except KeyboardInterrupt:
+        job.close("interrupted")
+        console.print(f"{name}: interrupted; every finished prompt is recorded in {job.path}. Re-run the same "
+                      "command to continue.")
+        return False
+    except BaseException:
+        job.abandon()
+        raise
+    return True
 
 
 def row_seed(run_seed: int, row_id: str) -> int:
@@ -71,12 +99,17 @@ def progress_bar(console: Console, enabled: bool) -> Progress:
 
 
 def reject_record(row: Row, reason: str) -> dict[str, Any]:
-    base = dict(row.reject) if row.reject is not None else {"id": row.sample.id if row.sample else None,
-                                                            "row": row.raw}
-    base["reason"] = reason if row.reject is None else row.reject["reason"]
+    """The rejects.jsonl line of a row: the loader's reject (line / index, id, reason, raw row) for a row that did
+    not validate, else one with `reason`, plus the row's source / modality / verifier when it validated."""
+    if row.reject is not None:
+        rec = dict(row.reject)
+    else:
+        rec = {"line": row.line, "id": row.sample.id if row.sample else None, "reason": reason, "row": row.raw}
+        if row.index is not None:
+            rec["index"] = row.index
     if row.sample is not None:
-        base.update(source=row.sample.source, modality=row.sample.modality, verifier=row.sample.verifier)
-    return {"pos": row.pos, **base}
+        rec.update(source=row.sample.source, modality=row.sample.modality, verifier=row.sample.verifier)
+    return {"pos": row.pos, **rec}
 
 
 def done_positions(job: JobDir, record_file: str) -> set[int]:

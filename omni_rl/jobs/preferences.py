@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,10 @@ from rich.console import Console
 
 from omni_rl.config.schema import OmniRLConfig
 from omni_rl.data.loading import iter_samples
-from omni_rl.jobs.generate import FINGERPRINT_KEYS, REJECTS, base_record, data_path, generate_and_score
+from omni_rl.jobs.generate import (FINGERPRINT_KEYS, REJECTS, base_record, data_path, generate_and_score,
+                                   job_fingerprint, run_job)
 from omni_rl.jobs.rows import portable_row
-from omni_rl.jobs.store import JOB_FILE, JobConfigMismatch, JobDir, describe_diff, fingerprint, read_records
+from omni_rl.jobs.store import JOB_FILE, JobConfigMismatch, JobDir, describe_diff, read_records
 
 CANDIDATES = "candidates.jsonl"
 OUTPUTS = ("pairs.jsonl", "report.json", "report.md")
@@ -62,26 +63,24 @@ def make_pairs(responses: list[str], scores: list[float], *, accept: float, reje
 def run_build_preferences(cfg: OmniRLConfig, console: Console | None = None) -> int:
     console = console or Console(highlight=False)
     p = cfg.preferences
-    job = JobDir(cfg.run.output_dir, job="build-preferences", fingerprint=fingerprint(asdict(cfg), PREF_KEYS),
+    source_dir = check_filter_dir(cfg, Path(p.from_filter)) if p.from_filter else None
+    job = JobDir(cfg.run.output_dir, job="build-preferences", fingerprint=job_fingerprint(cfg, PREF_KEYS),
                  records=(CANDIDATES, REJECTS), outputs=OUTPUTS, overwrite=p.overwrite,
                  overwrite_key="preferences.overwrite")
     console.print(f"build-preferences: output dir {job.path}" + (" (resuming)" if job.resumed else ""))
-    source_dir = job.path
-    record_file = CANDIDATES
-    try:
-        if p.from_filter:
-            source_dir = check_filter_dir(cfg, Path(p.from_filter))
-            record_file = "scores.jsonl"
-            console.print(f"build-preferences: candidates from the filter run {source_dir} (no generation)")
-        else:
+    if source_dir is not None:
+        record_file = "scores.jsonl"
+        console.print(f"build-preferences: candidates from the filter run {source_dir} (no generation)")
+    else:
+        source_dir, record_file = job.path, CANDIDATES
+
+        def body() -> None:
             generate_and_score(cfg, job, record_file=CANDIDATES, n=p.n, prompts_per_call=p.prompts_per_call,
                                calls_per_worker=p.calls_per_worker, console=console, label="build-preferences",
                                make_record=lambda s: base_record(s, kind=p.score, keep_responses=True))
-    except KeyboardInterrupt:
-        job.close("interrupted")
-        console.print(f"build-preferences: interrupted; every finished prompt is in {job.path / CANDIDATES}. "
-                      "Re-run the same command to continue.")
-        return 130
+
+        if not run_job(job, "build-preferences", console, body):
+            return 130
     report = finalize(cfg, job, source_dir, record_file)
     job.close("finished")
     t = report["totals"]
@@ -100,10 +99,14 @@ def check_filter_dir(cfg: OmniRLConfig, path: Path) -> Path:
         raise FileNotFoundError(f"preferences.from_filter={path} is not a filter output dir (no {JOB_FILE})")
     meta = json.loads(meta_path.read_text())
     theirs = meta.get("fingerprint", {})
-    if meta.get("job") != "filter" or not theirs.get("filter.keep_responses"):
-        raise JobConfigMismatch(f"preferences.from_filter={path} was not run with filter.keep_responses=true; "
-                                "re-run that filter with it, or drop preferences.from_filter to generate")
-    ours = fingerprint(asdict(cfg), FINGERPRINT_KEYS)
+    if meta.get("job") != "filter" or not theirs.get("filter.keep_responses") or theirs.get("filter.rescore_only"):
+        raise JobConfigMismatch(f"preferences.from_filter={path} holds no responses (it needs a filter run with "
+                                "filter.keep_responses=true and without filter.rescore_only); re-run that filter "
+                                "with it, or drop preferences.from_filter to generate")
+    if theirs.get("filter.score") != cfg.preferences.score:
+        raise JobConfigMismatch(f"preferences.from_filter={path} scored with filter.score={theirs.get('filter.score')}"
+                                f" but preferences.score={cfg.preferences.score}: pass the same kind")
+    ours = job_fingerprint(cfg, FINGERPRINT_KEYS)
     theirs = {k: v for k, v in theirs.items() if not k.startswith("filter.")}
     if theirs != ours:
         raise JobConfigMismatch(f"preferences.from_filter={path} was run with other model / data / sampling "

@@ -80,15 +80,19 @@ class JobDir:
                     f"{self.path} was written with other settings ({describe_diff(meta['fingerprint'], fingerprint)}); "
                     f"re-run with the same settings to continue it, choose another run.output_dir=..., or pass "
                     f"{overwrite_key}=true to start over")
+            for session in meta.get("sessions", []):
+                if session.get("status") == "running":  # its process died without closing (SIGKILL, OOM, power)
+                    session["status"] = "killed"
             self.meta = meta
         else:
             foreign = [p.name for p in self.path.iterdir()] if self.path.is_dir() else []
-            if foreign:
+            if foreign and not overwrite:
                 raise JobConfigMismatch(f"{self.path} is not empty and holds no {job} job ({', '.join(foreign[:4])}"
-                                        f"{' ...' if len(foreign) > 4 else ''}): choose an empty run.output_dir=...")
+                                        f"{' ...' if len(foreign) > 4 else ''}): choose an empty run.output_dir=... "
+                                        f"(or pass {overwrite_key}=true to write into it; other files stay)")
             self.path.mkdir(parents=True, exist_ok=True)
             self.meta = {"job": job, "fingerprint": dict(fingerprint), "sessions": []}
-        self.resumed = any((self.path / r).is_file() and (self.path / r).stat().st_size for r in records)
+        self.resumed = self.has_records()
         self.session = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": 0.0, "prompts": 0,
                         "status": "running"}
         self.meta["sessions"].append(self.session)
@@ -109,6 +113,23 @@ class JobDir:
             f = self._files[name] = open(self.path / name, "a", encoding="utf-8")
         f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
         f.flush()
+
+    def has_records(self) -> bool:
+        return any((self.path / r).is_file() and (self.path / r).stat().st_size for r in self.records)
+
+    def abandon(self) -> None:
+        """The job failed before it could run (a bad model path, a bad input file): a fresh job dir that holds no
+        record is left as if the job never started, so the corrected command is not refused as another config."""
+        for f in self._files.values():
+            f.close()
+        self._files.clear()
+        if self.has_records() or len(self.meta["sessions"]) > 1:
+            self.session["status"] = "failed"
+            self.save_meta()
+            return
+        (self.path / JOB_FILE).unlink(missing_ok=True)
+        if not any(self.path.iterdir()):
+            self.path.rmdir()
 
     def close(self, status: str) -> None:
         for f in self._files.values():

