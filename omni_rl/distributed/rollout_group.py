@@ -10,6 +10,10 @@
   n=G. Media never travels back. The step metrics count unique / logical (G copies) / physical / sent bytes.
 * Weight refit: the trainer's tensors are `ray.put` ONCE (in chunks) and every worker loads from the same objects;
   the latest refs are kept so a replacement worker catches up with the current weights and version.
+* Streaming (`stream`, the offline jobs): chunks of prompts go to whichever worker has fewer than
+  `calls_per_worker` calls queued, as workers free up; each prompt carries its own seed; results come back as they
+  finish. The same fault rules apply per chunk, and a chunk that keeps failing comes back with an error instead of
+  stopping the stream.
 * Faults: every wait has a deadline. A worker that dies (RayActorError) or does not answer a generate call within
   `timeout_s` is killed, replaced in its bundle (latest weights reloaded) and its shard retried, up to
   `max_retries` times; then a RuntimeError names the worker and the last error. An exception raised inside a worker

@@ -36,7 +36,7 @@ UNPARSED = "(unparsed)"
 
 def run_filter(cfg: OmniRLConfig, console: Console | None = None) -> int:
     """Run (or resume) the filter job of `cfg`; returns the process exit code (130 when interrupted)."""
-    console = console or Console(highlight=False)
+    console = console or Console(highlight=False, soft_wrap=True)  # summary lines stay whole in logs
     f = cfg.filter
     bands = bands_from_config(f.band_preset, f.bands)  # bad bands fail before any model starts
     job = JobDir(cfg.run.output_dir, job="filter", fingerprint=job_fingerprint(cfg, FILTER_KEYS),

@@ -61,7 +61,7 @@ def make_pairs(responses: list[str], scores: list[float], *, accept: float, reje
 
 
 def run_build_preferences(cfg: OmniRLConfig, console: Console | None = None) -> int:
-    console = console or Console(highlight=False)
+    console = console or Console(highlight=False, soft_wrap=True)  # summary lines stay whole in logs
     p = cfg.preferences
     source_dir = check_filter_dir(cfg, Path(p.from_filter)) if p.from_filter else None
     job = JobDir(cfg.run.output_dir, job="build-preferences", fingerprint=job_fingerprint(cfg, PREF_KEYS),
