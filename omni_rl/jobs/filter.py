@@ -90,8 +90,10 @@ def finalize(cfg: OmniRLConfig, job: JobDir, bands: list[Band]) -> dict[str, Any
     """Band every scored row, write kept.jsonl / report.json / report.md / plots/pass_rate.png; the report."""
     from omni_rl.logging.plots import plot_pass_rates
 
-    scores = {int(r["pos"]): r for r in job.read(SCORES)}
-    rejects = {int(r["pos"]): r for r in job.read(REJECTS)}
+    keep = ("source", "modality", "verifier", "pass_rate", "verifier_errors", "verifier_timeouts", "truncated")
+    scores = {int(r["pos"]): {k: r.get(k) for k in keep} for r in job.read(SCORES)}  # no responses held
+    rejects = {int(r["pos"]): {k: r.get(k) for k in ("source", "modality", "verifier", "reason") if k in r}
+               for r in job.read(REJECTS)}
     overlap = scores.keys() & rejects.keys()
     assert not overlap, f"rows both scored and rejected: {sorted(overlap)[:5]}"
     totals, groups = Tally(), {"source": defaultdict(Tally), "modality": defaultdict(Tally),
