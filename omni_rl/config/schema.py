@@ -158,7 +158,9 @@ class FilterConfig:
     rescore_only: bool = False  # use the rows' own pass_rate (no generation): re-band an already scored file
     keep_responses: bool = False  # store the n responses in scores.jsonl (build-preferences can reuse them)
     overwrite: bool = False  # start over in a non-empty output dir written with other settings
-    prompts_per_call: int = 8  # prompts a worker generates per call (one vLLM request per prompt, n samples each)
+    # prompts a worker generates per call (one vLLM request per prompt, n samples each): 32 x 8 = 256 sequences keep
+    # vLLM's batch full (8 per call measured 1.22x slower than one bare LLM.generate; 32: 1.02-1.17x)
+    prompts_per_call: int = 32
     calls_per_worker: int = 2  # calls queued on each rollout worker, so it never waits for the driver
 
 
@@ -173,7 +175,7 @@ class PreferencesConfig:
     max_pairs_per_prompt: int = 2
     from_filter: Optional[str] = None  # a filter output dir run with filter.keep_responses=true: no generation
     overwrite: bool = False
-    prompts_per_call: int = 8
+    prompts_per_call: int = 16  # 16 x 16 candidates = 256 sequences per call, as the filter's 32 x 8
     calls_per_worker: int = 2
 
 
