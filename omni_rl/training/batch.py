@@ -36,6 +36,7 @@ class TrainSequence:
     mask). `old_logp`: behaviour-policy logprobs for the GSPO ratio; None means on-policy (the trainer uses its own
     detached logp, exact when the batch is one optimizer step; the trainer group fills it otherwise).
     `weight`: loss weight and normalisation count (0 = filtered out). `truncated`: hit the length limit.
+    `ref_logp`: the response's summed log-prob under the frozen initial policy (preference objectives).
     """
 
     prompt_index: int
@@ -45,6 +46,7 @@ class TrainSequence:
     old_logp: list[float] | None = None
     weight: float = 1.0
     truncated: bool = False
+    ref_logp: float | None = None
 
 
 @dataclass
@@ -82,18 +84,28 @@ class TrainBatch:
             sequences.append(_with_prompt_index(seq, remap[seq.prompt_index]))
         return TrainBatch(prompts=prompts, sequences=sequences)
 
-    def split(self, n: int) -> list[TrainBatch]:
-        """`n` contiguous pieces whose sizes differ by at most one (some may be empty when n > num_sequences).
-        Contiguous keeps a prompt's rollouts together, so its media goes to as few pieces as possible."""
+    def split(self, n: int, *, unit: int = 1) -> list[TrainBatch]:
+        """`n` contiguous pieces whose sizes (in units of `unit` consecutive sequences, e.g. 2 for (chosen,
+        rejected) pairs) differ by at most one (some may be empty when n > the number of units). Contiguous keeps a
+        prompt's rollouts together, so its media goes to as few pieces as possible."""
         if n < 1:
             raise ValueError(f"split into n >= 1 pieces, got {n}")
-        return [self.select(r) for r in _even_ranges(self.num_sequences, n)]
+        units = self._units(unit)
+        return [self.select(range(r.start * unit, r.stop * unit)) for r in _even_ranges(units, n)]
 
-    def chunks(self, size: int) -> list[TrainBatch]:
-        """Consecutive pieces of at most `size` sequences (micro-batches); [] for an empty batch."""
+    def chunks(self, size: int, *, unit: int = 1) -> list[TrainBatch]:
+        """Consecutive pieces of at most `size` sequences (micro-batches), cut on `unit` boundaries (at least one
+        unit per piece); [] for an empty batch."""
         if size < 1:
             raise ValueError(f"chunk size must be >= 1, got {size}")
-        return [self.select(range(i, min(i + size, self.num_sequences))) for i in range(0, self.num_sequences, size)]
+        self._units(unit)
+        step = max(unit, size - size % unit)
+        return [self.select(range(i, min(i + step, self.num_sequences))) for i in range(0, self.num_sequences, step)]
+
+    def _units(self, unit: int) -> int:
+        if unit < 1 or self.num_sequences % unit:
+            raise ValueError(f"{self.num_sequences} sequences do not form units of {unit}")
+        return self.num_sequences // unit
 
     def micro_batches(self, size: int) -> list[TrainBatch]:
         """Alias of `chunks`: consecutive micro-batches of at most `size` sequences."""

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from omni_rl.training.batch import TrainBatch
+from omni_rl.training.objectives import GSPOObjective, make_objective
 from omni_rl.training.worker import TrainerWorker, reduce_metrics
 
 
@@ -65,6 +66,9 @@ class TrainerGroup:
         inspect.signature(TrainerWorker).bind(str(model_path), **worker_kwargs)  # unknown kwargs raise here
         self.world_size = num_workers
         self.refit_chunk_bytes = refit_chunk_bytes
+        # the driver's copy: units, counts and metric reduction (the ranks hold the state, e.g. MPO's delta)
+        self.objective = (make_objective("mpo", **dict(worker_kwargs.get("mpo") or {}))
+                          if worker_kwargs.get("objective", "gspo") == "mpo" else GSPOObjective())
         actor_cls = ray.remote(_TrainerActor)
         self.actors = [actor_cls.options(num_cpus=num_cpus_per_worker, num_gpus=num_gpus_per_worker).remote()
                        for _ in range(num_workers)]
@@ -84,8 +88,8 @@ class TrainerGroup:
         if num_minibatches < 1:
             raise ValueError(f"num_minibatches must be >= 1, got {num_minibatches}")
         t = time.perf_counter()
-        count = batch.num_weighted  # the step-wide normaliser, computed once here (the ranks check it)
-        shards = [ray.put(s) for s in batch.split(self.world_size)]
+        count = self.objective.count(batch)  # the step-wide normaliser, computed once here (the ranks check it)
+        shards = [ray.put(s) for s in batch.split(self.world_size, unit=self.objective.unit)]
         per_rank = self._get([a.train.remote(s, global_num_seqs=count, num_minibatches=num_minibatches)
                               for a, s in zip(self.actors, shards)], "train")
         return {**per_rank[0], "train/time_s": time.perf_counter() - t}
@@ -93,11 +97,11 @@ class TrainerGroup:
     def train_step(self, batch: TrainBatch, *, global_num_seqs: float | None = None) -> dict[str, float]:
         """One optimizer step over `batch` (scattered across the ranks), with an explicit global count."""
         t = time.perf_counter()
-        count = batch.num_weighted if global_num_seqs is None else global_num_seqs
-        shards = batch.split(self.world_size)
+        count = self.objective.count(batch) if global_num_seqs is None else global_num_seqs
+        shards = batch.split(self.world_size, unit=self.objective.unit)
         per_rank = self._get([a.train_step.remote(s, global_num_seqs=count) for a, s in zip(self.actors, shards)],
                              "train_step")
-        return {**reduce_metrics(per_rank), "train/time_s": time.perf_counter() - t}
+        return {**reduce_metrics(per_rank, self.objective), "train/time_s": time.perf_counter() - t}
 
     def compute_logp(self, batch: TrainBatch) -> list[list[float]]:
         parts = self._get([a.compute_logp.remote(s) for a, s in zip(self.actors, batch.split(self.world_size))],

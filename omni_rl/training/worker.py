@@ -48,19 +48,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from omni_rl.algorithms.gspo import gspo_loss, kl_k3, logprob_error_weights
 from omni_rl.algorithms.normalization import normalized_sum
 from omni_rl.config.schema import LR_SCHEDULES
 from omni_rl.training.batch import TrainBatch
 from omni_rl.training.forward import make_adapter, score
+from omni_rl.training.objectives import (COMMON_MAX_KEYS, COMMON_SUM_KEYS, GSPOObjective, MPOObjective,
+                                         make_objective)
 
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "trainer_state.pt"
-# Metric sums a rank returns; the group adds them over ranks (see `reduce_metrics`).
-SUM_KEYS = ("loss", "num_seqs", "num_weighted", "num_valid", "clip_low", "clip_high", "ratio_sum", "log_ratio_abs_sum",
-            "tokens", "media_encoded", "encoder_forwards", "logprob_abs_diff_sum", "logprob_tokens", "logprob_masked",
-            "kl_sum")
-MAX_KEYS = ("logprob_seq_error_max", "logprob_token_max", "forward_s")
+# Metric sums / maxima a GSPO rank returns; the group combines them over ranks (see `reduce_metrics`).
+SUM_KEYS = COMMON_SUM_KEYS + GSPOObjective.sum_keys
+MAX_KEYS = COMMON_MAX_KEYS + GSPOObjective.max_keys
 
 
 class TrainerWorker:
@@ -71,7 +70,8 @@ class TrainerWorker:
                  weight_decay: float = 0.0, betas: Sequence[float] = (0.9, 0.999), grad_clip: float | None = 1.0,
                  micro_batch_size: int = 16, encoder_once: bool = True, eps_low: float = 0.2, eps_high: float = 0.28,
                  max_logprob_error: float | None = None, kl_beta: float = 0.0, temperature: float = 1.0,
-                 seed: int = 0, num_threads: int | None = None):
+                 seed: int = 0, num_threads: int | None = None, objective: str = "gspo",
+                 mpo: Mapping[str, float] | None = None):
         from omni_rl.models.policy import detect_family, load_model
 
         if num_threads is not None:
@@ -103,6 +103,9 @@ class TrainerWorker:
             raise ValueError(f"every parameter is frozen (freeze={dict(freeze or {})})")
         self.kl_beta = kl_beta
         self.ref_adapter = self._reference(model_path, dtype) if kl_beta != 0 else None
+        self.objective: GSPOObjective | MPOObjective = (
+            GSPOObjective(eps_low=eps_low, eps_high=eps_high, max_logprob_error=max_logprob_error, kl_beta=kl_beta)
+            if objective == "gspo" else make_objective(objective, **dict(mpo or {})))
         self.optimizer = torch.optim.AdamW(self.params, lr=lr, betas=(betas[0], betas[1]), weight_decay=weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_factor(warmup_steps, lr_schedule, total_steps=total_steps, min_ratio=min_lr_ratio))
@@ -148,13 +151,14 @@ class TrainerWorker:
         k = num_minibatches
         t0 = time.perf_counter()
         pre: dict[str, float] = {}
-        needs_old = k > 1 and any(s.old_logp is None for s in batch.sequences)
+        needs_old = self.objective.name == "gspo" and k > 1 and any(s.old_logp is None for s in batch.sequences)
         prepass = needs_old or self.max_logprob_error is not None
         if prepass:
             batch, pre = self._prepare(batch, fill_old_logp=needs_old)
-        pieces = batch.split(k)
-        counts = [p.num_weighted for p in pieces] + [float(p.num_sequences) for p in pieces]
-        counts += [float(sum(s.weight for s in batch.sequences)), pre.get("unmasked_weight", 0.0)]
+        obj = self.objective
+        pieces = batch.split(k, unit=obj.unit)
+        counts = [obj.count(p) for p in pieces] + [float(p.num_sequences) for p in pieces]
+        counts += [obj.count(batch), pre.get("unmasked_weight", 0.0)]
         if self.world_size > 1:
             from omni_rl.training.dist import all_reduce_sum
 
@@ -168,7 +172,7 @@ class TrainerWorker:
             if counts[k + j] == 0:  # no rank has a sequence for this mini-batch: no optimizer step
                 continue
             sums = self.train_step(piece, global_num_seqs=counts[j], logprob_mask=not prepass)
-            steps.append(reduce_metrics(self._all_reduce_metrics(sums)))
+            steps.append(reduce_metrics(self._all_reduce_metrics(sums), self.objective))
         out = _combine_steps(steps)
         if prepass and any(s.rollout_logp is not None for s in batch.sequences):
             stats = [pre.get(key, 0.0) for key in ("abs_diff_sum", "tokens", "masked")]
@@ -216,63 +220,44 @@ class TrainerWorker:
             return [sums]
         from omni_rl.training.dist import all_reduce_max, all_reduce_sum
 
+        obj = self.objective
+        sum_keys, max_keys = COMMON_SUM_KEYS + obj.sum_keys, COMMON_MAX_KEYS + obj.max_keys
         out = dict(sums)
-        out.update(zip(SUM_KEYS, all_reduce_sum([sums[k] for k in SUM_KEYS], self.device)))
-        out.update(zip(MAX_KEYS, all_reduce_max([sums[k] for k in MAX_KEYS], self.device)))
+        out.update(zip(sum_keys, all_reduce_sum([sums[k] for k in sum_keys], self.device)))
+        out.update(zip(max_keys, all_reduce_max([sums[k] for k in max_keys], self.device)))
         return [out]
 
     def train_step(self, batch: TrainBatch, *, global_num_seqs: float, logprob_mask: bool = True) -> dict[str, float]:
-        """One optimizer step on this rank's shard; returns metric sums (see SUM_KEYS) + grad_norm and lr.
-        `logprob_mask=False`: the caller already folded the `max_logprob_error` mask into the weights (and measured
-        the mismatch before any update); this step neither masks nor measures."""
-        sums = dict.fromkeys(SUM_KEYS, 0.0)
-        seq_error_max = token_max = forward_s = 0.0
+        """One optimizer step on this rank's shard; returns metric sums (the objective's keys and COMMON_SUM_KEYS),
+        maxima, grad_norm, lr and the objective's state (MPO: delta after the step). `global_num_seqs` is the
+        step's weighted unit count over all ranks (`objective.count`). `logprob_mask=False`: the caller already
+        folded the `max_logprob_error` mask into the weights (and measured the mismatch before any update); this step
+        neither masks nor measures."""
+        obj = self.objective
+        sums = dict.fromkeys(COMMON_SUM_KEYS + obj.sum_keys, 0.0)
+        maxes = dict.fromkeys(COMMON_MAX_KEYS + obj.max_keys, 0.0)
         self.optimizer.zero_grad(set_to_none=True)
-        for mb in batch.chunks(self.micro_batch_size):
+        for mb in batch.chunks(self.micro_batch_size, unit=obj.unit):
             t0 = time.perf_counter()
             out = score(self.adapter, mb, encoder_once=self.encoder_once, temperature=self.temperature)
-            logp, mask = out.logp, out.mask  # [B, R]
-            old_logp = _old_logp(mb, logp)  # [B, R]
-            weights = torch.tensor([s.weight for s in mb.sequences], dtype=logp.dtype, device=logp.device)  # [B]
-            rollout = _padded([s.rollout_logp for s in mb.sequences], logp) if logprob_mask else None
-            if rollout is not None:
-                limit = self.max_logprob_error if self.max_logprob_error is not None else float("inf")
-                keep, error = logprob_error_weights(logp.detach(), rollout, mask, limit)
-                if self.max_logprob_error is not None:
-                    sums["logprob_masked"] += float(((keep == 0) & (weights > 0)).sum())
-                    weights = weights * keep
-                sums["logprob_abs_diff_sum"] += float(((logp.detach() - rollout).abs() * mask).sum())
-                sums["logprob_tokens"] += float(mask.sum())
-                seq_error_max = max(seq_error_max, float(error.max()))
-                token_max = max(token_max, float(((logp.detach() - rollout).abs() * mask).max()))
-            advantages = torch.tensor([s.advantage for s in mb.sequences], dtype=logp.dtype, device=logp.device)
-            per_seq, m = gspo_loss(logp, old_logp, advantages, mask, eps_low=self.eps_low, eps_high=self.eps_high)
-            if self.ref_adapter is not None:
-                with torch.no_grad():
-                    ref_logp = score(self.ref_adapter, mb, encoder_once=self.encoder_once,
-                                     temperature=self.temperature).logp
-                kl = kl_k3(logp, ref_logp, mask)  # [B]
-                per_seq = per_seq + self.kl_beta * kl
-                sums["kl_sum"] += float((kl.detach() * weights).sum())
-            loss = normalized_sum(per_seq, weights, global_num_seqs)
+            res = obj.micro_loss(self, mb, out, logprob_mask=logprob_mask)
+            loss = normalized_sum(res.per_unit, res.weights, global_num_seqs)
             loss.backward()
-            n_valid = float((mask.sum(-1) > 0).sum())
             sums["loss"] += float(loss.detach())
             sums["num_seqs"] += mb.num_sequences
-            sums["num_weighted"] += float(weights.sum())
-            sums["num_valid"] += n_valid
-            sums["clip_low"] += float(m["clip_frac_low"]) * n_valid
-            sums["clip_high"] += float(m["clip_frac_high"]) * n_valid
-            sums["ratio_sum"] += float(m["ratio_mean"]) * n_valid
-            sums["log_ratio_abs_sum"] += float(m["log_ratio_abs_mean"]) * n_valid
-            sums["tokens"] += float(mask.sum())
+            sums["num_weighted"] += float(res.weights.sum())
+            sums["tokens"] += float(out.mask.sum())
             sums["media_encoded"] += out.media_encoded
             sums["encoder_forwards"] += out.encoder_forwards
-            forward_s += time.perf_counter() - t0
+            for key, value in res.sums.items():
+                sums[key] += value
+            for key, value in res.maxes.items():
+                maxes[key] = max(maxes[key], value)
+            maxes["forward_s"] += time.perf_counter() - t0  # this rank's total; the max over ranks is reported
         lr = self.optimizer.param_groups[0]["lr"]
         grad_norm = self._optimizer_step()
-        return {**sums, "logprob_seq_error_max": seq_error_max, "logprob_token_max": token_max,
-                "forward_s": forward_s, "grad_norm": grad_norm, "lr": lr, "step": float(self.step)}
+        obj.end_step(self, sums)
+        return {**sums, **maxes, **obj.state_dict(), "grad_norm": grad_norm, "lr": lr, "step": float(self.step)}
 
     def _optimizer_step(self) -> float:
         """All-reduce (SUM) the grads, clip, AdamW step, scheduler step. The reduced (clipped) gradients stay in
@@ -367,7 +352,7 @@ class TrainerWorker:
         out = self.export_hf(out_dir)
         if self.rank == 0:
             state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                     "rng": torch.get_rng_state(), "step": self.step,
+                     "rng": torch.get_rng_state(), "step": self.step, "objective": self.objective.state_dict(),
                      "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None}
             torch.save(state, out / STATE_FILE)
         return out
@@ -391,6 +376,7 @@ class TrainerWorker:
             if state.get("cuda_rng") is not None and self.device.type == "cuda":
                 torch.cuda.set_rng_state(state["cuda_rng"])
             self.step = int(state["step"])
+            self.objective.load_state_dict(state.get("objective") or {})
 
     def shutdown(self) -> None:
         if self.world_size > 1:
@@ -425,51 +411,21 @@ def lr_factor(warmup_steps: int, schedule: str = "constant", *, total_steps: int
     return factor
 
 
-def _padded(rows: Sequence[Sequence[float] | None], like: Tensor) -> Tensor | None:
-    """[B, R] tensor like `like` from per-sequence lists (zeros past each list); None if any row is None."""
-    if any(r is None for r in rows):
-        return None
-    out = torch.zeros_like(like)
-    for i, r in enumerate(rows):
-        if len(r) > like.shape[1]:
-            raise ValueError(f"sequence {i}: {len(r)} logprobs for {like.shape[1]} response tokens")
-        out[i, :len(r)] = torch.tensor(list(r), dtype=like.dtype)
-    return out
-
-
-def _old_logp(mb: TrainBatch, logp: Tensor) -> Tensor:
-    """The behaviour logp [B, R]: each sequence's `old_logp`, or this forward's detached logp (on-policy)."""
-    out = logp.detach().clone()
-    for i, s in enumerate(mb.sequences):
-        if s.old_logp is not None:
-            if len(s.old_logp) != len(s.response_ids):
-                raise ValueError(f"old_logp has {len(s.old_logp)} entries for {len(s.response_ids)} tokens")
-            out[i, :len(s.old_logp)] = torch.tensor(s.old_logp, dtype=logp.dtype)
-    return out
-
-
-def reduce_metrics(per_rank: Sequence[dict[str, float]]) -> dict[str, float]:
-    """Combine the ranks' `train_step` sums into the step's metrics (names under `train/`)."""
-    tot = {k: sum(m[k] for m in per_rank) for k in SUM_KEYS}
-    n_valid = max(tot["num_valid"], 1.0)
+def reduce_metrics(per_rank: Sequence[dict[str, float]],
+                   objective: GSPOObjective | MPOObjective | None = None) -> dict[str, float]:
+    """Combine the ranks' `train_step` sums into the step's metrics (names under `train/`, plus the objective's);
+    `objective` None: GSPO."""
+    obj = objective or GSPOObjective()
+    tot = {k: sum(m[k] for m in per_rank) for k in COMMON_SUM_KEYS + obj.sum_keys}
     first = per_rank[0]
     return {
         "train/loss": tot["loss"],
         "train/num_seqs": tot["num_seqs"],
         "train/num_weighted_seqs": tot["num_weighted"],
         "train/tokens": tot["tokens"],
-        "train/clip_frac_low": tot["clip_low"] / n_valid,
-        "train/clip_frac_high": tot["clip_high"] / n_valid,
-        "train/clip_frac": (tot["clip_low"] + tot["clip_high"]) / n_valid,
-        "train/ratio_mean": tot["ratio_sum"] / n_valid,
-        "train/log_ratio_abs_mean": tot["log_ratio_abs_sum"] / n_valid,
         "train/encoder_media_items": tot["media_encoded"],
         "encoder/forwards": tot["encoder_forwards"],
-        "train/logprob_abs_diff_mean": tot["logprob_abs_diff_sum"] / max(tot["logprob_tokens"], 1.0),
-        "train/logprob_seq_error_max": max(m["logprob_seq_error_max"] for m in per_rank),
-        "logprob/mismatch_max": max(m["logprob_token_max"] for m in per_rank),
-        "train/logprob_masked_seqs": tot["logprob_masked"],
-        "train/kl_ref": tot["kl_sum"] / max(tot["num_weighted"], 1.0),
+        **obj.reduce(tot, per_rank),
         "train/grad_norm": first["grad_norm"],
         "train/lr": first["lr"],
         "train/optimizer_step": first["step"],
@@ -493,8 +449,11 @@ def _combine_steps(steps: Sequence[dict[str, float]]) -> dict[str, float]:
     out = {k: sum(m[k] for m in steps) / len(steps) for k in steps[0]}
     for k in _STEP_SUM_KEYS:
         out[k] = sum(m[k] for m in steps)
-    out["logprob/mismatch_max"] = max(m["logprob/mismatch_max"] for m in steps)
-    out["train/logprob_seq_error_max"] = max(m["train/logprob_seq_error_max"] for m in steps)
+    for key in ("logprob/mismatch_max", "train/logprob_seq_error_max"):
+        if key in steps[0]:
+            out[key] = max(m[key] for m in steps)
+    if "mpo/delta" in steps[0]:
+        out["mpo/delta"] = steps[-1]["mpo/delta"]  # the state after the last step, not a mean
     out["train/optimizer_steps"] = float(len(steps))
     return out
 
