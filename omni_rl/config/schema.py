@@ -66,8 +66,31 @@ class VerifyConfig:
 
 
 @dataclass
+class MPOConfig:
+    """MPO = w_pref x DPO(sigmoid) + w_quality x BCO(delta) + w_sft x NLL(chosen) (`omni_rl.algorithms.mpo`)."""
+
+    preset: Optional[str] = "nemotron_omni"  # nemotron_omni (0.8/0.2/0.0, beta 0.05) | mpo_paper (0.8/0.2/1.0, 0.1)
+    # used when preset is null:
+    beta: float = 0.05
+    w_pref: float = 0.8
+    w_quality: float = 0.2
+    w_sft: float = 0.0
+    delta_momentum: float = 0.99  # BCO reward shift: EMA of the global mean implicit reward, once per optimizer step
+
+
+MPO_PRESETS: dict[str, dict[str, float]] = {
+    # the public Nemotron 3 Nano Omni MPO config
+    "nemotron_omni": {"w_pref": 0.8, "w_quality": 0.2, "w_sft": 0.0, "beta": 0.05},
+    # the MPO paper's defaults (InternVL2-MPO)
+    "mpo_paper": {"w_pref": 0.8, "w_quality": 0.2, "w_sft": 1.0, "beta": 0.1},
+}
+ALGORITHMS = ("gspo", "mpo")
+RUN_KINDS = ("rl", "preference")
+
+
+@dataclass
 class AlgorithmConfig:
-    name: str = "gspo"
+    name: str = "gspo"  # gspo (run.kind=rl) | mpo (run.kind=preference)
     clip_preset: Optional[str] = "recipe"  # "recipe" (0.2 / 0.28) | "paper" (3e-4 / 4e-4) | null -> eps_low/eps_high
     eps_low: float = 0.2
     eps_high: float = 0.28
@@ -75,6 +98,7 @@ class AlgorithmConfig:
     kl_beta: float = 0.0  # 0 = no reference model (recipe)
     overlong_filter: bool = True  # truncated rollouts get zero loss weight
     max_logprob_error: Optional[float] = None  # mask sequences whose |trainer - rollout| mean logp error exceeds this
+    mpo: MPOConfig = field(default_factory=MPOConfig)
 
 
 @dataclass
@@ -119,9 +143,9 @@ class LoggingConfig:
 @dataclass
 class RunConfig:
     name: str = MISSING  # set by the stage
-    kind: str = "rl"  # rl | preference | filter
+    kind: str = "rl"  # rl (GSPO stages) | preference (MPO)
     steps: int = 20
-    prompts_per_step: int = 8
+    prompts_per_step: int = 8  # prompts per RL step; (chosen, rejected) pairs per preference step
     seed: int = 0
     output_dir: str = "outputs/${run.name}"
     resume: bool = False
@@ -231,5 +255,23 @@ def check_values(cfg: OmniRLConfig) -> None:
         raise ValueError(f"preferences.reject_threshold={cfg.preferences.reject_threshold} is above "
                          f"preferences.accept_threshold={cfg.preferences.accept_threshold}: a candidate would be "
                          "both chosen and rejected")
+    if cfg.algorithm.name not in ALGORITHMS:
+        raise ValueError(f"algorithm.name={cfg.algorithm.name!r}: choose one of {', '.join(ALGORITHMS)}")
+    if cfg.run.kind not in RUN_KINDS:
+        raise ValueError(f"run.kind={cfg.run.kind!r}: choose one of {', '.join(RUN_KINDS)}")
+    if (cfg.run.kind == "preference") != (cfg.algorithm.name == "mpo"):
+        raise ValueError(f"run.kind={cfg.run.kind} with algorithm.name={cfg.algorithm.name}: preference runs train "
+                         "MPO, RL runs GSPO")
+    if cfg.algorithm.mpo.preset is not None:
+        if cfg.algorithm.mpo.preset not in MPO_PRESETS:
+            raise ValueError(f"algorithm.mpo.preset={cfg.algorithm.mpo.preset!r}: choose one of "
+                             f"{', '.join(MPO_PRESETS)} or null (then beta / w_pref / w_quality / w_sft apply)")
     if cfg.run.eval_every < 0:
         raise ValueError(f"run.eval_every={cfg.run.eval_every}: must be >= 0 (0 turns evaluation off)")
+
+
+def mpo_settings(cfg: MPOConfig) -> dict[str, float]:
+    """beta / w_pref / w_quality / w_sft / delta_momentum: the preset's values, or the config's when preset is null."""
+    chosen = MPO_PRESETS[cfg.preset] if cfg.preset is not None else {
+        "beta": cfg.beta, "w_pref": cfg.w_pref, "w_quality": cfg.w_quality, "w_sft": cfg.w_sft}
+    return {**chosen, "delta_momentum": cfg.delta_momentum}

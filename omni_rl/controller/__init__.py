@@ -7,4 +7,8 @@ def run_stage(cfg):  # noqa: ANN001 - OmniRLConfig; imported lazily to keep `imp
         from omni_rl.controller.rl import train_rl
 
         return train_rl(cfg)
-    raise ValueError(f"run.kind={cfg.run.kind!r} is not available yet (known now: rl)")
+    if cfg.run.kind == "preference":
+        from omni_rl.controller.preference import train_preference
+
+        return train_preference(cfg)
+    raise ValueError(f"run.kind={cfg.run.kind!r}: known kinds are rl and preference")

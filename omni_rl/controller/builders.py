@@ -220,15 +220,18 @@ def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> "TrainerGroup":
     from omni_rl.algorithms.gspo import CLIP_PRESETS
     from omni_rl.training.group import TrainerGroup
 
+    from omni_rl.config.schema import mpo_settings
+
     t, a = cfg.trainer, cfg.algorithm
     eps_low, eps_high = CLIP_PRESETS[a.clip_preset] if a.clip_preset else (a.eps_low, a.eps_high)
+    objective = {"objective": "mpo", "mpo": mpo_settings(a.mpo)} if a.name == "mpo" else {}
     return TrainerGroup(str(policy.path), num_workers=t.num_workers, lr=t.lr, warmup_steps=t.warmup_steps,
                         lr_schedule=t.lr_schedule, min_lr_ratio=t.min_lr_ratio,
                         total_steps=cfg.run.steps * t.optimizer_steps_per_batch,
                         weight_decay=t.weight_decay, betas=tuple(t.betas), grad_clip=t.grad_clip,
                         micro_batch_size=t.micro_batch_size, encoder_once=t.encoder_once,
                         freeze=asdict(t.freeze), eps_low=eps_low, eps_high=eps_high, kl_beta=a.kl_beta,
-                        max_logprob_error=a.max_logprob_error, seed=cfg.run.seed, dtype=cfg.model.dtype)
+                        max_logprob_error=a.max_logprob_error, seed=cfg.run.seed, dtype=cfg.model.dtype, **objective)
 
 
 def build_train_batch(cfg: OmniRLConfig, prompts: Sequence[Prompt], scored: Sequence[Sequence[ScoredRollout]]

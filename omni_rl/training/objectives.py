@@ -28,6 +28,7 @@ from torch import Tensor
 
 from omni_rl.algorithms.gspo import gspo_loss, kl_k3, logprob_error_weights
 from omni_rl.algorithms.mpo import bco_loss, dpo_sigmoid_loss, mpo_loss
+from omni_rl.config.schema import MPO_PRESETS  # noqa: F401 -- the presets, next to the objective
 
 if TYPE_CHECKING:
     from omni_rl.training.batch import TrainBatch
@@ -129,14 +130,6 @@ class GSPOObjective:
 
 
 # ------------------------------------------------------------------------------------------------------------- MPO
-MPO_PRESETS: dict[str, dict[str, float]] = {
-    # the public Nemotron 3 Nano Omni MPO config
-    "nemotron_omni": {"w_pref": 0.8, "w_quality": 0.2, "w_sft": 0.0, "beta": 0.05},
-    # the MPO paper's defaults (InternVL2-MPO)
-    "mpo_paper": {"w_pref": 0.8, "w_quality": 0.2, "w_sft": 1.0, "beta": 0.1},
-}
-
-
 class MPOObjective:
     """MPO on (chosen, rejected) pairs: w_pref x DPO(sigmoid) + w_quality x BCO(delta) + w_sft x NLL(chosen)
     (`omni_rl.algorithms.mpo`). Sequences come in pairs, chosen first; each carries `ref_logp`, its summed log-prob
@@ -182,7 +175,7 @@ class MPOObjective:
                 return float((x * weights).sum())
 
             sums = {"pairs": float(weights.sum()), "pref_sum": wsum(pref), "quality_sum": wsum(quality),
-                    "sft_sum": wsum(chosen_nll.detach()), "correct_sum": wsum((chosen_r > rejected_r).to(pc.dtype)),
+                    "sft_sum": wsum(chosen_nll.detach()), "correct_sum": wsum(_preferred(chosen_r - rejected_r)),
                     "margin_sum": wsum(chosen_r - rejected_r), "chosen_reward_sum": wsum(chosen_r),
                     "rejected_reward_sum": wsum(rejected_r)}
         return MicroLoss(per_pair, weights, sums, {})
@@ -215,6 +208,13 @@ class MPOObjective:
 
 
 OBJECTIVES = {"gspo": GSPOObjective, "mpo": MPOObjective}
+TIE = 1e-6  # |implicit reward margin| at or below this counts as a tie (e.g. every pair before the first update)
+
+
+def _preferred(margin: Tensor) -> Tensor:
+    """Preference accuracy per pair: 1 when the chosen response's implicit reward is higher, 0 when lower, 0.5 for a
+    tie (so an untrained policy, equal to its reference, scores 0.5 rather than 0)."""
+    return torch.where(margin.abs() <= TIE, 0.5, (margin > 0).to(margin.dtype)).to(margin.dtype)
 
 
 def make_objective(name: str, **kwargs: Any) -> GSPOObjective | MPOObjective:

@@ -448,7 +448,8 @@ def _combine_steps(steps: Sequence[dict[str, float]]) -> dict[str, float]:
         return {"train/optimizer_steps": 0.0}
     out = {k: sum(m[k] for m in steps) / len(steps) for k in steps[0]}
     for k in _STEP_SUM_KEYS:
-        out[k] = sum(m[k] for m in steps)
+        if k in steps[0]:
+            out[k] = sum(m[k] for m in steps)
     for key in ("logprob/mismatch_max", "train/logprob_seq_error_max"):
         if key in steps[0]:
             out[key] = max(m[key] for m in steps)

@@ -54,7 +54,8 @@ def _expected(worker: TrainerWorker, batch: TrainBatch, delta: float) -> dict[st
         quality = -logsig(beta * lrc - delta) - logsig(-(beta * lrr - delta))
         nll = -sum(logp[j]) / len(logp[j])
         losses.append(wp * pref + wq * quality + ws * nll)
-        correct.append(float(beta * lrc > beta * lrr))
+        margin = beta * lrc - beta * lrr
+        correct.append(0.5 if abs(margin) <= 1e-6 else float(margin > 0))
         rewards += [beta * lrc, beta * lrr]
         weights.append(c.weight)
     n = sum(weights)
