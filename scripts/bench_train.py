@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Learning figures of an RL stage, as a distribution over seeds and thread counts (min / median / max).
+"""Learning figures of a training stage (RL or preference), as a distribution over seeds and thread counts (min / median / max).
 
 One run of a stage is deterministic on one machine, but float reductions differ between CPUs (kernels, vector width,
 thread count), and a few hundred RL steps amplify that into a different trajectory. So a learning claim here is a
@@ -14,12 +14,14 @@ Figures per run, then min / median / max over the runs:
   reward/<source>      the same, per source (task)
   held-out rise        greedy reward on the held-out suite at the last evaluation minus at step 0 (`run.eval_every`)
   held-out/<source>    the same, per source
+  accuracy / margin    preference stages (mpo): the same windows of mpo/accuracy and mpo/reward_margin
   end reward, held-out end, wall time (model build + warm start included when the cache is cold)
 
     .venv/bin/python scripts/bench_train.py                                  # one default image_rl run
     .venv/bin/python scripts/bench_train.py --fresh-cache                    # ... timing the model build + warm start
     .venv/bin/python scripts/bench_train.py --seeds 5                        # the sweep behind the docs, the CI test
     .venv/bin/python scripts/bench_train.py --stage text_rl_1 --seeds 5
+    .venv/bin/python scripts/bench_train.py --stage mpo --seeds 5 --window 10  # preference accuracy, held-out
     .venv/bin/python scripts/bench_train.py --encoder-once                   # + encoder-once on/off step time
 
 The sweep's table is also written to `<out>/sweep.json`.
@@ -76,6 +78,11 @@ def figures(rows: list[dict], window: int) -> dict[str, float]:
             out[f"{name} rise"] = end - start
             if name == "reward":
                 out["reward start"], out["reward end"] = start, end
+    for name, key in (("accuracy", "mpo/accuracy"), ("margin", "mpo/reward_margin")):  # preference stages
+        start, end = window_mean(rows, key, window, True), window_mean(rows, key, window, False)
+        if start is not None and end is not None:
+            out[f"{name} rise"] = end - start
+            out[f"{name} start"], out[f"{name} end"] = start, end
     evals = [r for r in rows if "eval/mean" in r]
     if len(evals) >= 2:
         first, last = evals[0], evals[-1]
@@ -88,21 +95,23 @@ def figures(rows: list[dict], window: int) -> dict[str, float]:
 
 
 def print_single(rows: list[dict], wall: float, window: int, stage: str) -> None:
-    rewards = [r["reward/mean"] for r in rows]
+    curve = "reward/mean" if any("reward/mean" in r for r in rows) else "mpo/accuracy"
+    rewards = [r[curve] for r in rows if curve in r]
     block = max(1, len(rewards) // 12)
-    print(f"\n== {stage}, {len(rows)} steps ==")
-    print(f"reward curve (means of {block}-step blocks): "
+    print(f"\n== {stage}, {len(rewards)} steps ==")
+    print(f"{curve} curve (means of {block}-step blocks): "
           + " ".join(f"{fmean(rewards[i:i + block]):.2f}" for i in range(0, len(rewards), block)))
     evals = [(r["step"], r["eval/mean"]) for r in rows if "eval/mean" in r]
     if evals:
         print("held-out greedy eval (step: reward): " + " ".join(f"{st}: {v:.2f}" for st, v in evals))
     for k, v in figures(rows, window).items():
         print(f"  {k:32s} {v:+.3f}" if "rise" in k else f"  {k:32s} {v:.3f}")
-    steps_s = sum(r["time/step"] + r.get("time/eval", 0.0) for r in rows)
+    steps_s = sum(r.get("time/step", 0.0) + r.get("time/eval", 0.0) for r in rows)
     print(f"wall time {wall:.0f} s ({wall / 60:.1f} min), of which {wall - steps_s:.0f} s outside the steps "
           "(model build / warm start when not cached, vLLM + Ray start-up, plots)")
-    split = {k: fmean(r.get(k, 0.0) for r in rows) for k in
-             ("time/render", "time/generate", "time/verify", "time/train", "time/refit", "time/step")}
+    split = {k: fmean(r[k] for r in rows if k in r) for k in
+             ("time/render", "time/generate", "time/verify", "time/train", "time/refit", "time/build", "time/step")
+             if any(k in r for r in rows)}
     print("mean step-time split: " + ", ".join(f"{k.split('/')[1]} {v:.2f}s" for k, v in split.items()))
 
 
@@ -131,6 +140,10 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                     help="OMP_NUM_THREADS per process, cycled over the sweep's runs (default 1 2)")
+    ap.add_argument("--seed-keys", nargs="+", default=["run.seed", "data.seed", "model.seed"],
+                    help="the config keys set to k in run k of a sweep (default run.seed data.seed model.seed: "
+                         "another model, warm start and suite per run; run.seed alone keeps them and varies the "
+                         "data order, sampling and initialisation)")
     ap.add_argument("--window", type=int, default=20, help="steps averaged for the start / end reward (default 20)")
     ap.add_argument("--out", default="outputs/bench_train", help="run dirs, logs, the sweep's cache and sweep.json")
     ap.add_argument("--cache", default=None,
@@ -154,7 +167,7 @@ def main() -> None:
         cache = Path(args.cache).resolve() if args.cache else out / "cache"
         for k in range(args.first_seed, args.first_seed + args.seeds):
             threads = args.threads[(k - args.first_seed) % len(args.threads)]
-            seeds = [f"run.seed={k}", f"data.seed={k}", f"model.seed={k}"]
+            seeds = [f"{key}={k}" for key in args.seed_keys]
             rows, wall = run_stage([*base, *seeds], out / f"seed{k}", threads=threads, cache=cache)
             f = {**figures(rows, args.window), "wall time s": wall}
             per_run.append(f)

@@ -81,7 +81,7 @@ def data(tmp_path_factory) -> Path:
     for r in good:  # absolute media paths: the test file lives elsewhere
         for part in r["messages"][0]["content"]:
             if part.get("type") == "image":
-                part["image"] = str(suite.parent / part["image"])
+                part["image"] = str((suite.parent / part["image"]).resolve())
     d = tmp_path_factory.mktemp("data")
     (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not an image")
     template = good[0]
@@ -163,10 +163,13 @@ def test_filter_killed_and_resumed_matches_uninterrupted_run(tmp_path, data):
     band = lambda r: r["pass_rate"] < 0.8  # noqa: E731 -- image_rl's preset
     assert {r["id"] for r in kept} == {r["id"] for r in a if band(r)}
     for r in kept:
+        image = r["messages"][0]["content"][0]
+        if image.get("type") == "image":  # relative to kept.jsonl's dir, or absolute: either way it resolves
+            resolved = (tmp_path / "full" / image["image"]).resolve()
+            assert resolved.is_file()
+            image["image"] = str(resolved)
         if r["id"] in rows:
             assert {k: v for k, v in r.items() if k != "pass_rate"} == rows[r["id"]]
-        image = r["messages"][0]["content"][0]
-        assert (tmp_path / "full" / image["image"]).is_file() if image.get("type") == "image" else True
 
     # pairs from the filter's responses, no generation
     prefs = _run("build-preferences", tmp_path / "pairs", f"data.path={data}", "filter.prompts_per_call=2",
