@@ -1,19 +1,29 @@
 #!/usr/bin/env python
-"""omni-rl vs TRL: the same GSPO training steps run by omni-rl and by TRL 1.16's GRPOTrainer, side by side.
+"""omni-rl vs TRL: the same GSPO training steps run by omni-rl and by TRL 1.16's GRPOTrainer, side by side; with
+`--modes mpo`, the same MPO preference steps run by omni-rl's `stage=mpo` and by TRL 1.16's DPOTrainer.
 
-For each mode, (a) text prompts (tiny `--family-text` model, synthetic `text_math`) and (b) image prompts (tiny
-`--family-image` model, synthetic `image_colour` + `image_count` as in `stage=image_rl`), both sides get the SAME checkpoint dir, prompt file, G, max new
-tokens, learning rate, optimizer (AdamW 0.9/0.999, no weight decay, constant lr, grad clip 1), steps and prompts per
-step, and score with the same reward (`omni_rl.verifiers.reward`). Each side runs in its own child process, so its
-peak memory is its own. What TRL is configured with, and the few CPU-forced deviations from a stock TRL run, are in
-`omni_rl/bench/trl_baseline.py`'s docstring and docs/benchmarks.md.
+For each GSPO mode, (a) text prompts (tiny `--family-text` model, synthetic `text_math`) and (b) image prompts (tiny
+`--family-image` model, synthetic `image_colour` + `image_count` as in `stage=image_rl`), both sides get the SAME
+checkpoint dir, prompt file, G, max new tokens, learning rate, optimizer (AdamW 0.9/0.999, no weight decay, constant
+lr, grad clip 1), steps and prompts per step, and score with the same reward (`omni_rl.verifiers.reward`). Each side
+runs in its own child process, so its peak memory is its own. What TRL is configured with, and the few CPU-forced
+deviations from a stock TRL run, are in `omni_rl/bench/trl_baseline.py`'s docstring and docs/benchmarks.md.
+
+MPO modes (`mpo_text`, `mpo_image`; `mpo` = both): pairs built once by `omni-rl build-preferences` with the same
+checkpoint on the same tasks (`--pairs-text` / `--pairs-image` to give a pairs.jsonl), `--pairs-per-step` pairs per
+step in omni-rl's order on both sides, the same beta and loss weights (`--mpo-preset`, or `--beta` / `--w-*`),
+AdamW (`--lr`, `--mpo-betas`, `--mpo-weight-decay`, constant lr, clip 1). What TRL runs and how the data reach it
+are in `omni_rl/bench/trl_mpo.py`'s docstring.
 
 Printed: mean step time (first step excluded as warm-up), peak memory of each side's process tree (summed RSS, and
-summed PSS, which counts shared pages once) and the ratio omni-rl / TRL (< 1: omni-rl is faster / smaller).
+summed PSS, which counts shared pages once) and the ratio omni-rl / TRL (< 1: omni-rl is faster / smaller). MPO
+modes also print both sides' losses of the first two steps (delta = 0 on both there), whether both trained on
+identical token ids, and TRL's own loss code against omni-rl's objective on identical log-probs.
 
     .venv/bin/python scripts/bench_vs_trl.py                          # text + image, G=16, 6 steps
     .venv/bin/python scripts/bench_vs_trl.py --modes text --steps 3   # quick look
     .venv/bin/python scripts/bench_vs_trl.py --sides trl              # the TRL baseline alone
+    .venv/bin/python scripts/bench_vs_trl.py --modes mpo              # MPO, text + image pairs, 16 pairs/step
 
 Exit status 1 if any side failed (its error is printed in the table and the log path given).
 """
@@ -23,14 +33,21 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from omni_rl.bench.trl_baseline import SIDES, SideSpec, measure_side
+from omni_rl.bench.trl_baseline import SIDES, VLLM_CPU_ENV, SideSpec, _kill_session, measure_side
+from omni_rl.bench.trl_mpo import TRL_FORMATS, MPOSideSpec, measure_mpo_side
+from omni_rl.config.schema import MPO_PRESETS
 
-MODES = ("text", "image")
+GSPO_MODES = ("text", "image")
+MPO_MODES = ("mpo_text", "mpo_image")
+MODES = GSPO_MODES + MPO_MODES
+MODE_ALIASES = {"mpo": MPO_MODES}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,16 +71,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--model-text", default=None, help="HF checkpoint dir for text prompts instead of the tiny family")
     ap.add_argument("--model-image", default=None,
                     help="HF checkpoint dir for image prompts instead of the tiny family")
-    ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    ap.add_argument("--modes", nargs="+", choices=[*MODES, *MODE_ALIASES], default=list(GSPO_MODES),
+                    help="GSPO: text, image (default); MPO: mpo_text, mpo_image, or mpo for both")
     ap.add_argument("--sides", nargs="+", choices=SIDES, default=list(SIDES))
     ap.add_argument("--omni-rl-override", action="append", default=[], metavar="KEY=VALUE",
                     help="extra Hydra override for the omni-rl side, after the parity ones (repeatable), e.g. "
                          "rollout.enforce_eager=true for omni-rl's default eager vLLM")
+    mpo = ap.add_argument_group("MPO modes")
+    mpo.add_argument("--pairs-per-step", type=int, default=16, help="pairs per optimizer step")
+    mpo.add_argument("--pairs-per-micro-batch", type=int, default=8,
+                     help="pairs per forward/backward (omni-rl trainer.micro_batch_size = 2x this; TRL "
+                          "per_device_train_batch_size, gradient accumulation over the rest of the step)")
+    mpo.add_argument("--mpo-preset", choices=sorted(MPO_PRESETS), default="nemotron_omni",
+                     help="beta and loss weights; --beta / --w-pref / --w-quality / --w-sft override them")
+    for name in ("beta", "w-pref", "w-quality", "w-sft"):
+        mpo.add_argument(f"--{name}", type=float, default=None)
+    mpo.add_argument("--mpo-betas", type=float, nargs=2, default=[0.9, 0.98], help="AdamW betas (stage=mpo's)")
+    mpo.add_argument("--mpo-weight-decay", type=float, default=0.1, help="AdamW weight decay (stage=mpo's)")
+    mpo.add_argument("--pairs-text", default=None, help="pairs.jsonl for mpo_text instead of building them")
+    mpo.add_argument("--pairs-image", default=None, help="pairs.jsonl for mpo_image instead of building them")
+    mpo.add_argument("--pair-candidates", type=int, default=8, help="preferences.n when building pairs")
+    mpo.add_argument("--pair-prompts-per-task", type=int, default=32,
+                     help="data.synthetic_per_task when building pairs")
+    mpo.add_argument("--trl-format", choices=TRL_FORMATS, default="standard",
+                     help="standard: prompt pre-rendered by omni-rl's chat template, response + EOS (identical "
+                          "token ids on both sides); conversational: TRL's chat-template path (one more token)")
     ap.add_argument("--threads", type=int, default=1,
                     help="OMP_NUM_THREADS of every process of both sides (1: robust on a small shared CPU box)")
     ap.add_argument("--out", default="outputs/bench_vs_trl", help="work dir: prompts, run dirs, logs, results.json")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per side before it is killed")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    args.modes = list(dict.fromkeys(m for mode in args.modes for m in MODE_ALIASES.get(mode, (mode,))))
+    return args
 
 
 def prepare_model(mode: str, family: str, tasks: list[str], *, warm_start: bool, seed: int,
@@ -117,6 +156,79 @@ def run_mode(mode: str, args: argparse.Namespace, out: Path) -> dict[str, dict[s
     return results
 
 
+def mpo_settings(args: argparse.Namespace) -> dict[str, float]:
+    """beta / w_pref / w_quality / w_sft of both MPO sides: the preset's, overridden by --beta / --w-*."""
+    given = {"beta": args.beta, "w_pref": args.w_pref, "w_quality": args.w_quality, "w_sft": args.w_sft}
+    return {k: float(v if v is not None else MPO_PRESETS[args.mpo_preset][k]) for k, v in given.items()}
+
+
+def prepare_pairs(mode: str, family: str, tasks: list[str], model_dir: Path, *, n: int, per_task: int, seed: int,
+                  threads: int, out: Path, timeout_s: float) -> Path:
+    """pairs.jsonl of `omni-rl build-preferences` (child process) with the benchmark's checkpoint on `tasks`: n
+    candidates per prompt from the policy both sides start from, `per_task` synthetic prompts per task. Kept under
+    `out` (not deleted between runs) and reused when the same job finished before."""
+    job = out / f"{model_dir.name}-n{n}-k{per_task}-seed{seed}"
+    if (job / "report.json").is_file() and (job / "pairs.jsonl").is_file():
+        return job / "pairs.jsonl"
+    job.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "omni_rl.cli", "build-preferences",
+           f"stage={'text_rl_1' if mode == 'mpo_text' else 'image_rl'}", f"model.family={family}",
+           f"model.path={model_dir}", "model.warm_start=false", f"data.synthetic_tasks=[{','.join(tasks)}]",
+           f"data.synthetic_per_task={per_task}", f"data.seed={seed}", f"run.seed={seed}", f"preferences.n={n}",
+           f"run.output_dir={job}", "rollout.num_workers=1", "logging.wandb_mode=disabled"]
+    env = {**os.environ, **{k: v for k, v in VLLM_CPU_ENV.items() if k not in os.environ},
+           "OMP_NUM_THREADS": str(threads)}
+    log_path = job.parent / f"{job.name}.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            returncode = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            returncode = None
+        finally:
+            _kill_session(proc.pid)
+            proc.wait()
+    if returncode != 0 or not (job / "pairs.jsonl").is_file():
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
+        raise RuntimeError(f"building pairs failed (exit {returncode}); log {log_path}, tail:\n{tail}")
+    return job / "pairs.jsonl"
+
+
+def run_mpo_mode(mode: str, args: argparse.Namespace, out: Path) -> dict[str, dict[str, Any]]:
+    text = mode == "mpo_text"
+    family = args.family_text if text else args.family_image
+    tasks = args.text_tasks if text else args.image_tasks
+    given_model = args.model_text if text else args.model_image
+    given_pairs = args.pairs_text if text else args.pairs_image
+    model_dir = (Path(given_model).resolve() if given_model is not None
+                 else prepare_model("text" if text else "image", family, tasks, warm_start=args.warm_start,
+                                    seed=args.seed, out=out / mode))
+    if given_pairs is not None:
+        pairs_path = Path(given_pairs).resolve()
+    else:
+        print(f"[{mode}] building pairs with {model_dir.name} ({args.pair_candidates} candidates x "
+              f"{args.pair_prompts_per_task} prompts per task of {', '.join(tasks)}) ...", flush=True)
+        pairs_path = prepare_pairs(mode, family, tasks, model_dir, n=args.pair_candidates,
+                                   per_task=args.pair_prompts_per_task, seed=args.seed, threads=args.threads,
+                                   out=out / "pairs" / mode, timeout_s=args.timeout)
+    settings = mpo_settings(args)
+    results: dict[str, dict[str, Any]] = {}
+    for side in args.sides:
+        spec = MPOSideSpec(side=side, model_dir=str(model_dir), pairs_path=str(pairs_path), family=family,
+                           images=not text, steps=args.steps, pairs_per_step=args.pairs_per_step,
+                           pairs_per_micro_batch=args.pairs_per_micro_batch, lr=args.lr, betas=list(args.mpo_betas),
+                           weight_decay=args.mpo_weight_decay, grad_clip=1.0, seed=args.seed,
+                           out_dir=str(out / mode / side.replace("-", "_")), trl_format=args.trl_format,
+                           threads=args.threads, extra_overrides=list(args.omni_rl_override), **settings)
+        print(f"[{mode}] {side}: {args.steps} steps of {args.pairs_per_step} pairs from {pairs_path} ...", flush=True)
+        try:
+            results[side] = measure_mpo_side(spec, timeout_s=args.timeout)
+        except Exception as e:  # noqa: BLE001 - one failed side is reported in the table, the other still runs
+            results[side] = {"side": side, "error": f"{type(e).__name__}: {e}"}
+            print(f"[{mode}] {side} FAILED: {str(e).splitlines()[0]}", flush=True)
+    return results
+
+
 def _fmt(v: Any, spec: str) -> str:
     return format(v, spec) if isinstance(v, (int, float)) and math.isfinite(v) else "-"
 
@@ -144,7 +256,8 @@ def side_row(mode: str, r: dict[str, Any]) -> list[str]:
             _fmt(_mean(r["completion_len_mean"]), ".1f"), _fmt(_mean(r["zero_std_group_frac"]), ".2f")]
 
 
-def print_table(all_results: dict[str, dict[str, dict[str, Any]]], args: argparse.Namespace) -> None:
+def print_table(all_results: dict[str, dict[str, dict[str, Any]]], args: argparse.Namespace) -> list[str]:
+    """The GSPO modes' table; returns the failures."""
     rows: list[list[str]] = []
     failures: list[str] = []
     for mode, results in all_results.items():
@@ -176,8 +289,117 @@ def print_table(all_results: dict[str, dict[str, dict[str, Any]]], args: argpars
             if split:
                 print(f"  {mode:<6} {side:<8} " + " / ".join(_fmt(split[f"time/{k}"], ".3f") for k in
                                                           ("generate", "verify", "refit", "other")))
-    for f in failures:
-        print(f"FAILED {f}")
+    return failures
+
+
+MPO_COLUMNS = ("mode", "side", "mean step s", "warm-up s", "setup s", "peak RSS MiB", "peak PSS MiB", "main RSS MiB",
+               "loss step 0", "loss step 1", "grad norm step 0", "accuracy last", "margin last")
+
+
+def _at(xs: list[Any] | None, i: int) -> Any:
+    return xs[i] if xs and -len(xs) <= i < len(xs) else None
+
+
+def mpo_side_row(mode: str, r: dict[str, Any]) -> list[str]:
+    return [mode, r["side"], _fmt(r["mean_step_s"], ".3f"), _fmt(r["warmup_step_s"], ".2f"), _fmt(r["setup_s"], ".1f"),
+            _fmt(r["peak_tree_rss_mib"], ".0f"), _fmt(r["peak_tree_pss_mib"], ".0f"),
+            _fmt(r["peak_main_rss_mib"], ".0f"), _fmt(_at(r["losses"], 0), ".7f"), _fmt(_at(r["losses"], 1), ".7f"),
+            _fmt(_at(r["grad_norms"], 0), ".6f"), _fmt(_at(r["accuracy"], -1), ".2f"),
+            _fmt(_at(r["reward_margin"], -1), ".4f")]
+
+
+def loss_agreement(results: dict[str, dict[str, Any]]) -> list[str]:
+    """Lines comparing the two sides' losses at steps 0 and 1 (delta = 0 on both there) and the step-0 grad norm."""
+    a, b = results.get("omni-rl", {}), results.get("trl", {})
+    if "losses" not in a or "losses" not in b:
+        return []
+    out = []
+    for step in (0, 1):
+        x, y = _at(a["losses"], step), _at(b["losses"], step)
+        if x is None or y is None:
+            continue
+        delta = 0.0 if step == 0 else _at(a["delta"], step - 1)
+        out.append(f"loss step {step}: omni-rl {x:.7f} (delta {_fmt(delta, '.1e')}), TRL {y:.7f}, "
+                   f"|diff| {abs(x - y):.1e}")
+    x, y = _at(a["grad_norms"], 0), _at(b["grad_norms"], 0)
+    if isinstance(x, float) and isinstance(y, float):
+        out.append(f"grad norm step 0: omni-rl {x:.6f}, TRL {y:.6f}, |diff| {abs(x - y):.1e}")
+    later = [abs(x - y) for x, y in zip(a["losses"][2:], b["losses"][2:])]
+    if later:
+        steps = "step 2" if len(later) == 1 else f"steps 2-{len(later) + 1}"
+        out.append(f"{steps}: |diff| up to {max(later):.1e} (omni-rl delta after the last step "
+                   f"{_fmt(_at(a['delta'], -1), '.1e')})")
+    return out
+
+
+def print_mpo_table(all_results: dict[str, dict[str, dict[str, Any]]], args: argparse.Namespace) -> list[str]:
+    """The MPO modes' table and loss / token checks; returns the failures."""
+    from omni_rl.bench.trl_mpo import loss_check, trl_mpo_losses
+
+    s = mpo_settings(args)
+    types, weights = trl_mpo_losses(s["w_pref"], s["w_quality"], s["w_sft"])
+    rows: list[list[str]] = []
+    failures: list[str] = []
+    for mode, results in all_results.items():
+        for side in args.sides:
+            r = results[side]
+            if "error" in r:
+                rows.append([mode, side, "FAILED"] + [""] * (len(MPO_COLUMNS) - 3))
+                failures.append(f"{mode}/{side}: {r['error']}")
+            else:
+                rows.append(mpo_side_row(mode, r))
+        if len(args.sides) == 2:
+            rows.append([mode, "omni-rl/TRL", _ratio(results, "mean_step_s"), "", "",
+                         _ratio(results, "peak_tree_rss_mib"), _ratio(results, "peak_tree_pss_mib"),
+                         _ratio(results, "peak_main_rss_mib"), "", "", "", "", ""])
+    print(f"\n== omni-rl MPO vs TRL {_trl_version()} DPOTrainer (loss_type={types}, loss_weights={weights}, "
+          f"beta {s['beta']}): {args.pairs_per_step} pairs/step in micro-batches of {args.pairs_per_micro_batch}, "
+          f"{args.steps} steps (mean excludes the first), AdamW lr {args.lr} betas {tuple(args.mpo_betas)} "
+          f"wd {args.mpo_weight_decay}, constant lr, clip 1, TRL data {args.trl_format}, "
+          f"{args.threads} thread(s) per process ==")
+    widths = [max(len(row[i]) for row in [list(MPO_COLUMNS), *rows]) for i in range(len(MPO_COLUMNS))]
+    for row in [list(MPO_COLUMNS), *rows]:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    print("step time: omni-rl time/step (build batch + train); TRL, wall time between optimizer-step ends (fetch + "
+          "collate + forward/backward + optimizer + logging). accuracy / margin: implicit-reward preference accuracy "
+          "and margin of the last step.")
+    for mode, results in all_results.items():
+        trl = results.get("trl", {})
+        print(f"\n[{mode}]")
+        for line in loss_agreement(results):
+            print(f"  {line}")
+        parity = trl.get("token_parity")
+        if parity:
+            px = parity.get("pixel_values_max_abs_diff")
+            print(f"  token ids of the first step's pairs: {parity['identical_sequences']}/{parity['sequences']} "
+                  f"sequences identical on both sides, TRL completions {parity['extra_completion_tokens']:+d} tokens"
+                  + (f", pixel values max |diff| {px:.1e}" if px is not None else "")
+                  + (f"; first difference {parity['first_difference']}" if parity["first_difference"] else ""))
+        split = [f"{side} " + " / ".join(f"{k.removeprefix('time/')} {_fmt(v, '.3f')}" for k, v in
+                                         results[side]["time_split_mean_s"].items() if k != "time/step")
+                 for side in args.sides if "time_split_mean_s" in results.get(side, {})]
+        if split:
+            print(f"  mean step-time split (s): {'; '.join(split)}")
+        if "precompute_ref_log_probs" in trl:
+            how = ("precomputed once before training" if trl["precompute_ref_log_probs"] else
+                   "a forward of a model copy in every micro-batch (precompute_ref_log_probs is refused for vision "
+                   "datasets)")
+            print(f"  TRL reference log-probs: {how}")
+    print("\nTRL's DPOTrainer._compute_loss vs omni-rl's MPOObjective on identical random log-probs "
+          "(8 pairs, float64):")
+    for label, kw in (("delta 0", {}), ("delta 0, equal chosen lengths", {"equal_lengths": True}),
+                      ("omni-rl delta 0.05", {"delta": 0.05})):
+        c = loss_check(**s, **kw)
+        print(f"  {label:<30} omni-rl {c['omni_rl']:.10f}  TRL {c['trl']:.10f}  |diff| {c['abs_diff']:.1e}")
+    print("Both losses are the same function while omni-rl's delta is 0, which holds at steps 0 and 1 (at step 0 the "
+          "policy is its own reference: every implicit reward, hence delta's first update, is 0); from step 2 on "
+          "omni-rl's BCO term subtracts delta, the EMA (0.99) of the mean implicit reward, where TRL's bco_pair has "
+          "no shift, and the losses part (slowly while the rewards stay near 0, where the BCO term's slope in delta, "
+          "1 - sig(R_c - delta) - sig(R_r - delta), is near 0)"
+          + ("; the sft term differs whenever a micro-batch's chosen responses differ in length (TRL: mean over all "
+             "its chosen tokens; omni-rl: each pair's token mean, then the mean over pairs)" if s["w_sft"] else "")
+          + ".")
+    return failures
 
 
 def _trl_version() -> str:
@@ -191,9 +413,18 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve()
     for mode in args.modes:
         shutil.rmtree(out / mode, ignore_errors=True)
-    all_results = {mode: run_mode(mode, args, out) for mode in args.modes}
+    all_results = {mode: run_mpo_mode(mode, args, out) if mode in MPO_MODES else run_mode(mode, args, out)
+                   for mode in args.modes}
     (out / "results.json").write_text(json.dumps(all_results, indent=2, default=str))
-    print_table(all_results, args)
+    failures = []
+    gspo = {m: r for m, r in all_results.items() if m in GSPO_MODES}
+    mpo = {m: r for m, r in all_results.items() if m in MPO_MODES}
+    if gspo:
+        failures += print_table(gspo, args)
+    if mpo:
+        failures += print_mpo_table(mpo, args)
+    for f in failures:
+        print(f"FAILED {f}")
     print(f"\nfull results (per-step times, rewards, TRL logs, omni-rl time split): {out / 'results.json'}")
     return 1 if any("error" in r for res in all_results.values() for r in res.values()) else 0
 

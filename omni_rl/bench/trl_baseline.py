@@ -599,18 +599,27 @@ def run_side(spec: SideSpec) -> dict[str, Any]:
 
 
 def measure_side(spec: SideSpec, *, timeout_s: float = 3600.0) -> dict[str, Any]:
-    """Run `run_side(spec)` in a fresh child process (so peak memory is this side's alone) and return its result.
+    """Run `run_side(spec)` in a fresh child process (so peak memory is this side's alone) and return its result
+    (`measure_in_child`)."""
+    return measure_in_child("omni_rl.bench.trl_baseline", asdict(spec), out_dir=Path(spec.out_dir), side=spec.side,
+                            threads=spec.threads, timeout_s=timeout_s)
+
+
+def measure_in_child(module: str, spec: dict[str, Any], *, out_dir: Path, side: str, threads: int,
+                     timeout_s: float = 3600.0) -> dict[str, Any]:
+    """Run `python -m <module> --spec <spec as JSON> --out <result>` in a fresh child process and return the result
+    JSON it writes.
 
     The child's stdout/stderr go to `<out_dir>.log`; a failure or a timeout raises with the log's tail. The child
     leads its own session; whatever is left in it when the child ends (or times out) is killed."""
-    out = Path(spec.out_dir)
+    out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     spec_path, result_path, log_path = (out.parent / f"{out.name}{s}" for s in (".spec.json", ".result.json", ".log"))
-    spec_path.write_text(json.dumps(asdict(spec), indent=2))
+    spec_path.write_text(json.dumps(spec, indent=2))
     result_path.unlink(missing_ok=True)
     env = {**os.environ, **{k: v for k, v in VLLM_CPU_ENV.items() if k not in os.environ},
-           "OMP_NUM_THREADS": str(spec.threads)}
-    cmd = [sys.executable, "-m", "omni_rl.bench.trl_baseline", "--spec", str(spec_path), "--out", str(result_path)]
+           "OMP_NUM_THREADS": str(threads)}
+    cmd = [sys.executable, "-m", module, "--spec", str(spec_path), "--out", str(result_path)]
     with log_path.open("w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
@@ -623,7 +632,7 @@ def measure_side(spec: SideSpec, *, timeout_s: float = 3600.0) -> dict[str, Any]
     if returncode != 0 or not result_path.is_file():
         why = f"timed out after {timeout_s:.0f} s" if returncode is None else f"exit {returncode}"
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-40:])
-        raise RuntimeError(f"{spec.side} side failed ({why}); log {log_path}, tail:\n{tail}")
+        raise RuntimeError(f"{side} side failed ({why}); log {log_path}, tail:\n{tail}")
     return json.loads(result_path.read_text())
 
 
