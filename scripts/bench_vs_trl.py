@@ -35,12 +35,11 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from omni_rl.bench.trl_baseline import SIDES, VLLM_CPU_ENV, SideSpec, _kill_session, measure_side
+from omni_rl.bench.trl_baseline import SIDES, VLLM_CPU_ENV, SideSpec, measure_side, run_logged
 from omni_rl.bench.trl_mpo import TRL_FORMATS, MPOSideSpec, measure_mpo_side
 from omni_rl.config.schema import MPO_PRESETS
 
@@ -179,15 +178,7 @@ def prepare_pairs(mode: str, family: str, tasks: list[str], model_dir: Path, *, 
     env = {**os.environ, **{k: v for k, v in VLLM_CPU_ENV.items() if k not in os.environ},
            "OMP_NUM_THREADS": str(threads)}
     log_path = job.parent / f"{job.name}.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        try:
-            returncode = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            returncode = None
-        finally:
-            _kill_session(proc.pid)
-            proc.wait()
+    returncode = run_logged(cmd, env=env, log_path=log_path, timeout_s=timeout_s)
     if returncode != 0 or not (job / "pairs.jsonl").is_file():
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
         raise RuntimeError(f"building pairs failed (exit {returncode}); log {log_path}, tail:\n{tail}")

@@ -605,6 +605,20 @@ def measure_side(spec: SideSpec, *, timeout_s: float = 3600.0) -> dict[str, Any]
                             threads=spec.threads, timeout_s=timeout_s)
 
 
+def run_logged(cmd: list[str], *, env: dict[str, str], log_path: Path, timeout_s: float) -> int | None:
+    """Run `cmd` in its own session with stdout/stderr to `log_path`; its exit code, or None on timeout. Whatever
+    is left in the session when it ends (Ray / vLLM processes) is killed."""
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            return proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+        finally:
+            _kill_session(proc.pid)
+            proc.wait()
+
+
 def measure_in_child(module: str, spec: dict[str, Any], *, out_dir: Path, side: str, threads: int,
                      timeout_s: float = 3600.0) -> dict[str, Any]:
     """Run `python -m <module> --spec <spec as JSON> --out <result>` in a fresh child process and return the result
@@ -620,15 +634,7 @@ def measure_in_child(module: str, spec: dict[str, Any], *, out_dir: Path, side: 
     env = {**os.environ, **{k: v for k, v in VLLM_CPU_ENV.items() if k not in os.environ},
            "OMP_NUM_THREADS": str(threads)}
     cmd = [sys.executable, "-m", module, "--spec", str(spec_path), "--out", str(result_path)]
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        try:
-            returncode = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            returncode = None
-        finally:
-            _kill_session(proc.pid)  # the child leads its own session: also ends any Ray/vLLM process it left
-            proc.wait()
+    returncode = run_logged(cmd, env=env, log_path=log_path, timeout_s=timeout_s)
     if returncode != 0 or not result_path.is_file():
         why = f"timed out after {timeout_s:.0f} s" if returncode is None else f"exit {returncode}"
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-40:])
