@@ -51,17 +51,9 @@ def _run(model_path: str, batch: TrainBatch, tmp_path: Path) -> None:
     m_ref = ref.train_step(batch, global_num_seqs=batch.num_weighted)
     assert batch.num_weighted == 8.0
 
-    from omni_rl.training.dist import free_port
+    from training_helpers import run_two_ranks
 
-    port = free_port()
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_rank_main, args=(r, port, model_path, batch, str(tmp_path))) for r in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=240)
-        assert p.exitcode == 0, f"rank process exit code {p.exitcode}"
-    ranks = [torch.load(tmp_path / f"{r}.pt", weights_only=False) for r in range(2)]
+    ranks = run_two_ranks(_rank_main, model_path, batch, out_dir=tmp_path)
     assert [r["n_micro"] for r in ranks] == [2, 2]
 
     dp = reduce_metrics([r["metrics"] for r in ranks])

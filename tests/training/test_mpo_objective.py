@@ -5,7 +5,6 @@ a checkpoint, and chosen / rejected of one prompt sharing one media encoding."""
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 from pathlib import Path
 
 import pytest
@@ -97,22 +96,14 @@ def _rank_main(rank: int, port: int, model_path: str, batch: TrainBatch, out: st
 
 @pytest.mark.slow
 def test_mpo_two_ranks_two_microbatches_equal_one(text_model_path, tmp_path):
-    from omni_rl.training.dist import free_port
+    from training_helpers import run_two_ranks
 
     ref = TrainerWorker(text_model_path, micro_batch_size=12, **KW)
     batch = _with_reference(ref, _pairs())  # 6 pairs: 3 per rank, micro-batches of 2 pairs + 1 pair
     ref.objective.delta = 0.3
     one = reduce_metrics([ref.train_step(batch, global_num_seqs=ref.objective.count(batch))], ref.objective)
 
-    port = free_port()
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_rank_main, args=(r, port, text_model_path, batch, str(tmp_path))) for r in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=240)
-        assert p.exitcode == 0, f"rank process exit code {p.exitcode}"
-    ranks = [torch.load(tmp_path / f"{r}.pt", weights_only=False) for r in range(2)]
+    ranks = run_two_ranks(_rank_main, text_model_path, batch, out_dir=tmp_path)
     assert [r["n_micro"] for r in ranks] == [2, 2]
     dp = reduce_metrics([r["metrics"] for r in ranks], ref.objective)
     for key in ("train/loss", "mpo/accuracy", "mpo/reward_margin", "mpo/pref_loss", "mpo/quality_loss",

@@ -50,3 +50,22 @@ def text_batch(seed: int = 0) -> TrainBatch:
     prompts = [TrainPrompt(prompt_ids=torch.randint(10, 400, (n,), generator=g).tolist(), uid=f"t{n}")
                for n in (5, 8, 3)]
     return TrainBatch(prompts=prompts, sequences=random_sequences(3, 3, seed=seed))
+
+
+def run_two_ranks(target, *args, out_dir) -> list[dict]:
+    """Run `target(rank, port, *args, out_dir)` in 2 spawned processes (a real gloo group on a free port), assert
+    both exit 0, and return what each saved to `<out_dir>/<rank>.pt`."""
+    import multiprocessing as mp
+    from pathlib import Path
+
+    from omni_rl.training.dist import free_port
+
+    port = free_port()
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=target, args=(r, port, *args, str(out_dir))) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=240)
+        assert p.exitcode == 0, f"rank process exit code {p.exitcode}"
+    return [torch.load(Path(out_dir) / f"{r}.pt", weights_only=False) for r in range(2)]
