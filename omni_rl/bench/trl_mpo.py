@@ -271,25 +271,11 @@ def pref_step_clock() -> Any:
     """A TrainerCallback recording, per optimizer step, the wall time since the previous step ended (`.step_times`;
     the first since `on_epoch_begin`), the time spent in phases wrapped with `.timed(phase, fn)` in that interval
     (`.phase_times`) and TRL's logs (`.logs`)."""
-    from transformers import TrainerCallback
+    from omni_rl.bench.trl_baseline import step_clock
 
-    class PrefStepClock(TrainerCallback):
-        def __init__(self) -> None:
-            self.step_times: list[float] = []
-            self.phase_times: list[dict[str, float]] = []
-            self.logs: list[dict[str, float]] = []
-            self._t0 = 0.0
-            self._phases: dict[str, float] = {}
-
-        def timed(self, phase: str, fn: Any) -> Any:
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                t = time.perf_counter()
-                try:
-                    return fn(*args, **kwargs)
-                finally:
-                    self._phases[phase] = self._phases.get(phase, 0.0) + time.perf_counter() - t
-
-            return wrapper
+    class PrefStepClock(type(step_clock())):  # the GSPO clock's state and `.timed`, measured step end to step end
+        def on_step_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+            pass
 
         def on_epoch_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
             if not self.step_times:
