@@ -130,8 +130,12 @@ def _quiet_per_request_warnings() -> None:
             computed = layer.endswith(("RotaryEmbedding", "PositionEmbedding")) and " " not in layer
             return not ("after the thread binding" in msg or (computed and rest == "Failed to load weights"))
 
+    _Drop.omni_rl_quiet = True  # marks ours, so a second call (a second worker in this process) adds none
+
     for name in ("vllm.v1.worker.cpu_worker", "vllm.model_executor.model_loader.reload.layerwise"):
-        logging.getLogger(name).addFilter(_Drop())
+        log = logging.getLogger(name)
+        if not any(getattr(f, "omni_rl_quiet", False) for f in log.filters):
+            log.addFilter(_Drop())
 
 
 class RolloutWorker:
