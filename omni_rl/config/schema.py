@@ -15,9 +15,11 @@ from omegaconf import MISSING
 
 @dataclass
 class ModelConfig:
-    # A built-in tiny offline family ("text", "omni", "vl", "audio") built on first use, or "hf" with `path`.
+    # The built-in tiny offline model to build when `path` is None: "text", "omni", "vl" or "audio" (cached).
     family: str = "omni"
-    path: Optional[str] = None  # HF checkpoint dir; None -> tiny model of `family` (built offline, cached)
+    # HF checkpoint dir; its family comes from its config.json `architectures` (omni / vl / audio / text, else "hf"),
+    # whatever `family` says
+    path: Optional[str] = None
     dtype: str = "float32"  # trainer + vLLM dtype; float32 on CPU, bfloat16 on GPU
     enable_thinking: bool = True  # chat template reasoning mode (<think> ... </think>)
     warm_start: bool = True  # tiny models only: short supervised warm start so RL starts from a format-following policy

@@ -47,7 +47,14 @@ def build_policy(cfg: OmniRLConfig, run: Run) -> Policy:
         path = Path(cfg.model.path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"model.path={path} is not an HF checkpoint dir (no config.json)")
-        family = cfg.model.family
+        from omni_rl.models.policy import detect_family
+
+        # the checkpoint decides: a stage's `model.family` names the tiny model it builds when there is no path, so
+        # `stage=text_rl_1 model.path=<an omni final/>` trains the omni model on the stage's text data
+        family = detect_family(path)
+        if family != cfg.model.family:
+            run.console.print(f"model.path is a checkpoint of family {family!r}; training it as such "
+                              f"(model.family={cfg.model.family!r} applies to the built-in tiny model only)")
     else:
         from omni_rl.models.tiny import build_tiny_model
 

@@ -124,3 +124,26 @@ def test_banned_token_ids(family, named, tiny_dir):
     for allowed in ("<|im_end|>", "<think>", "</think>"):
         assert tok.convert_tokens_to_ids(allowed) not in banned
     assert banned_token_ids(load_processor(tiny_dir("text"))) == []
+
+
+def test_model_path_decides_the_family_over_the_stage_default(tmp_path, tiny_dir):
+    """`stage=text_rl_1` sets model.family=text for its built-in tiny model; given `model.path` of an omni checkpoint
+    (e.g. the final/ of stage=mpo), the policy is the omni checkpoint, trained as omni."""
+    from rich.console import Console
+
+    from omni_rl.config.compose import compose_config
+    from omni_rl.controller.builders import build_policy
+    from omni_rl.controller.run import Run
+
+    omni = tiny_dir("omni")
+    cfg = compose_config(["stage=text_rl_1", f"model.path={omni}", f"run.output_dir={tmp_path / 'run'}"])
+    assert cfg.model.family == "text"
+    console = Console(record=True, width=200)
+    policy = build_policy(cfg, Run(cfg=cfg, dir=tmp_path, console=console))
+    assert (policy.path, policy.family) == (omni, "omni")
+    assert "model.path is a checkpoint of family 'omni'" in console.export_text()
+    text_cfg = compose_config(["stage=text_rl_1", f"model.path={tiny_dir('text')}"])
+    assert build_policy(text_cfg, Run(cfg=text_cfg, dir=tmp_path, console=console)).family == "text"
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        bad = compose_config([f"model.path={tmp_path}"])
+        build_policy(bad, Run(cfg=bad, dir=tmp_path, console=console))
