@@ -181,17 +181,19 @@ def default_pairs(cfg: OmniRLConfig, run: Any) -> Path:
     """pairs.jsonl of `omni-rl build-preferences` on the synthetic suite with the initial policy, in the cache (the
     job is resumable: an interrupted build continues)."""
     from omni_rl.jobs.preferences import run_build_preferences
+    from omni_rl.jobs.store import waiting_lock
 
     settings = {k: v for k, v in asdict(cfg).items() if k in ("model", "data", "rollout", "preferences")}
     settings["seed"] = cfg.run.seed
     key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
     out = B.cache_dir() / "pairs" / f"{cfg.run.name}-{key}"
-    if (out / "report.json").is_file() and (out / "pairs.jsonl").is_file():
-        return out / "pairs.jsonl"
-    run.console.print(f"building preference pairs with the initial policy (cached in {out})")
-    job_cfg = replace(cfg, run=replace(cfg.run, output_dir=str(out)))
-    if run_build_preferences(job_cfg, console=run.console) != 0:
-        raise RuntimeError(f"building the preference pairs in {out} was interrupted; re-run to continue")
+    with waiting_lock(out.with_name(f".{out.name}.lock")):  # a concurrent run with the same settings waits, then reuses
+        if (out / "report.json").is_file() and (out / "pairs.jsonl").is_file():
+            return out / "pairs.jsonl"
+        run.console.print(f"building preference pairs with the initial policy (cached in {out})")
+        job_cfg = replace(cfg, run=replace(cfg.run, output_dir=str(out)))
+        if run_build_preferences(job_cfg, console=run.console) != 0:
+            raise RuntimeError(f"building the preference pairs in {out} was interrupted; re-run to continue")
     import ray
 
     if ray.is_initialized():

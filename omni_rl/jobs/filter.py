@@ -58,7 +58,11 @@ def run_filter(cfg: OmniRLConfig, console: Console | None = None) -> int:
 
     if not run_job(job, "filter", console, body):
         return 130
-    report = finalize(cfg, job, bands)
+    try:
+        report = finalize(cfg, job, bands)
+    except BaseException:
+        job.close("failed")  # the records stay; the next run rebuilds the outputs from them
+        raise
     job.close("finished")
     t = report["totals"]
     console.print(f"filter: rows in {t['rows_in']} = kept {t['kept']} + filtered out {t['filtered_out']} "

@@ -81,7 +81,11 @@ def run_build_preferences(cfg: OmniRLConfig, console: Console | None = None) -> 
 
         if not run_job(job, "build-preferences", console, body):
             return 130
-    report = finalize(cfg, job, source_dir, record_file)
+    try:
+        report = finalize(cfg, job, source_dir, record_file)
+    except BaseException:
+        job.close("failed")  # the records stay; the next run rebuilds the outputs from them
+        raise
     job.close("finished")
     t = report["totals"]
     console.print(f"build-preferences: rows in {t['rows_in']} = prompts with pairs {t['with_pairs']} + no accepted "

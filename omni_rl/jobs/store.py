@@ -7,10 +7,15 @@
 * Records are appended one line per write and flushed, so a SIGKILL loses at most the line being written; reading
   drops (and truncates) a partial last line. Every record carries the input row position `pos`, which is how a
   resumed run knows what is done.
+* One job at a time per directory: the job holds an exclusive `flock` on the directory while it runs (released by
+  the kernel when its process dies, so a killed job never leaves a stale lock); a second job on the same directory
+  is refused at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -23,7 +28,36 @@ JOB_FILE = "job.json"
 
 
 class JobConfigMismatch(Exception):
-    """The output dir holds a job written with other settings."""
+    """The directory holds another job, or this job with other settings: the message says what to do."""
+
+
+class JobBusy(JobConfigMismatch):
+    """Another running process holds the directory."""
+
+
+def lock_dir(path: Path) -> int:
+    """An exclusive, non-blocking flock on directory `path` (which must exist); returns the fd to close."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise JobBusy(f"{path} is in use by another running process (an omni-rl job with this run.output_dir): wait "
+                      "for it to finish (re-running the same command afterwards continues its work), or choose "
+                      "another run.output_dir=...") from None
+    return fd
+
+
+@contextlib.contextmanager
+def waiting_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on the file `path` (created if missing), waiting for any other holder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -61,6 +95,20 @@ class JobDir:
         self.job = job
         self.records = records
         self._files: dict[str, IO[str]] = {}
+        created = not self.path.exists()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = lock_dir(self.path)
+        try:
+            self._open(fingerprint, outputs, overwrite, overwrite_key)
+        except BaseException:
+            self._unlock()
+            if created and not any(self.path.iterdir()):
+                self.path.rmdir()
+            raise
+
+    def _open(self, fingerprint: Mapping[str, Any], outputs: tuple[str, ...], overwrite: bool,
+              overwrite_key: str) -> None:
+        job, records = self.job, self.records
         ours = (JOB_FILE, *records, *outputs)
         meta_path = self.path / JOB_FILE
         if overwrite:
@@ -85,12 +133,11 @@ class JobDir:
                     session["status"] = "killed"
             self.meta = meta
         else:
-            foreign = [p.name for p in self.path.iterdir()] if self.path.is_dir() else []
+            foreign = [p.name for p in self.path.iterdir()]
             if foreign and not overwrite:
                 raise JobConfigMismatch(f"{self.path} is not empty and holds no {job} job ({', '.join(foreign[:4])}"
                                         f"{' ...' if len(foreign) > 4 else ''}): choose an empty run.output_dir=... "
                                         f"(or pass {overwrite_key}=true to write into it; other files stay)")
-            self.path.mkdir(parents=True, exist_ok=True)
             self.meta = {"job": job, "fingerprint": dict(fingerprint), "sessions": []}
         self.resumed = self.has_records()
         self.session = {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": 0.0, "prompts": 0,
@@ -126,8 +173,10 @@ class JobDir:
         if self.has_records() or len(self.meta["sessions"]) > 1:
             self.session["status"] = "failed"
             self.save_meta()
+            self._unlock()
             return
         (self.path / JOB_FILE).unlink(missing_ok=True)
+        self._unlock()
         if not any(self.path.iterdir()):
             self.path.rmdir()
 
@@ -137,6 +186,12 @@ class JobDir:
         self._files.clear()
         self.session["status"] = status
         self.save_meta()
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock >= 0:
+            os.close(self._lock)  # closing the last fd of the open file releases the flock
+            self._lock = -1
 
 
 def read_records(path: Path, *, truncate: bool = False) -> Iterator[dict[str, Any]]:

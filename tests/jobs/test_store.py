@@ -36,6 +36,7 @@ def test_same_settings_resume_and_other_settings_are_refused_naming_the_keys(tmp
     killed = _job(tmp_path / "out")  # a session that never closed (SIGKILL) is marked as killed
     killed.session["status"] = "running"
     killed.save_meta()
+    killed._unlock()  # its process died: the kernel drops the lock, job.json still says running
     again = _job(tmp_path / "out")
     assert [s["status"] for s in again.meta["sessions"]] == ["interrupted", "finished", "killed", "running"]
     again.close("finished")
@@ -66,7 +67,8 @@ def test_non_empty_foreign_dir_and_other_job_are_refused(tmp_path):
     (tmp_path / "run" / "metrics.jsonl").write_text("")
     with pytest.raises(JobConfigMismatch, match="holds no filter job"):
         _job(tmp_path / "run")
-    JobDir(tmp_path / "prefs", job="build-preferences", fingerprint=FP, records=("candidates.jsonl",), outputs=())
+    JobDir(tmp_path / "prefs", job="build-preferences", fingerprint=FP, records=("candidates.jsonl",),
+           outputs=()).close("finished")
     with pytest.raises(JobConfigMismatch, match="holds a `build-preferences` job"):
         _job(tmp_path / "prefs")
 
@@ -107,3 +109,68 @@ def test_abandon_leaves_a_fresh_dir_as_if_never_started(tmp_path):
     job.abandon()  # records exist: kept, the session marked failed
     meta = json.loads((tmp_path / "out" / "job.json").read_text())
     assert [s["status"] for s in meta["sessions"]] == ["finished", "failed"]
+
+
+def _hold_in_child(path, ready, release):
+    job = _job(path)
+    ready.set()
+    release.wait(30)
+    job.close("finished")
+
+
+def test_second_job_on_a_running_dir_is_refused_and_a_dead_holder_frees_it(tmp_path):
+    import multiprocessing as mp
+
+    from omni_rl.jobs.store import JobBusy
+
+    ctx = mp.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    child = ctx.Process(target=_hold_in_child, args=(tmp_path / "j", ready, release))
+    child.start()
+    try:
+        assert ready.wait(60)
+        with pytest.raises(JobBusy, match="in use by another running process.*re-running the same command"):
+            _job(tmp_path / "j")
+        assert json.loads((tmp_path / "j" / "job.json").read_text())["sessions"][-1]["status"] == "running"
+    finally:
+        child.kill()  # dies holding the lock, as a SIGKILLed job does: the kernel releases it
+        child.join(30)
+    job = _job(tmp_path / "j")  # no stale lock; the dead session is recorded as killed
+    assert [s["status"] for s in job.meta["sessions"]] == ["killed", "running"]
+    job.close("finished")
+    _job(tmp_path / "j").close("finished")  # close() released it in this process too
+
+
+def test_refused_start_releases_the_lock_and_leaves_no_dir(tmp_path):
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "x.txt").write_text("x")
+    with pytest.raises(JobConfigMismatch, match="not empty"):
+        _job(tmp_path / "other")
+    _job(tmp_path / "other", overwrite=True).close("finished")  # not locked by the refused attempt
+    with pytest.raises(JobConfigMismatch, match="other settings"):
+        _job(tmp_path / "other", fp={"model.path": "elsewhere"})
+    assert not (tmp_path / "absent").exists()
+    job = _job(tmp_path / "absent")
+    job.abandon()
+    assert not (tmp_path / "absent").exists()
+
+
+def test_waiting_lock_serialises_two_holders(tmp_path):
+    import threading
+    import time
+
+    from omni_rl.jobs.store import waiting_lock
+
+    order = []
+
+    def second():
+        with waiting_lock(tmp_path / ".l"):  # separate open() -> separate flock, even in one process
+            order.append("second")
+
+    with waiting_lock(tmp_path / ".l"):
+        t = threading.Thread(target=second)
+        t.start()
+        time.sleep(0.3)
+        order.append("first")
+    t.join(10)
+    assert order == ["first", "second"]
