@@ -181,7 +181,7 @@ def default_pairs(cfg: OmniRLConfig, run: Any) -> Path:
     """pairs.jsonl of `omni-rl build-preferences` on the synthetic suite with the initial policy, in the cache (the
     job is resumable: an interrupted build continues)."""
     from omni_rl.jobs.preferences import run_build_preferences
-    from omni_rl.jobs.store import waiting_lock
+    from omni_rl.locks import waiting_lock
 
     settings = {k: v for k, v in asdict(cfg).items() if k in ("model", "data", "rollout", "preferences")}
     settings["seed"] = cfg.run.seed

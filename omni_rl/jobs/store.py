@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -23,6 +22,8 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
+
+from omni_rl.locks import try_lock_dir
 
 JOB_FILE = "job.json"
 
@@ -36,28 +37,13 @@ class JobBusy(JobConfigMismatch):
 
 
 def lock_dir(path: Path) -> int:
-    """An exclusive, non-blocking flock on directory `path` (which must exist); returns the fd to close."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
+    """`try_lock_dir`, raising JobBusy with what to do when another process holds `path`."""
+    fd = try_lock_dir(path)
+    if fd is None:
         raise JobBusy(f"{path} is in use by another running process (an omni-rl job with this run.output_dir): wait "
                       "for it to finish (re-running the same command afterwards continues its work), or choose "
-                      "another run.output_dir=...") from None
+                      "another run.output_dir=...")
     return fd
-
-
-@contextlib.contextmanager
-def waiting_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on the file `path` (created if missing), waiting for any other holder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

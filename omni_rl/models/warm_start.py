@@ -39,6 +39,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from omni_rl.locks import waiting_lock
+
 log = logging.getLogger(__name__)
 
 WARM_START_VERSION = 6
@@ -101,18 +103,18 @@ def warm_start(model_dir: str | Path, suite_jsonl: str | Path, *, steps: int = 5
     final = model_dir.parent / f"{model_dir.name}-ws-{key}"
     if (final / "config.json").is_file():
         return final
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=model_dir.parent))
-    try:
-        report = _train(model_dir, suite_jsonl, tmp, steps=steps, lr=lr, batch_size=batch_size,
-                        label_noise=label_noise, seed=seed, read_target=read_target, max_read_steps=max_read_steps,
-                        check_every=check_every)
-        (tmp / "warm_start.json").write_text(json.dumps({**settings, **report}, indent=2))
+    with waiting_lock(model_dir.parent / f".{final.name}.lock"):  # a concurrent run waits for this build, then reuses it
+        if (final / "config.json").is_file():
+            return final
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=model_dir.parent))
         try:
+            report = _train(model_dir, suite_jsonl, tmp, steps=steps, lr=lr, batch_size=batch_size,
+                            label_noise=label_noise, seed=seed, read_target=read_target, max_read_steps=max_read_steps,
+                            check_every=check_every)
+            (tmp / "warm_start.json").write_text(json.dumps({**settings, **report}, indent=2))
             tmp.rename(final)
-        except OSError:  # a concurrent builder won; its result is identical
-            pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 

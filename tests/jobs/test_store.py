@@ -159,7 +159,7 @@ def test_waiting_lock_serialises_two_holders(tmp_path):
     import threading
     import time
 
-    from omni_rl.jobs.store import waiting_lock
+    from omni_rl.locks import waiting_lock
 
     order = []
 

@@ -90,3 +90,34 @@ def test_warm_start_reads_first_then_imitates_the_flawed_teacher(tmp_path, tiny_
     assert 0 < report["read_steps"] < 400 and report["read_steps"] % 20 == 0, report
     assert report["read_preference"]["text_math"] >= 0.9, report
     assert report["final_preference"]["text_math"] < 0.5, report
+
+
+def test_concurrent_warm_starts_train_once(tmp_path, monkeypatch):
+    """Two runs that start together on a cold cache (e.g. two stages launched at once): the second waits for the
+    first one's warm start and reuses it instead of training the same model again."""
+    import threading
+    import time
+
+    import omni_rl.models.warm_start as ws
+
+    model = tmp_path / "models" / "tiny-omni"
+    model.mkdir(parents=True)
+    suite = tmp_path / "train.jsonl"
+    suite.write_text("{}\n")
+    calls = []
+
+    def fake_train(model_dir, suite_jsonl, out, **kw):  # stands in for the training loop only
+        calls.append(out)
+        time.sleep(0.5)
+        (out / "config.json").write_text("{}")
+        return {"steps_run": kw["steps"]}
+
+    monkeypatch.setattr(ws, "_train", fake_train)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(warm_start(model, suite, steps=7))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(calls) == 1 and len(results) == 2 and results[0] == results[1]
+    assert (results[0] / "warm_start.json").is_file() and not list(model.parent.glob(".tiny-omni-ws-*-*"))
