@@ -11,6 +11,7 @@ SLOWEST_FIRST = {  # file -> measured seconds (setup + calls)
     "tests/controller/test_image_rl_e2e.py": 520,
     "tests/controller/test_mpo_e2e.py": 240,
     "tests/jobs/test_filter_e2e.py": 225,
+    "tests/controller/test_curriculum_e2e.py": 220,
     "tests/bench/test_trl_baseline.py": 170,
     "tests/controller/test_resume.py": 160,
     "tests/controller/test_text_rl_e2e.py": 155,
