@@ -1,6 +1,7 @@
 """`omni-rl` command line.
 
     omni-rl run [stage=image_rl] [key=value ...]      train one curriculum stage (Hydra overrides)
+    omni-rl run curriculum=nemotron_omni [key=value ...]   every stage in order on one model, resumable
     omni-rl show-config [key=value ...]               print the composed config (every key, with defaults)
     omni-rl verify --verifier NAME --answer A --response R [--kwargs JSON]
     omni-rl verify --input rows.jsonl --output scores.jsonl     batch scoring in a worker pool with deadlines
@@ -25,6 +26,7 @@ EPILOG = """examples:
   omni-rl run                                   # image RL on the tiny omni model + synthetic image suite
   omni-rl run stage=image_rl rollout.n=8 trainer.lr=1e-4 run.steps=10
   omni-rl run stage=text_rl_1 run.resume=true
+  omni-rl run curriculum=nemotron_omni          # mpo -> text_rl_1 -> image_rl -> omni_rl -> text_rl_2
   omni-rl verify --verifier mathruler --answer "1/2" --response "<think>...</think> \\boxed{0.5}"
   omni-rl plot outputs/image_rl
   omni-rl filter stage=image_rl data.path=my_rows.jsonl filter.n=8 rollout.num_workers=2
@@ -118,12 +120,32 @@ def _compose(overrides: Sequence[str]) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    curriculum = [o for o in args.overrides if o.split("=", 1)[0] == "curriculum"]
+    if curriculum:
+        return _run_curriculum(curriculum[-1].split("=", 1)[1],
+                               [o for o in args.overrides if o.split("=", 1)[0] != "curriculum"])
     cfg = _compose(args.overrides)
     from omni_rl.controller import run_stage
 
     try:
         run_stage(cfg)
     except (FileExistsError, FileNotFoundError) as e:  # run dir / model path / data path problems the user fixes
+        raise UserError(str(e)) from e
+    return 0
+
+
+def _run_curriculum(name: str, overrides: list[str]) -> int:
+    """`run.output_dir` names the curriculum's dir (default outputs/curriculum_<name>); every other override goes to
+    every stage."""
+    from omni_rl.config import ConfigError
+    from omni_rl.controller.curriculum import run_curriculum
+    from omni_rl.jobs.store import JobConfigMismatch
+
+    out = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+") == "run.output_dir"]
+    rest = [o for o in overrides if o.split("=", 1)[0].lstrip("+") not in ("run.output_dir", "stage")]
+    try:
+        run_curriculum(name, rest, output_dir=out[-1] if out else None)
+    except (ConfigError, JobConfigMismatch, FileExistsError, FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from e
     return 0
 
@@ -220,9 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    r = sub.add_parser("run", help="train one curriculum stage (Hydra overrides: key=value ...)",
+    r = sub.add_parser("run", help="train one curriculum stage, or a whole curriculum (Hydra overrides: key=value ...)",
                        description="Train one stage. Overrides are Hydra `key=value` pairs over configs/ "
-                       "(see `omni-rl show-config`). Default: stage=image_rl on the tiny omni model.")
+                       "(see `omni-rl show-config`). Default: stage=image_rl on the tiny omni model. "
+                       "With curriculum=NAME (configs/curriculum/NAME.yaml, or a YAML path) it runs the "
+                       "curriculum's stages in order, each from the previous stage's final/, filtering before "
+                       "the stages that ask for it; the other overrides go to every stage; re-running the same "
+                       "command resumes it (finished stages are skipped). Summary: curriculum.md, curriculum.png.")
     r.add_argument("overrides", nargs="*", help="e.g. stage=image_rl rollout.n=8 trainer.lr=1e-4 run.resume=true")
     r.set_defaults(func=cmd_run)
 
@@ -269,6 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"omni-rl {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"omni-rl {args.command}: interrupted; the checkpoints and records written so far stay (re-run with "
+              "run.resume=true, or re-run the same curriculum / job command, to continue)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

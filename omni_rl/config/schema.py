@@ -155,6 +155,7 @@ class RunConfig:
     eval_every: int = 0  # greedy pass over the held-out set every N steps (and before the last one); 0 = off
     keep_last: int = 2
     stop_after_steps: Optional[int] = None  # stop (as if killed) after this many steps; for resume tests
+    stop_after_stage: Optional[str] = None  # curriculum: stop (as if killed) once this stage (e.g. 1_mpo) finished
 
 
 @dataclass
@@ -244,6 +245,12 @@ def check_values(cfg: OmniRLConfig) -> None:
         raise ValueError(f"trainer.lr_schedule={cfg.trainer.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
     if not 0.0 <= cfg.trainer.min_lr_ratio <= 1.0:
         raise ValueError(f"trainer.min_lr_ratio={cfg.trainer.min_lr_ratio}: must be in [0, 1]")
+    updates = cfg.run.steps * cfg.trainer.optimizer_steps_per_batch
+    if cfg.trainer.lr_schedule == "cosine" and updates <= cfg.trainer.warmup_steps:
+        raise ValueError(f"trainer.lr_schedule=cosine decays over the optimizer steps after the warm-up, but run.steps="
+                         f"{cfg.run.steps} x trainer.optimizer_steps_per_batch={cfg.trainer.optimizer_steps_per_batch}"
+                         f" <= trainer.warmup_steps={cfg.trainer.warmup_steps}: lower trainer.warmup_steps or use "
+                         "trainer.lr_schedule=constant")
     for key, value in (("filter.score", cfg.filter.score), ("preferences.score", cfg.preferences.score)):
         if value not in SCORE_KINDS:
             raise ValueError(f"{key}={value!r}: choose one of {', '.join(SCORE_KINDS)}")

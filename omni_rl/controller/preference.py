@@ -62,7 +62,7 @@ def train_preference(cfg: OmniRLConfig) -> Path:
                 if (step + 1) % cfg.run.checkpoint_every == 0 or step + 1 == cfg.run.steps:
                     ckpt.save(step, trainer)
                 if cfg.run.stop_after_steps is not None and step + 1 >= cfg.run.stop_after_steps:
-                    B.simulate_crash(run)
+                    B.simulate_crash(run.console)
         if eval_data is not None:  # the held-out reward after the last update
             rollout.update_weights(trainer.weights(), version=cfg.run.steps)
             final = B.evaluate(eval_data, rollout, verifier, step=cfg.run.steps)

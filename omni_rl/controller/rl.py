@@ -53,7 +53,7 @@ def train_rl(cfg: OmniRLConfig) -> Path:
                 if (step + 1) % cfg.run.checkpoint_every == 0 or step + 1 == cfg.run.steps:
                     ckpt.save(step, trainer)
                 if cfg.run.stop_after_steps is not None and step + 1 >= cfg.run.stop_after_steps:
-                    B.simulate_crash(run)  # test hook: die like a killed job (no cleanup, no final save)
+                    B.simulate_crash(run.console)  # test hook: die like a killed job (no cleanup, no final save)
         ckpt.export_final(trainer, run.dir / "final", copy_from=policy.path)  # HF dir: the next stage's input
     finally:
         run.logger.close()

@@ -51,3 +51,36 @@ def param_groups(model: Any, family: str) -> dict[str, list[str]]:
     for name, _ in model.named_parameters():
         groups[group_of(name)].append(name)
     return groups
+
+
+def checkpoint_drift(before: Any, after: Any) -> dict[str, dict[str, float]]:
+    """How far each parameter group moved between two HF checkpoint dirs of one model, read from their safetensors
+    (names classified as in the module table, e.g. `thinker.visual.merger.*` -> projector):
+    `{group: {"tensors": n, "changed": tensors not bit-identical, "max_abs_diff": largest element change}}`,
+    groups with no tensor left out. Raises when the two checkpoints do not hold the same tensor names and shapes."""
+    from pathlib import Path
+
+    import torch
+    from safetensors import safe_open
+
+    def tensors(path: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for file in sorted(Path(path).glob("*.safetensors")):
+            with safe_open(str(file), framework="pt") as f:
+                out.update({k: f.get_tensor(k) for k in f.keys()})
+        if not out:
+            raise FileNotFoundError(f"{path} holds no *.safetensors")
+        return out
+
+    a, b = tensors(before), tensors(after)
+    if {k: v.shape for k, v in a.items()} != {k: v.shape for k, v in b.items()}:
+        raise ValueError(f"{before} and {after} are not the same model (tensor names or shapes differ)")
+    drift: dict[str, dict[str, float]] = {}
+    for name in sorted(a):
+        d = drift.setdefault(group_of(name), {"tensors": 0, "changed": 0, "max_abs_diff": 0.0})
+        d["tensors"] += 1
+        if not torch.equal(a[name], b[name]):
+            d["changed"] += 1
+            diff = (a[name].double() - b[name].double()).abs().max().item()
+            d["max_abs_diff"] = max(d["max_abs_diff"], diff)
+    return drift
