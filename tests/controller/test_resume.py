@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 COMMON = ["stage=text_rl_1", "run.steps=4", "run.prompts_per_step=4", "rollout.n=4", "rollout.max_tokens=24",
           "run.checkpoint_every=1", "run.keep_last=2", "logging.wandb_mode=disabled", "logging.progress=false",
-          "logging.plot=false", "verify.num_workers=1", "model.warm_start_steps=300", "data.synthetic_per_task=16"]
+          "logging.plot=false", "verify.num_workers=1"]  # the stage's warm start, shared with test_text_rl_e2e.py
 
 
 def _run(out: Path, *extra: str) -> subprocess.CompletedProcess:
