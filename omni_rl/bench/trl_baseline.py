@@ -651,14 +651,18 @@ def _kill_session(pgid: int) -> None:
         pass
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Run one side of the TRL comparison (child process of measure_side).")
-    ap.add_argument("--spec", required=True, help="SideSpec as JSON")
+def child_main(argv: Sequence[str] | None, spec_type: type, run: Any, what: str) -> None:
+    """The child process of a measured side: read the spec (JSON of `spec_type`), run it, write the result JSON."""
+    ap = argparse.ArgumentParser(description=f"Run one side of {what}.")
+    ap.add_argument("--spec", required=True, help=f"{spec_type.__name__} as JSON")
     ap.add_argument("--out", required=True, help="where to write the result JSON")
     args = ap.parse_args(argv)
-    spec = SideSpec(**json.loads(Path(args.spec).read_text()))
-    result = run_side(spec)
+    result = run(spec_type(**json.loads(Path(args.spec).read_text())))
     Path(args.out).write_text(json.dumps(result, indent=2, default=str))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    child_main(argv, SideSpec, run_side, "the TRL comparison (child process of measure_side)")
 
 
 if __name__ == "__main__":

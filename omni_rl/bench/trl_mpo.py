@@ -57,7 +57,6 @@ is warm-up and excluded from the mean. Memory and threads: as the GSPO modes (`o
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import time
@@ -67,7 +66,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from omni_rl.bench.trl_baseline import TreeMemorySampler, apply_vllm_cpu_env, measure_in_child, summarise
+from omni_rl.bench.trl_baseline import (TreeMemorySampler, apply_vllm_cpu_env, child_main, measure_in_child,
+                                      summarise)
 
 SIDES = ("trl", "omni-rl")
 TRL_FORMATS = ("standard", "conversational")
@@ -490,13 +490,7 @@ def measure_mpo_side(spec: MPOSideSpec, *, timeout_s: float = 3600.0) -> dict[st
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Run one side of the MPO comparison (child of measure_mpo_side).")
-    ap.add_argument("--spec", required=True, help="MPOSideSpec as JSON")
-    ap.add_argument("--out", required=True, help="where to write the result JSON")
-    args = ap.parse_args(argv)
-    spec = MPOSideSpec(**json.loads(Path(args.spec).read_text()))
-    result = run_mpo_side(spec)
-    Path(args.out).write_text(json.dumps(result, indent=2, default=str))
+    child_main(argv, MPOSideSpec, run_mpo_side, "the MPO comparison (child of measure_mpo_side)")
 
 
 if __name__ == "__main__":
