@@ -310,6 +310,7 @@ def _validate(row: Any, *, base_dir: Path, seen_ids: set[str], known_verifiers: 
 
     if not known_verifiers(verifier):
         raise _Reject(f"unknown_verifier:{verifier}")
+    _check_audio_in_video(media)
 
     # resolve media paths (relative to the dataset file's directory) and check each file once
     kinds: set[str] = set()
@@ -318,16 +319,18 @@ def _validate(row: Any, *, base_dir: Path, seen_ids: set[str], known_verifiers: 
         absolute = p if p.is_absolute() else base_dir / p
         absolute = Path(os.path.normpath(absolute))
         part[kind] = str(absolute)
-        kinds.add(kind)
-        if check_media:
-            key = (str(absolute), kind)
+        probes = [kind, "audio"] if kind == "video" and part.get("use_audio") else [kind]
+        kinds.update(probes)
+        for probe in probes if check_media else ():
+            key = (str(absolute), probe)
             if key not in media_cache:
-                media_cache[key] = _probe(absolute, kind)
+                media_cache[key] = _probe(absolute, probe)
             problem = media_cache[key]
             if problem == "missing":
                 raise _Reject(f"missing_media:{written}")
             if problem is not None:
-                raise _Reject(f"corrupt_media:{written}: {problem}")
+                raise _Reject(f"corrupt_media:{written}: {problem}" + (" (its audio track: the part has use_audio)"
+                                                                       if probe != kind else ""))
 
     if modality is None:
         modality = derive_modality(kinds)
@@ -335,6 +338,22 @@ def _validate(row: Any, *, base_dir: Path, seen_ids: set[str], known_verifiers: 
     return Sample(id=rid, source=source, messages=messages, verifier=verifier, answer=row["answer"],
                   verifier_kwargs=dict(vkw), modality=modality, unanswerable=unanswerable, pass_rate=pass_rate,
                   extra=extra)
+
+
+def _check_audio_in_video(media: list[tuple[dict[str, Any], str, str]]) -> None:
+    """A video part with `"use_audio": true` brings its own soundtrack, interleaved with its frames in time (Qwen-Omni's
+    `use_audio_in_video`, a switch for the whole prompt): then every video of the row must have it and the row may
+    hold no separate audio part (vLLM pairs the k-th audio with the k-th video)."""
+    videos = [part for part, kind, _ in media if kind == "video"]
+    with_audio = sum(1 for part in videos if part.get("use_audio"))
+    if not with_audio:
+        return
+    if with_audio != len(videos):
+        raise _Reject("bad_type:messages: 'use_audio' must be true on every video of a row or on none "
+                      f"({with_audio} of {len(videos)} videos have it)")
+    if any(kind == "audio" for _, kind, _ in media):
+        raise _Reject("bad_type:messages: a row whose videos use their own audio track (use_audio) cannot also have "
+                      "separate audio parts")
 
 
 def derive_modality(kinds: set[str] | list[str]) -> str:
@@ -395,6 +414,9 @@ def _check_messages(messages: Any) -> tuple[list[dict[str, Any]], list[tuple[dic
                     raise _Reject(f"bad_type:messages: {pw} {ptype} part needs a local file path in {ptype!r}")
                 if ref.startswith(("data:", "http://", "https://")) or "://" in ref and not ref.startswith("file://"):
                     raise _Reject(f"bad_type:messages: {pw} {ptype} must be a local path (no URLs or inline data)")
+                if "use_audio" in part and not (ptype == "video" and isinstance(part["use_audio"], bool)) and not (
+                        part["use_audio"] is False):
+                    raise _Reject(f"bad_type:messages: {pw} 'use_audio' must be true/false on a video part")
                 media.append((part, ptype, ref))
             else:
                 raise _Reject(f"bad_type:messages: {pw} has unknown type {ptype!r:.40} "

@@ -187,6 +187,8 @@ def load_audio(path: str | Path, *, sr: int | None = AUDIO_SR, sample_rate: int 
     except Exception as e_sf:  # noqa: BLE001 -- libsndfile errors: try FFmpeg
         try:
             mono, file_sr = _decode_audio_av(p)
+        except MediaError:  # FFmpeg opened it and says what is wrong (e.g. a video without an audio track)
+            raise
         except Exception as e_av:  # noqa: BLE001
             raise MediaError("corrupt media", f"cannot decode audio {p.name}: soundfile: {type(e_sf).__name__}: "
                              f"{e_sf}; av: {type(e_av).__name__}: {e_av}") from e_av

@@ -17,6 +17,11 @@ How the two sides are made to agree (verified per family in tests/models/test_vl
    again). `multi_modal_data` = {"image": [PIL.Image], "video": [(uint8 [F, H, W, 3], metadata dict)],
    "audio": [(float32 waveform, sample_rate)]} (lists, in prompt order).
 
+A video part with `"use_audio": true` brings its own soundtrack (read from the video file): its audio goes into the
+processor's `audio` list at the video's place and `use_audio_in_video=True` makes the processor interleave frame and
+sound tokens in 2 s chunks (Qwen-Omni); vLLM also needs `second_per_grid_ts` to chunk the same way, and the trainer
+reads `mm_tensors["use_audio_in_video"]` for its M-RoPE positions.
+
 The processor kwargs passed explicitly on both sides: `videos_kwargs={"fps": <the rate the frames were sampled at>,
 "size": <the checkpoint's video processor size>}`. The size is needed because Qwen2.5-Omni's processor-level defaults (min 128*28*28 pixels per
 frame) override the video processor's saved size; fps sets the temporal position ids (seconds per temporal patch).
@@ -28,6 +33,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from omni_rl.data.types import Prompt, Sample
+
+# mm_tensors key marking a prompt whose videos carry their own audio, interleaved in time (bool tensor [1])
+AUDIO_IN_VIDEO = "use_audio_in_video"
 
 # Placeholder / media-delimiter tokens: never valid in a generated answer (banned in rollouts, RECIPE vision config).
 MEDIA_TOKEN_ATTRS = ("image_token", "video_token", "audio_token", "vision_bos_token", "vision_eos_token",
@@ -90,10 +98,13 @@ def render_prompt(sample: Sample, processor: Any, *, enable_thinking: bool, vide
     clips = [load_video(p, fps=video_fps, max_frames=video_max_frames) for k, p in parts if k == "video"]
     videos = [c.frames for c in clips]
     sr = int(getattr(getattr(processor, "feature_extractor", None), "sampling_rate", 16000))
-    audios = [load_audio(p, sample_rate=sr) for k, p in parts if k == "audio"]
+    in_video = audio_in_video(sample.messages)
+    # With the videos' own soundtracks, the k-th audio is the k-th video's track (read from the video file itself).
+    audios = [load_audio(p, sample_rate=sr) for k, p in parts if k == ("video" if in_video else "audio")]
     # One fps per processor call: the sampling rate of the first clip (all clips of a row share it unless
     # `video_max_frames` thinned a longer one).
-    mm_kwargs = processor_kwargs(processor, has_video=bool(videos), video_fps=clips[0].fps if clips else video_fps)
+    mm_kwargs = processor_kwargs(processor, has_video=bool(videos), video_fps=clips[0].fps if clips else video_fps,
+                                 use_audio_in_video=in_video)
     call: dict[str, Any] = {}
     if images:
         call["images"] = images
@@ -110,6 +121,10 @@ def render_prompt(sample: Sample, processor: Any, *, enable_thinking: bool, vide
     out = processor(text=[text], return_tensors="pt", **call, **mm_kwargs)
     prompt_ids = out["input_ids"][0].tolist()
     mm_tensors = {k: v for k, v in out.items() if k not in ("input_ids", "attention_mask")}
+    if in_video:  # the trainer's M-RoPE positions need it too (HF: `use_audio_in_video` of get_rope_index / forward)
+        import torch
+
+        mm_tensors[AUDIO_IN_VIDEO] = torch.ones(1, dtype=torch.bool)
     mm_data: dict[str, Any] = {}
     if images:
         mm_data["image"] = images
@@ -120,6 +135,11 @@ def render_prompt(sample: Sample, processor: Any, *, enable_thinking: bool, vide
     vllm_inputs: dict[str, Any] = {"prompt_token_ids": list(raw_ids), "multi_modal_data": mm_data}
     if mm_kwargs:
         vllm_inputs["mm_processor_kwargs"] = mm_kwargs
+    if in_video:
+        # vLLM 0.32 interleaves a video's frames and soundtrack by a seconds-per-temporal-patch that it reads from
+        # here and otherwise takes as 1.0; the HF processor derives it from the fps (`video_second_per_grid`).
+        vllm_inputs["mm_processor_kwargs"] = {**mm_kwargs, "second_per_grid_ts": [
+            float(x) for x in out["video_second_per_grid"]]}
     media_bytes = sum(_nbytes(x) for x in [*images, *videos, *audios])
     return Prompt(sample=sample, prompt_ids=prompt_ids, vllm_inputs=vllm_inputs, mm_tensors=mm_tensors,
                   media_bytes=media_bytes)
@@ -133,7 +153,15 @@ def video_metadata(num_frames: int, fps: float) -> dict[str, Any]:
             "frames_indices": list(range(num_frames)), "video_backend": "pyav", "do_sample_frames": False}
 
 
-def processor_kwargs(processor: Any, *, has_video: bool, video_fps: float) -> dict[str, Any]:
+def audio_in_video(messages: Sequence[dict[str, Any]]) -> bool:
+    """True when the row's videos bring their own soundtrack (`"use_audio": true` on a video part; the loader checks
+    that then every video has it and no separate audio part exists)."""
+    return any(part.get("type") == "video" and part.get("use_audio") is True
+               for message in messages if not isinstance(message["content"], str) for part in message["content"])
+
+
+def processor_kwargs(processor: Any, *, has_video: bool, video_fps: float,
+                     use_audio_in_video: bool = False) -> dict[str, Any]:
     """Extra HF-processor kwargs used identically by our call and vLLM's (`mm_processor_kwargs`)."""
     if not has_video:
         return {}
@@ -142,7 +170,11 @@ def processor_kwargs(processor: Any, *, has_video: bool, video_fps: float) -> di
     size = getattr(vp, "size", None)
     if size is not None:
         videos_kwargs["size"] = {k: v for k, v in dict(size).items() if v is not None}
-    return {"videos_kwargs": videos_kwargs}
+    out: dict[str, Any] = {"videos_kwargs": videos_kwargs}
+    if use_audio_in_video:
+        # top level: vLLM's Qwen-Omni processor reads it there, HF routes it into the video kwargs
+        out["use_audio_in_video"] = True
+    return out
 
 
 def _nbytes(item: Any) -> int:

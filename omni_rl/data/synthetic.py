@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: omni_av's beeps are the video's own audio track
 INSTRUCTION = "Think briefly inside <think></think>, then give the final answer in \\boxed{}."
 LETTERS = "ABCD"
 AUDIO_SR = 16000
@@ -176,8 +176,10 @@ def _video_codec() -> str:
     return _CODEC
 
 
-def write_mp4(path: Path, frames: np.ndarray, fps: int = VIDEO_FPS) -> None:
-    """Encode uint8 RGB frames `[F, H, W, 3]` (H, W even) as an mp4 (libx264, else mpeg4), deterministically."""
+def write_mp4(path: Path, frames: np.ndarray, fps: int = VIDEO_FPS, *, audio: np.ndarray | None = None,
+              sr: int = AUDIO_SR) -> None:
+    """Encode uint8 RGB frames `[F, H, W, 3]` (H, W even) as an mp4 (libx264, else mpeg4), deterministically; with
+    `audio` (float32 mono at `sr`) the file also gets an AAC audio track, its own soundtrack."""
     import av
 
     f, h, w, _ = frames.shape
@@ -190,11 +192,26 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int = VIDEO_FPS) -> None:
         else:
             stream.options = {"qscale": "2"}
             stream.thread_count = 1
+        sound = None
+        if audio is not None:
+            sound = container.add_stream("aac", rate=sr, layout="mono")
+            sound.bit_rate = 96_000
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
+        if sound is not None:
+            pcm = np.clip(np.asarray(audio, np.float32), -1.0, 1.0)[None]  # [1, N] planar float
+            chunk = sound.codec_context.frame_size or 1024
+            for start in range(0, pcm.shape[1], chunk):
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, start:start + chunk]), format="fltp",
+                                                   layout="mono")
+                frame.sample_rate, frame.pts = sr, start
+                for packet in sound.encode(frame):
+                    container.mux(packet)
+            for packet in sound.encode(None):
+                container.mux(packet)
 
 
 def write_wav(path: Path, wav: np.ndarray, sr: int = AUDIO_SR) -> None:
@@ -585,13 +602,11 @@ def _omni_av(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
     for i in range(n):
         flashes, beeps = int(pairs[i]) // 3 + 1, int(pairs[i]) % 3 + 1
         vpath, vrel = ctx.media_path(i, "mp4")
-        write_mp4(vpath, _flash_frames(ctx, flashes))
-        apath, arel = ctx.media_path(i, "wav")
-        write_wav(apath, _beeps(ctx.rng, beeps, seconds=3.0))
-        q = ("Count the flashes in the video and the beeps in the audio. "
+        write_mp4(vpath, _flash_frames(ctx, flashes), audio=_beeps(ctx.rng, beeps, seconds=3.0))
+        q = ("Count the flashes in the video and the beeps in its soundtrack. "
              "What is the number of flashes plus the number of beeps?")
-        rows.append(_row(ctx, i, [{"type": "video", "video": vrel}, {"type": "audio", "audio": arel}], q,
-                         "mathruler", str(flashes + beeps)))
+        rows.append(_row(ctx, i, [{"type": "video", "video": vrel, "use_audio": True}], q, "mathruler",
+                         str(flashes + beeps)))
     return rows
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from omni_rl.data.render import AUDIO_IN_VIDEO
 from omni_rl.training.batch import TrainBatch
 
 # mm_tensors keys shaped like the prompt's token ids ([1, L], e.g. Qwen2.5-VL's mm_token_type_ids) end with this:
@@ -81,13 +82,19 @@ class ModelAdapter:
         """Position ids of the prompt ([L] or [3, L]), None for plain 1-D positions from 0."""
         return None
 
-    def hf_logits(self, input_ids: Tensor, attention_mask: Tensor, mm: dict[str, Tensor]) -> Tensor:
-        """Reference path: the model's own forward on the padded batch, media already repeated per row."""
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **mm).logits
+    def hf_logits(self, input_ids: Tensor, attention_mask: Tensor, mm: dict[str, Tensor],
+                  position_ids: Tensor | None = None) -> Tensor:
+        """Reference path: the model's own forward on the padded batch, media already repeated per row (positions
+        from the model itself unless given)."""
+        extra = {} if position_ids is None else {"position_ids": position_ids}
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **mm, **extra).logits
 
 
 class OmniAdapter(ModelAdapter):
-    """Qwen2.5-Omni thinker (`Qwen2_5OmniThinkerForConditionalGeneration`). `use_audio_in_video` is not supported."""
+    """Qwen2.5-Omni thinker (`Qwen2_5OmniThinkerForConditionalGeneration`). A prompt whose videos carry their own
+    soundtrack (`mm["use_audio_in_video"]`, set by `render_prompt`) has its video and audio tokens interleaved in 2 s
+    chunks; the features still fill each modality's placeholders in order, and the M-RoPE positions follow HF's
+    `use_audio_in_video` rule."""
 
     family = "omni"
 
@@ -103,10 +110,23 @@ class OmniAdapter(ModelAdapter):
         fam = mm.get("feature_attention_mask")
         ids = prompt_ids[None]
         pos, _ = self.model.get_rope_index(ids, mm.get("image_grid_thw"), mm.get("video_grid_thw"),
-                                           torch.ones_like(ids), False,
+                                           torch.ones_like(ids), _audio_in_video(mm),
                                            fam.sum(-1) if fam is not None else None,
                                            mm.get("video_second_per_grid"))
         return pos[:, 0]  # [3, L]
+
+    def hf_logits(self, input_ids: Tensor, attention_mask: Tensor, mm: dict[str, Tensor],
+                  position_ids: Tensor | None = None) -> Tensor:
+        """HF's forward takes one `use_audio_in_video` for the whole batch, so a batch that has such prompts comes
+        with its positions computed per prompt (`score`)."""
+        rest = {k: v for k, v in mm.items() if k != AUDIO_IN_VIDEO}
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                          use_cache=False, **rest).logits
+
+
+def _audio_in_video(mm: dict[str, Tensor]) -> bool:
+    flag = mm.get(AUDIO_IN_VIDEO)
+    return flag is not None and bool(flag.any())
 
 
 def _visual_features(m: Any, cfg: Any, mm: dict[str, Tensor]) -> list[tuple[int, Tensor]]:
@@ -201,7 +221,13 @@ def score(adapter: ModelAdapter, batch: TrainBatch, *, encoder_once: bool = True
         mm_rows = _collate_media([mms[s.prompt_index] for s in batch.sequences], input_ids.shape[1])
         n_media = sum(adapter.count_media(mms[s.prompt_index]) for s in batch.sequences)
         n_forwards = sum(1 for s in batch.sequences if adapter.count_media(mms[s.prompt_index]))
-        full = adapter.hf_logits(input_ids, attention_mask, mm_rows)  # [B, T, V]
+        position_ids = None
+        if any(_audio_in_video(mm) for mm in mms):  # HF's forward has one such switch per batch: positions per prompt
+            ids = {p_idx: torch.tensor(batch.prompts[p_idx].prompt_ids, dtype=torch.long, device=device)
+                   for p_idx, _ in batch.groups()}
+            position_ids = _position_ids(batch, {p: adapter.positions(i, mms[p]) for p, i in ids.items()},
+                                         prompt_lens, input_ids.shape)
+        full = adapter.hf_logits(input_ids, attention_mask, mm_rows, position_ids)  # [B, T, V]
         gather_idx, mask = _response_index(prompt_lens, resp_lens, device)
         logits = full.gather(1, gather_idx[..., None].expand(-1, -1, full.shape[-1]))  # [B, R, V]
     targets = _pad([s.response_ids for s in batch.sequences], pad_id, device)[0]  # [B, R]

@@ -239,3 +239,36 @@ def test_derive_modality():
     assert derive_modality(["image", "video"]) == "video"
     assert derive_modality(["audio"]) == "audio"
     assert derive_modality(["image", "audio"]) == "omni"
+
+
+def test_video_with_its_own_soundtrack(tmp_path):
+    """`"use_audio": true` on a video part: the file's own audio track is the row's sound (omni modality); the loader
+    checks that track decodes and refuses rows the rollout engine could not pair (vLLM pairs the k-th audio with the
+    k-th video: every video has it or none, no separate audio part)."""
+    _media(tmp_path)
+    write_mp4(tmp_path / "media" / "av.mp4", np.full((4, 16, 16, 3), 128, np.uint8),
+              audio=np.zeros(16000, np.float32))
+    av = {"type": "video", "video": "media/av.mp4", "use_audio": True}
+    rows = [
+        ({"id": "av", "messages": _user(av), "verifier": "mathruler", "answer": "2"}, None),
+        ({"id": "no-track", "messages": _user({**av, "video": "media/ok.mp4"}), "verifier": "mathruler",
+          "answer": "2"}, "corrupt_media:media/ok.mp4: no audio stream in ok.mp4 (its audio track"),
+        ({"id": "plus-audio", "messages": _user(av, {"type": "audio", "audio": "media/ok.wav"}),
+          "verifier": "mathruler", "answer": "2"}, "bad_type:messages: a row whose videos use their own audio"),
+        ({"id": "half", "messages": _user(av, {"type": "video", "video": "media/ok.mp4"}), "verifier": "mathruler",
+          "answer": "2"}, "bad_type:messages: 'use_audio' must be true on every video of a row or on none (1 of 2"),
+        ({"id": "on-image", "messages": _user({"type": "image", "image": "media/ok.png", "use_audio": True}),
+          "verifier": "mathruler", "answer": "2"}, "bad_type:messages: messages[0].content[0] 'use_audio' must be"),
+        ({"id": "not-bool", "messages": _user({**av, "use_audio": "yes"}), "verifier": "mathruler", "answer": "2"},
+         "bad_type:messages: messages[0].content[0] 'use_audio' must be"),
+        ({"id": "off", "messages": _user({**av, "use_audio": False}), "verifier": "mathruler", "answer": "2"}, None),
+    ]
+    p = tmp_path / "av.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r, _ in rows))
+    res = load_samples(p)
+    assert res.counts["rows_in"] == 7 and res.counts["usable"] == 2 and res.counts["rejected"] == 5
+    assert {s.id: s.modality for s in res.samples} == {"av": "omni", "off": "video"}
+    reasons = {r["id"]: r["reason"] for r in res.rejects}
+    for row, want in rows:
+        if want is not None:
+            assert reasons[row["id"]].startswith(want), (reasons[row["id"]], want)

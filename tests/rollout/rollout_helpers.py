@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 VIDEO_FPS, VIDEO_MAX_FRAMES = 4.0, 8
-SUITE_TASKS = {"image": "image_mcq", "video": "video_motion", "audio": "audio_pitch", "omni": "omni_av"}
+# "omni" (a video and a separate audio part) is built from the video and audio rows by the suite_samples fixture;
+# "omni_track" is a video with its own soundtrack (use_audio_in_video).
+SUITE_TASKS = {"image": "image_mcq", "video": "video_motion", "audio": "audio_pitch", "omni_track": "omni_av"}
 
 
 def render(sample, processor):

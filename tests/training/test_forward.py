@@ -45,7 +45,8 @@ def test_omni_encoder_once_matches_per_rollout(omni):
 
 
 @pytest.mark.parametrize("family, kinds", [("vl", ["image", "text", "video"]), ("audio", ["audio", "text", "audio"]),
-                                           ("omni", ["video", "text"])])
+                                           ("omni", ["video", "text"]),
+                                           ("omni", ["video+track", "video", "audio", "text"])])
 def test_video_vl_audio_encoder_once_match_per_rollout(family, kinds):
     from omni_rl.models.tiny import build_tiny_model
 
@@ -56,7 +57,7 @@ def test_video_vl_audio_encoder_once_match_per_rollout(family, kinds):
     batch = TrainBatch(prompts=prompts, sequences=random_sequences(len(prompts), 3, seed=4))
     once, loss_once, g_once = _loss_and_grads(model, adapter, batch, encoder_once=True)
     per, loss_per, g_per = _loss_and_grads(model, adapter, batch, encoder_once=False)
-    n_media = sum(k != "text" for k in kinds)
+    n_media = sum({"text": 0, "video+track": 2}.get(k, 1) for k in kinds)  # a soundtrack is an audio item
     assert (once.media_encoded, per.media_encoded) == (n_media, 3 * n_media)
     torch.testing.assert_close(once.logp, per.logp, atol=1e-5, rtol=0)
     assert set(g_once) == set(g_per)
@@ -148,3 +149,33 @@ def test_sequence_logp_two_image_prompts_g3_matches_plain_thinker(omni):
             plain = torch.log_softmax(logits[L - 1:-1], -1).gather(-1, torch.tensor(s.response_ids)[:, None])[:, 0]
             torch.testing.assert_close(results[True][0][b], plain, atol=1e-5, rtol=0)
             torch.testing.assert_close(results[False][0][b], plain, atol=1e-5, rtol=0)
+
+
+def test_video_with_its_soundtrack_matches_the_hf_forward(omni):
+    """A video with its own audio track (`use_audio_in_video`): the processor interleaves 2 s chunks of frame tokens
+    and sound tokens; the encoder-once path (features scattered per modality, M-RoPE positions per prompt) gives the
+    same logp as HF's own forward of each full sequence with `use_audio_in_video=True`, and differs from it when the
+    positions ignore the soundtrack (so the flag is what makes them equal)."""
+    from omni_rl.models.policy import sequence_inputs
+
+    model, adapter, proc = omni
+    prompt = mm_prompt(proc, "video+track", seed=3)
+    tok = proc.tokenizer
+    ids = prompt.prompt_ids
+    v, a = tok.convert_tokens_to_ids(tok.video_token), tok.convert_tokens_to_ids(tok.audio_token)
+    # 6 temporal patches x 4 tokens at 0.5 s each -> chunks [0, 2 s) and [2 s, 3 s): 16 + 8 frame tokens; 3 s of
+    # sound -> 75 tokens, 50 per chunk: <|audio_bos|> V*16 A*50 V*8 A*25 <|audio_eos|>
+    span = ids[ids.index(v):len(ids) - ids[::-1].index(a)]
+    assert span == [v] * 16 + [a] * 50 + [v] * 8 + [a] * 25
+    batch = TrainBatch(prompts=[prompt], sequences=random_sequences(1, 2, seed=5))
+    with torch.no_grad():
+        once = score(adapter, batch, encoder_once=True)
+        for i, s in enumerate(batch.sequences):
+            kw = sequence_inputs(ids, prompt.mm_tensors, s.response_ids)
+            logits = model(**kw, use_cache=False).logits[0, len(ids) - 1:-1]
+            ref = torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(s.response_ids)[:, None])[:, 0]
+            torch.testing.assert_close(once.logp[i, :len(s.response_ids)], ref, atol=1e-5, rtol=0)
+        flat = {k: t for k, t in prompt.mm_tensors.items() if k != "use_audio_in_video"}
+        no_flag = score(adapter, TrainBatch(prompts=[type(prompt)(prompt_ids=ids, mm_tensors=flat, uid="x")],
+                                            sequences=batch.sequences), encoder_once=True)
+    assert (no_flag.logp - once.logp).abs().max() > 1e-4

@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from omni_rl.data.render import AUDIO_IN_VIDEO, processor_kwargs
 from omni_rl.training.batch import TrainBatch, TrainPrompt, TrainSequence
 
 
 def mm_prompt(processor, kind: str, seed: int) -> TrainPrompt:
-    """A real processor output (omni / vl / audio families): kind in text / image / video / audio / image+audio."""
+    """A real processor output (omni / vl / audio families): kind in text / image / video / audio / image+audio, or
+    video+track (omni: a video with its own 2 s soundtrack, interleaved with the frames: `use_audio_in_video`)."""
     rng = np.random.default_rng(seed)
     parts, kw = [], {}
     if "image" in kind:
@@ -23,11 +25,17 @@ def mm_prompt(processor, kind: str, seed: int) -> TrainPrompt:
     if "audio" in kind:
         parts.append({"type": "audio"})
         kw["audio"] = [rng.standard_normal(16000).astype("float32")]
+    if "track" in kind:  # 12 frames at 4 fps (6 temporal patches, 2 chunks of 2 s) + 3 s of sound (75 tokens)
+        kw["videos"] = [(rng.random((12, 56, 56, 3)) * 255).astype("uint8")]
+        kw["audio"] = [rng.standard_normal(48000).astype("float32")]
+        kw.update(processor_kwargs(processor, has_video=True, video_fps=4.0, use_audio_in_video=True))
     msgs = [{"role": "user", "content": parts + [{"type": "text", "text": f"Question {seed}?"}]}]
     text = processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
     out = dict(processor(text=[text], return_tensors="pt", **kw))
     ids = out.pop("input_ids")[0].tolist()
     out.pop("attention_mask")
+    if "track" in kind:
+        out[AUDIO_IN_VIDEO] = torch.ones(1, dtype=torch.bool)
     return TrainPrompt(prompt_ids=ids, mm_tensors=out, uid=f"{kind}-{seed}")
 
 
