@@ -25,6 +25,9 @@ class ModelConfig:
     warm_start: bool = True  # tiny models only: short supervised warm start so RL starts from a format-following policy
     warm_start_steps: int = 600
     warm_start_label_noise: float = 0.6  # fraction of warm-start targets given a systematic wrong answer (RL headroom)
+    warm_start_read_steps: int = 3000  # at most this many clean-label steps to read every source
+    warm_start_focus: bool = False  # 3/4 of each reading batch from the sources not read yet (suites of many tasks)
+    warm_start_check_rows: int = 0  # rows per source the reading check scores (0: all)
     seed: int = 0
 
 
@@ -39,6 +42,7 @@ class DataConfig:
     max_prompt_tokens: int = 1024  # longer prompts are rejected with a reason
     eval_path: Optional[str] = None  # held-out rows for run.eval_every; None -> synthetic suite with seed data.seed + 1
     eval_per_task: int = 16  # rows per task of the held-out synthetic suite
+    eval_tasks: list[str] = field(default_factory=list)  # tasks of the held-out synthetic suite; empty -> synthetic_tasks
     seed: int = 0
 
 

@@ -65,7 +65,10 @@ def build_policy(cfg: OmniRLConfig, run: Run) -> Policy:
             run.console.print(f"warm start of the tiny {cfg.model.family} model on {suite_path(cfg)} "
                               "(cached after the first run)")
             path = warm_start(path, suite_path(cfg), steps=cfg.model.warm_start_steps, seed=cfg.model.seed,
-                              label_noise=cfg.model.warm_start_label_noise)
+                              label_noise=cfg.model.warm_start_label_noise,
+                              max_read_steps=cfg.model.warm_start_read_steps, focus=cfg.model.warm_start_focus,
+                              check_rows=cfg.model.warm_start_check_rows, video_fps=cfg.data.video_fps,
+                              video_max_frames=cfg.data.video_max_frames)
         family = cfg.model.family
     processor = load_processor(path)
     return Policy(path=path, family=family, processor=processor, banned_token_ids=banned_token_ids(processor))
@@ -74,10 +77,11 @@ def build_policy(cfg: OmniRLConfig, run: Run) -> Policy:
 # --------------------------------------------------------------------------------------------------------- data
 def suite_path(cfg: OmniRLConfig, *, held_out: bool = False) -> Path:
     """The embedded synthetic suite for the stage's tasks (generated once, cached by its settings). `held_out`: the
-    evaluation suite, same tasks drawn with seed `data.seed + 1` (other images, other answers' order)."""
+    evaluation suite, `data.eval_tasks` (default: the same tasks) drawn with seed `data.seed + 1` (other images,
+    other answers' order); a stage can so watch tasks it does not train on (a text stage's image and audio reward)."""
     from omni_rl.data.synthetic import generate_suite
 
-    tasks = sorted(cfg.data.synthetic_tasks)
+    tasks = sorted(cfg.data.eval_tasks or cfg.data.synthetic_tasks) if held_out else sorted(cfg.data.synthetic_tasks)
     n, seed = (cfg.data.eval_per_task, cfg.data.seed + 1) if held_out else (cfg.data.synthetic_per_task, cfg.data.seed)
     name = f"{'-'.join(tasks) or 'all'}-n{n}-seed{seed}"
     return generate_suite(cache_dir() / "synthetic" / name, tasks=tasks or None, n_per_task=n, seed=seed)

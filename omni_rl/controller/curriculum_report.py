@@ -37,6 +37,10 @@ def stage_summary(key: str, rec: dict[str, Any], stage_dir: Path) -> dict[str, A
     out["eval"] = (evals[0]["eval/mean"], evals[-1]["eval/mean"]) if evals else None
     out["eval_sources"] = {k.split("/", 2)[2]: (evals[0][k], evals[-1][k]) for k in sorted(evals[0])
                            if k.startswith("eval/source/") and k in evals[-1]} if evals else {}
+    trained = {k.split("/", 2)[2] for r in rows for k in r if k.startswith("reward/modality/")}
+    out["untrained_eval"] = {k.split("/", 2)[2]: (evals[0][k], evals[-1][k]) for k in sorted(evals[0])
+                             if k.startswith("eval/modality/") and k in evals[-1]
+                             and k.split("/", 2)[2] not in trained} if evals else {}
     drift = rec.get("drift")
     if drift:
         out["moved"] = ", ".join(drift["moved"]) or "none"
@@ -73,6 +77,14 @@ def write_report(root: Path, state: dict[str, Any]) -> tuple[Path, Path]:
         for src in sorted(set(s["sources"]) | set(s["eval_sources"])):
             lines.append(f"| {s['stage']} | {src} | {_pair(s['sources'].get(src))} | "
                          f"{_pair(s['eval_sources'].get(src))} |")
+    watched = [s for s in summaries if s["untrained_eval"]]
+    if watched:
+        lines += ["", "Drift: held-out greedy reward on the modalities a stage does not train on, before its first "
+                  "update -> after its last (`data.eval_tasks`; the text stages watch image, video, audio and omni "
+                  "tasks).", "", "| stage | modality | held-out before -> after | change |", "|---|---|---|---|"]
+        for s in watched:
+            for mod, (a, b) in s["untrained_eval"].items():
+                lines.append(f"| {s['stage']} | {mod} | {a:.3f} -> {b:.3f} | {b - a:+.3f} |")
     broken = [f"{s['stage']} ({', '.join(s['frozen_moved'])})" for s in summaries if s.get("frozen_moved")]
     lines += ["", "Frozen groups that moved: " + ("; ".join(broken) if broken else "none (every frozen group is "
                                                                                   "bit-identical to the stage's start)")]

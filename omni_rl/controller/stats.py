@@ -14,7 +14,8 @@ CORRECT = 1.0 - 1e-9  # an outcome counts as correct for pass@k when it is (nume
 
 def reward_metrics(prompts: Sequence[Prompt], scored: Sequence[Sequence[ScoredRollout]],
                    verify_stats: dict[str, Any]) -> dict[str, float]:
-    """Mean reward overall, per source and per verifier; pass@1 / pass@G; verifier error and timeout counts."""
+    """Mean reward overall, per source, per modality (text / image / video / audio / omni) and per verifier;
+    pass@1 / pass@G; verifier error and timeout counts."""
     flat = [r for g in scored for r in g]
     out: dict[str, float] = {
         "reward/mean": fmean(r.reward for r in flat),
@@ -26,12 +27,15 @@ def reward_metrics(prompts: Sequence[Prompt], scored: Sequence[Sequence[ScoredRo
         "verify/timeouts": float(verify_stats.get("timeouts", 0)),
     }
     by_source: dict[str, list[float]] = defaultdict(list)
+    by_modality: dict[str, list[float]] = defaultdict(list)
     by_verifier: dict[str, list[float]] = defaultdict(list)
     for prompt, group in zip(prompts, scored):
         for r in group:
             by_source[prompt.sample.source].append(r.reward)
+            by_modality[prompt.sample.modality].append(r.reward)
             by_verifier[prompt.sample.verifier].append(r.reward)
     out.update({f"reward/source/{k}": fmean(v) for k, v in sorted(by_source.items())})
+    out.update({f"reward/modality/{k}": fmean(v) for k, v in sorted(by_modality.items())})
     out.update({f"reward/verifier/{k}": fmean(v) for k, v in sorted(by_verifier.items())})
     return out
 

@@ -91,14 +91,21 @@ def confused_text(verifier: str, answer: Any, kwargs: dict[str, Any], pool: list
 
 def warm_start(model_dir: str | Path, suite_jsonl: str | Path, *, steps: int = 500, lr: float = 1e-3,
                batch_size: int = 16, label_noise: float = 0.6, seed: int = 0, read_target: float = 0.9,
-               max_read_steps: int = 3000, check_every: int = 50) -> Path:
+               max_read_steps: int = 3000, check_every: int = 50, focus: bool = False, check_rows: int = 0,
+               video_fps: float = 4.0, video_max_frames: int = 8) -> Path:
     """Return the warm-started checkpoint dir (built on first call, cached). Two phases (module docstring): clean
     labels until every source is read (`read_target`, checked every `check_every` steps, at most `max_read_steps`),
-    then `steps` steps of the flawed teacher (`label_noise`). What each phase reached is in `warm_start.json`."""
+    then `steps` steps of the flawed teacher (`label_noise`). What each phase reached is in `warm_start.json`.
+
+    Many sources (a suite for every modality) learn slowly when each gets 1/K of the batch: `focus=True` draws 3/4 of
+    each reading batch from the sources not read yet at the last check (the rest from all rows, so read sources are
+    not forgotten), and `check_rows` > 0 measures the preference on that many rows per source (0: all)."""
     model_dir, suite_jsonl = Path(model_dir), Path(suite_jsonl)
     settings = {"model": model_dir.name, "suite": _file_hash(suite_jsonl), "steps": steps, "lr": lr,
                 "batch_size": batch_size, "label_noise": label_noise, "seed": seed, "read_target": read_target,
                 "max_read_steps": max_read_steps, "check_every": check_every, "v": WARM_START_VERSION}
+    if focus or check_rows or (video_fps, video_max_frames) != (4.0, 8):  # keys of earlier builds stay valid
+        settings.update(focus=focus, check_rows=check_rows, video_fps=video_fps, video_max_frames=video_max_frames)
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     final = model_dir.parent / f"{model_dir.name}-ws-{key}"
     if (final / "config.json").is_file():
@@ -110,7 +117,8 @@ def warm_start(model_dir: str | Path, suite_jsonl: str | Path, *, steps: int = 5
         try:
             report = _train(model_dir, suite_jsonl, tmp, steps=steps, lr=lr, batch_size=batch_size,
                             label_noise=label_noise, seed=seed, read_target=read_target, max_read_steps=max_read_steps,
-                            check_every=check_every)
+                            check_every=check_every, focus=focus, check_rows=check_rows, video_fps=video_fps,
+                            video_max_frames=video_max_frames)
             (tmp / "warm_start.json").write_text(json.dumps({**settings, **report}, indent=2))
             tmp.rename(final)
         finally:
@@ -123,7 +131,8 @@ def _file_hash(path: Path) -> str:
 
 
 def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: float, batch_size: int,
-           label_noise: float, seed: int, read_target: float, max_read_steps: int, check_every: int) -> dict:
+           label_noise: float, seed: int, read_target: float, max_read_steps: int, check_every: int, focus: bool,
+           check_rows: int, video_fps: float, video_max_frames: int) -> dict:
     import torch
 
     from omni_rl.data.loading import load_samples
@@ -140,7 +149,8 @@ def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: flo
                if s.modality in FAMILY_MODALITIES[family]]
     if not samples:
         raise ValueError(f"no rows of {suite_jsonl} can be read by a {family} model")
-    prompts = [render_prompt(s, processor, enable_thinking=True, video_fps=4.0, video_max_frames=8) for s in samples]
+    prompts = [render_prompt(s, processor, enable_thinking=True, video_fps=video_fps, video_max_frames=video_max_frames)
+               for s in samples]
     pools: dict[str, list[str]] = {}
     for s in samples:
         pools.setdefault(s.source, []).append(gold_text(s.verifier, s.answer, s.verifier_kwargs))
@@ -157,7 +167,7 @@ def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: flo
     model = load_model(model_dir, "float32", family=family)  # for omni: the thinker
     model.train()
     phase = _Phase(make_adapter(model, family), prompts, golds, confused, candidates, [s.source for s in samples],
-                   pad_id=tok.pad_token_id or 0, batch_size=batch_size, rng=rng)
+                   pad_id=tok.pad_token_id or 0, batch_size=batch_size, rng=rng, focus=focus, check_rows=check_rows)
     # phase 1: clean labels until the model reads every source (the step at which it does varies between machines)
     read_steps, read = phase.run(lr, max_read_steps, noise=0.0, until=read_target, check_every=check_every)
     unread = {k: round(v, 3) for k, v in read.items() if v < read_target}
@@ -195,12 +205,20 @@ class _Phase:
 
     def __init__(self, adapter: Any, prompts: list[Any], golds: list[list[int]], confused: list[list[int]],
                  candidates: list[list[list[int]]], sources: list[str], *, pad_id: int, batch_size: int,
-                 rng: random.Random):
+                 rng: random.Random, focus: bool = False, check_rows: int = 0):
         self.adapter, self.prompts, self.golds, self.confused, self.sources = adapter, prompts, golds, confused, sources
         self.candidates = candidates
         self.pad_id, self.batch_size, self.rng, self.order = pad_id, batch_size, rng, []
+        self.focus, self.check_rows = focus, check_rows
+        self.unread: set[str] = set()  # sources below the target at the last check (focus mode)
+        self.focus_order: list[int] = []
 
     def _next(self) -> int:
+        if self.focus and self.unread and self.rng.random() < 0.75:
+            if not self.focus_order:
+                self.focus_order = [i for i, s in enumerate(self.sources) if s in self.unread]
+                self.rng.shuffle(self.focus_order)
+            return self.focus_order.pop()
         if not self.order:
             self.order = list(range(len(self.prompts)))
             self.rng.shuffle(self.order)
@@ -228,6 +246,9 @@ class _Phase:
                     pref = self.preference()
                     if min(pref.values(), default=1.0) >= until:
                         return step, pref
+                    unread = {k for k, v in pref.items() if v < until}
+                    if unread != self.unread:
+                        self.unread, self.focus_order = unread, []
                     worst = min(pref, key=pref.get)
                     bar.update(task, description=f"warm start (reading: p(gold) {pref[worst]:.2f} on {worst})")
                 pairs = []
@@ -251,6 +272,11 @@ class _Phase:
 
         by_source: dict[str, list[float]] = {}
         rows = [i for i in range(len(self.prompts)) if len(self.candidates[i]) > 1]  # one answer: nothing to read
+        if self.check_rows:  # the first check_rows rows of each source
+            per_source: dict[str, list[int]] = {}
+            for i in rows:
+                per_source.setdefault(self.sources[i], []).append(i)
+            rows = sorted(i for idx in per_source.values() for i in idx[:self.check_rows])
         with torch.no_grad():
             pairs = [(self.prompts[i], c) for i in rows for c in self.candidates[i]]
             seq = torch.cat([(out.logp * out.mask).sum(1) for out in

@@ -67,11 +67,16 @@ def test_report_tables_and_plot(tmp_path):
     write("1_mpo", [{"step": i, "mpo/accuracy": a, **({"eval/mean": e, "eval/source/x": e} if e is not None else {})}
                     for i, (a, e) in enumerate([(0.5, 0.2), (0.7, None), (0.9, 0.6)])])
     write("2_image_rl", [{"step": i, "reward/mean": r, "reward/source/x": r} for i, r in enumerate([0.1, 0.3, 0.5])])
+    write("3_text_rl", [{"step": 0, "reward/mean": 0.2, "reward/modality/text": 0.2, "eval/mean": 0.3,
+                         "eval/modality/text": 0.1, "eval/modality/image": 0.5, "eval/modality/audio": 0.25},
+                        {"step": 1, "reward/mean": 0.4, "reward/modality/text": 0.4, "eval/mean": 0.35,
+                         "eval/modality/text": 0.4, "eval/modality/image": 0.375, "eval/modality/audio": 0.25}])
     drift = {"groups": {}, "moved": ["lm_body", "vision_encoder"], "frozen": ["audio_encoder"]}
     state = {"curriculum": "c", "base_model": "/m/base", "overrides": ["run.steps=3"], "progress": {
         "1_mpo": {"status": "finished", "model_path": "/m/base", "seconds": 12.4, "drift": drift},
         "2_image_rl": {"status": "finished", "model_path": str(tmp_path / "1_mpo" / "final"), "seconds": 30.0,
-                       "drift": {**drift, "moved": ["audio_encoder", "lm_body"]}}}}
+                       "drift": {**drift, "moved": ["audio_encoder", "lm_body"]}},
+        "3_text_rl": {"status": "finished", "model_path": str(tmp_path / "2_image_rl" / "final"), "seconds": 9.0}}}
     md, png = write_report(tmp_path, state)
     text = md.read_text()
     # 3 steps -> window 1: first and last value
@@ -80,6 +85,9 @@ def test_report_tables_and_plot(tmp_path):
     assert "| 2_image_rl | `1_mpo/final` | 3 | 30 | - | reward/mean 0.100 -> 0.500 | - |" in text
     assert "| 2_image_rl | x | 0.100 -> 0.500 | - |" in text and "| 1_mpo | x | - | 0.200 -> 0.600 |" in text
     assert "Frozen groups that moved: 2_image_rl (audio_encoder)" in text
+    # the text stage's held-out reward on the modalities it does not train on (text is trained: not listed)
+    assert "| 3_text_rl | audio | 0.250 -> 0.250 | +0.000 |" in text
+    assert "| 3_text_rl | image | 0.500 -> 0.375 | -0.125 |" in text and "| 3_text_rl | text |" not in text
     assert png.stat().st_size > 10_000
 
 

@@ -6,8 +6,8 @@ from omni_rl.controller.stats import reward_metrics, rollout_metrics
 from omni_rl.data.types import Prompt, Rollout, Sample, ScoredRollout
 
 
-def _prompt(source, verifier, media_bytes=100):
-    s = Sample(id=source, source=source, messages=[], verifier=verifier, answer="1")
+def _prompt(source, verifier, media_bytes=100, modality="text"):
+    s = Sample(id=source, source=source, messages=[], verifier=verifier, answer="1", modality=modality)
     return Prompt(sample=s, prompt_ids=[1, 2], vllm_inputs={}, media_bytes=media_bytes)
 
 
@@ -18,14 +18,17 @@ def _sr(reward, outcome, fmt, n_tok=3, finish="stop"):
 
 
 def test_reward_metrics_hand_values():
-    prompts = [_prompt("a", "mathruler"), _prompt("b", "asr")]
-    scored = [[_sr(1.0, 1.0, 1.0), _sr(0.1, 0.0, 1.0)], [_sr(0.5, 0.5, 0.5), _sr(0.0, 0.0, 0.0)]]
+    prompts = [_prompt("a", "mathruler"), _prompt("b", "asr", modality="audio"), _prompt("c", "asr", modality="audio")]
+    scored = [[_sr(1.0, 1.0, 1.0), _sr(0.1, 0.0, 1.0)], [_sr(0.5, 0.5, 0.5), _sr(0.0, 0.0, 0.0)],
+              [_sr(0.3, 0.3, 1.0), _sr(0.2, 0.2, 1.0)]]
     m = reward_metrics(prompts, scored, {"errors": 2, "timeouts": 1})
-    assert m["reward/mean"] == pytest.approx((1.0 + 0.1 + 0.5 + 0.0) / 4)
+    assert m["reward/modality/text"] == pytest.approx(0.55) and m["reward/modality/audio"] == pytest.approx(0.25)
+    assert m["reward/source/c"] == pytest.approx(0.25)
+    assert m["reward/mean"] == pytest.approx((1.0 + 0.1 + 0.5 + 0.0 + 0.3 + 0.2) / 6)
     assert m["reward/source/a"] == pytest.approx(0.55)
     assert m["reward/verifier/asr"] == pytest.approx(0.25)
-    assert m["reward/pass@1"] == pytest.approx(0.25)  # one outcome == 1 of four
-    assert m["reward/pass@G"] == pytest.approx(0.5)  # group a has a correct rollout, b has none
+    assert m["reward/pass@1"] == pytest.approx(1 / 6)  # one outcome == 1 of six
+    assert m["reward/pass@G"] == pytest.approx(1 / 3)  # group a has a correct rollout, b and c have none
     assert (m["verify/errors"], m["verify/timeouts"]) == (2.0, 1.0)
 
 

@@ -121,3 +121,32 @@ def test_concurrent_warm_starts_train_once(tmp_path, monkeypatch):
         t.join(30)
     assert len(calls) == 1 and len(results) == 2 and results[0] == results[1]
     assert (results[0] / "warm_start.json").is_file() and not list(model.parent.glob(".tiny-omni-ws-*-*"))
+
+
+def test_focus_draws_three_quarters_from_unread_sources():
+    """`focus=True`: with sources b and c unread, a slot is drawn from their rows with probability 3/4 + 1/4 x 2/3
+    (the rest come from all rows, 2 of 3 of them b or c): 11/12 of 12000 draws, within 4 standard deviations; without
+    focus, or once nothing is unread, the draws are plain shuffled epochs over all rows."""
+    import random
+
+    from omni_rl.models.warm_start import _Phase
+
+    sources = ["a"] * 10 + ["b"] * 10 + ["c"] * 10
+
+    def phase(focus):
+        return _Phase(None, [None] * 30, [], [], [], sources, pad_id=0, batch_size=16, rng=random.Random(0),
+                      focus=focus)
+
+    p = phase(True)
+    p.unread = {"b", "c"}
+    draws = [p._next() for _ in range(12000)]
+    share = sum(sources[i] != "a" for i in draws) / len(draws)
+    sd = (11 / 12 * 1 / 12 / 12000) ** 0.5
+    assert abs(share - 11 / 12) < 4 * sd
+    plain = phase(False)
+    plain.unread = {"b", "c"}
+    epoch = [plain._next() for _ in range(30)]
+    assert sorted(epoch) == list(range(30))  # one shuffled pass over every row
+    p.unread = set()
+    p.order = []
+    assert sorted(p._next() for _ in range(30)) == list(range(30))
