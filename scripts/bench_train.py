@@ -21,6 +21,7 @@ Figures per run, then min / median / max over the runs:
     .venv/bin/python scripts/bench_train.py --fresh-cache                    # ... timing the model build + warm start
     .venv/bin/python scripts/bench_train.py --seeds 5                        # the sweep behind the docs, the CI test
     .venv/bin/python scripts/bench_train.py --stage text_rl_1 --seeds 5
+    .venv/bin/python scripts/bench_train.py --stage omni_rl --seeds 3 --seed-keys run.seed  # per source; one warm start
     .venv/bin/python scripts/bench_train.py --stage mpo --seeds 5 --window 10  # preference accuracy, held-out
     .venv/bin/python scripts/bench_train.py --encoder-once                   # + encoder-once on/off step time
 
