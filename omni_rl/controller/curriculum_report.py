@@ -40,7 +40,7 @@ def stage_summary(key: str, rec: dict[str, Any], stage_dir: Path) -> dict[str, A
     trained = {k.split("/", 2)[2] for r in rows for k in r if k.startswith("reward/modality/")}
     out["untrained_eval"] = {k.split("/", 2)[2]: (evals[0][k], evals[-1][k]) for k in sorted(evals[0])
                              if k.startswith("eval/modality/") and k in evals[-1]
-                             and k.split("/", 2)[2] not in trained} if evals else {}
+                             and k.split("/", 2)[2] not in trained} if evals and trained else {}  # RL stages
     drift = rec.get("drift")
     if drift:
         out["moved"] = ", ".join(drift["moved"]) or "none"

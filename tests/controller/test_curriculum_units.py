@@ -64,7 +64,8 @@ def test_report_tables_and_plot(tmp_path):
         (tmp_path / key).mkdir()
         (tmp_path / key / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
-    write("1_mpo", [{"step": i, "mpo/accuracy": a, **({"eval/mean": e, "eval/source/x": e} if e is not None else {})}
+    write("1_mpo", [{"step": i, "mpo/accuracy": a, **({"eval/mean": e, "eval/source/x": e, "eval/modality/image": e}
+                                                     if e is not None else {})}
                     for i, (a, e) in enumerate([(0.5, 0.2), (0.7, None), (0.9, 0.6)])])
     write("2_image_rl", [{"step": i, "reward/mean": r, "reward/source/x": r} for i, r in enumerate([0.1, 0.3, 0.5])])
     write("3_text_rl", [{"step": 0, "reward/mean": 0.2, "reward/modality/text": 0.2, "eval/mean": 0.3,
@@ -88,6 +89,7 @@ def test_report_tables_and_plot(tmp_path):
     # the text stage's held-out reward on the modalities it does not train on (text is trained: not listed)
     assert "| 3_text_rl | audio | 0.250 -> 0.250 | +0.000 |" in text
     assert "| 3_text_rl | image | 0.500 -> 0.375 | -0.125 |" in text and "| 3_text_rl | text |" not in text
+    assert "| 1_mpo | image |" not in text  # a preference stage trains on what it evaluates
     assert png.stat().st_size > 10_000
 
 
