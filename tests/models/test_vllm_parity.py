@@ -202,6 +202,7 @@ def test_refit_by_checkpoint_key_matches_hf(engine):
     assert after == hf_tokens and after != before
 
 
+@pytest.mark.parametrize("engine", ["omni"], indirect=True)  # a Qwen-Omni thinker feature
 def test_video_with_its_soundtrack(engine, monkeypatch):
     """`use_audio_in_video`: vLLM expands the video placeholder into the same interleaved frame / sound chunks as the
     HF processor and greedy-decodes the same tokens (test_greedy_parity). Its first-token logprobs differ from HF's
@@ -209,8 +210,6 @@ def test_video_with_its_soundtrack(engine, monkeypatch):
     sound token takes the position of the token after it (and the closing tokens sit 2 further on). HF's forward
     given vLLM's own positions reproduces vLLM to float rounding; the trainer keeps HF's positions (the model's
     reference implementation), which this test pins so that a vLLM fix shows up here."""
-    if engine.family != "omni":
-        pytest.skip("use_audio_in_video is a Qwen-Omni thinker feature")
     import torch
     from vllm import SamplingParams
     from vllm.model_executor.models import qwen2_5_omni_thinker as thinker

@@ -132,13 +132,12 @@ def test_refit_makes_vllm_match_transformers(engine):
         assert _mean_abs_diff(engine.model, prompt, group) <= 1e-4, kind
 
 
+@pytest.mark.parametrize("engine", ["omni"], indirect=True)  # a Qwen-Omni thinker feature
 def test_video_with_its_soundtrack_rolls_out(engine):
     """A video whose own audio track is interleaved with its frames (`use_audio_in_video`) rolls out in the Ray actor:
     its video and its track are sent once for the G samples, and the sampled tokens' logprobs are HF's up to vLLM
     0.32's one-token M-RoPE offset in the clip (pinned exactly in tests/models/test_vllm_parity.py; 3.6e-4 on the
     tiny model's first token), hence the looser bound than the 1e-4 of the other prompts."""
-    if engine.family != "omni":
-        pytest.skip("use_audio_in_video is a Qwen-Omni thinker feature")
     from omni_rl.rollout.dedup import media_bytes
 
     prompt = render(engine.prompts_source["omni_track"], engine.processor)
