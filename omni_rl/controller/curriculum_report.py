@@ -35,12 +35,10 @@ def stage_summary(key: str, rec: dict[str, Any], stage_dir: Path) -> dict[str, A
                       if k.startswith("reward/source/")}
     evals = [r for r in rows if "eval/mean" in r]
     out["eval"] = (evals[0]["eval/mean"], evals[-1]["eval/mean"]) if evals else None
-    out["eval_sources"] = {k.split("/", 2)[2]: (evals[0][k], evals[-1][k]) for k in sorted(evals[0])
-                           if k.startswith("eval/source/") and k in evals[-1]} if evals else {}
+    out["eval_sources"] = _first_last(evals, "eval/source/")
     trained = {k.split("/", 2)[2] for r in rows for k in r if k.startswith("reward/modality/")}
-    out["untrained_eval"] = {k.split("/", 2)[2]: (evals[0][k], evals[-1][k]) for k in sorted(evals[0])
-                             if k.startswith("eval/modality/") and k in evals[-1]
-                             and k.split("/", 2)[2] not in trained} if evals and trained else {}  # RL stages
+    out["untrained_eval"] = {m: v for m, v in _first_last(evals, "eval/modality/").items()
+                             if m not in trained} if trained else {}  # RL stages: a preference stage has no reward/*
     drift = rec.get("drift")
     if drift:
         out["moved"] = ", ".join(drift["moved"]) or "none"
@@ -51,6 +49,14 @@ def stage_summary(key: str, rec: dict[str, Any], stage_dir: Path) -> dict[str, A
         totals = json.loads(report.read_text())["totals"]
         out["filter"] = f"kept {totals['kept']} of {totals['rows_in']}"
     return out
+
+
+def _first_last(evals: list[dict[str, Any]], prefix: str) -> dict[str, tuple[float, float]]:
+    """name -> (first, last evaluation) of the keys `<prefix><name>` that both evaluations log."""
+    if not evals:
+        return {}
+    return {k[len(prefix):]: (evals[0][k], evals[-1][k]) for k in sorted(evals[0])
+            if k.startswith(prefix) and k in evals[-1]}
 
 
 def _pair(v: tuple[float, float] | None) -> str:

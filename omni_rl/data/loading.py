@@ -414,8 +414,7 @@ def _check_messages(messages: Any) -> tuple[list[dict[str, Any]], list[tuple[dic
                     raise _Reject(f"bad_type:messages: {pw} {ptype} part needs a local file path in {ptype!r}")
                 if ref.startswith(("data:", "http://", "https://")) or "://" in ref and not ref.startswith("file://"):
                     raise _Reject(f"bad_type:messages: {pw} {ptype} must be a local path (no URLs or inline data)")
-                if "use_audio" in part and not (ptype == "video" and isinstance(part["use_audio"], bool)) and not (
-                        part["use_audio"] is False):
+                if part.get("use_audio", False) is not False and not (ptype == "video" and part["use_audio"] is True):
                     raise _Reject(f"bad_type:messages: {pw} 'use_audio' must be true/false on a video part")
                 media.append((part, ptype, ref))
             else:
