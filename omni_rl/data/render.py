@@ -121,10 +121,6 @@ def render_prompt(sample: Sample, processor: Any, *, enable_thinking: bool, vide
     out = processor(text=[text], return_tensors="pt", **call, **mm_kwargs)
     prompt_ids = out["input_ids"][0].tolist()
     mm_tensors = {k: v for k, v in out.items() if k not in ("input_ids", "attention_mask")}
-    if in_video:  # the trainer's M-RoPE positions need it too (HF: `use_audio_in_video` of get_rope_index / forward)
-        import torch
-
-        mm_tensors[AUDIO_IN_VIDEO] = torch.ones(1, dtype=torch.bool)
     mm_data: dict[str, Any] = {}
     if images:
         mm_data["image"] = images
@@ -136,6 +132,10 @@ def render_prompt(sample: Sample, processor: Any, *, enable_thinking: bool, vide
     if mm_kwargs:
         vllm_inputs["mm_processor_kwargs"] = mm_kwargs
     if in_video:
+        import torch
+
+        # the trainer's M-RoPE positions need it too (HF: `use_audio_in_video` of get_rope_index / forward)
+        mm_tensors[AUDIO_IN_VIDEO] = torch.ones(1, dtype=torch.bool)
         # vLLM 0.32 interleaves a video's frames and soundtrack by a seconds-per-temporal-patch that it reads from
         # here and otherwise takes as 1.0; the HF processor derives it from the fps (`video_second_per_grid`).
         vllm_inputs["mm_processor_kwargs"] = {**mm_kwargs, "second_per_grid_ts": [

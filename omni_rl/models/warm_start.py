@@ -104,7 +104,7 @@ def warm_start(model_dir: str | Path, suite_jsonl: str | Path, *, steps: int = 5
     settings = {"model": model_dir.name, "suite": _file_hash(suite_jsonl), "steps": steps, "lr": lr,
                 "batch_size": batch_size, "label_noise": label_noise, "seed": seed, "read_target": read_target,
                 "max_read_steps": max_read_steps, "check_every": check_every, "v": WARM_START_VERSION}
-    if focus or check_rows or (video_fps, video_max_frames) != (4.0, 8):  # keys of earlier builds stay valid
+    if focus or check_rows or (video_fps, video_max_frames) != (4.0, 8):  # all defaults: the key of earlier versions
         settings.update(focus=focus, check_rows=check_rows, video_fps=video_fps, video_max_frames=video_max_frames)
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     final = model_dir.parent / f"{model_dir.name}-ws-{key}"
