@@ -255,6 +255,12 @@ def check_values(cfg: OmniRLConfig) -> None:
                          f"{cfg.run.steps} x trainer.optimizer_steps_per_batch={cfg.trainer.optimizer_steps_per_batch}"
                          f" <= trainer.warmup_steps={cfg.trainer.warmup_steps}: lower trainer.warmup_steps or use "
                          "trainer.lr_schedule=constant")
+    from omni_rl.data.synthetic import TASKS
+
+    for key, names in (("data.synthetic_tasks", cfg.data.synthetic_tasks), ("data.eval_tasks", cfg.data.eval_tasks)):
+        unknown = [t for t in names if t not in TASKS]
+        if unknown:
+            raise ValueError(f"{key}: unknown synthetic tasks {unknown}; known: {', '.join(TASKS)}")
     for key, value in (("filter.score", cfg.filter.score), ("preferences.score", cfg.preferences.score)):
         if value not in SCORE_KINDS:
             raise ValueError(f"{key}={value!r}: choose one of {', '.join(SCORE_KINDS)}")

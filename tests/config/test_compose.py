@@ -44,7 +44,10 @@ def test_bad_overrides_raise_clear_error(bad):
 @pytest.mark.parametrize("override, key", [("trainer.lr_schedule=linear", "trainer.lr_schedule"),
                                            ("trainer.min_lr_ratio=1.5", "trainer.min_lr_ratio"),
                                            ("run.eval_every=-1", "run.eval_every"),
-                                           ("run.steps=2", "trainer.warmup_steps=2")])  # cosine after 2 warm-up steps
+                                           ("run.steps=2", "trainer.warmup_steps=2"),  # cosine after 2 warm-up steps
+                                           ("data.synthetic_tasks=[image_colour,nope]",
+                                            "data.synthetic_tasks: unknown synthetic tasks \\['nope'\\]"),
+                                           ("data.eval_tasks=[nope]", "data.eval_tasks: unknown synthetic tasks")])
 def test_bad_values_fail_at_compose_time(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         compose_config(["stage=image_rl", override])
