@@ -28,6 +28,7 @@ from typing import Any
 from omni_rl.config.schema import OmniRLConfig
 from omni_rl.controller import builders as B
 from omni_rl.controller.checkpoint import RunCheckpointer
+from omni_rl.interrupts import sigint_flag
 
 REFERENCE_FILE = "reference_logp.json"
 
@@ -48,7 +49,7 @@ def train_preference(cfg: OmniRLConfig) -> Path:
     run.console.print(f"[bold]{cfg.run.name}[/]: steps {start_step}..{cfg.run.steps - 1}, "
                       f"{cfg.run.prompts_per_step} pairs per step from {len(pairs.items)}, run dir {run.dir}")
     try:
-        with run.progress(total=cfg.run.steps, start=start_step) as progress:
+        with sigint_flag() as ctrl_c, run.progress(total=cfg.run.steps, start=start_step) as progress:
             for step in range(start_step, cfg.run.steps):
                 evals = {}
                 if eval_data is not None and step % cfg.run.eval_every == 0:
@@ -63,6 +64,7 @@ def train_preference(cfg: OmniRLConfig) -> Path:
                     ckpt.save(step, trainer)
                 if cfg.run.stop_after_steps is not None and step + 1 >= cfg.run.stop_after_steps:
                     B.simulate_crash(run.console)
+                ctrl_c.check()  # a Ctrl-C swallowed by a finalizer still stops the run after this step
         if eval_data is not None:  # the held-out reward after the last update
             rollout.update_weights(trainer.weights(), version=cfg.run.steps)
             final = B.evaluate(eval_data, rollout, verifier, step=cfg.run.steps)

@@ -23,6 +23,7 @@ from omni_rl.config.schema import OmniRLConfig
 from omni_rl.controller import builders as B
 from omni_rl.controller.checkpoint import RunCheckpointer
 from omni_rl.controller.stats import reward_metrics, rollout_metrics
+from omni_rl.interrupts import sigint_flag
 
 
 def train_rl(cfg: OmniRLConfig) -> Path:
@@ -40,7 +41,7 @@ def train_rl(cfg: OmniRLConfig) -> Path:
     run.console.print(f"[bold]{cfg.run.name}[/]: steps {start_step}..{cfg.run.steps - 1}, "
                       f"{cfg.run.prompts_per_step} prompts x {cfg.rollout.n} rollouts, run dir {run.dir}")
     try:
-        with run.progress(total=cfg.run.steps, start=start_step) as progress:
+        with sigint_flag() as ctrl_c, run.progress(total=cfg.run.steps, start=start_step) as progress:
             for step in range(start_step, cfg.run.steps):
                 evals = (B.evaluate(eval_data, rollout, verifier, step=step)  # the policy this step samples from
                          if eval_data is not None and (step % cfg.run.eval_every == 0 or step + 1 == cfg.run.steps)
@@ -54,6 +55,7 @@ def train_rl(cfg: OmniRLConfig) -> Path:
                     ckpt.save(step, trainer)
                 if cfg.run.stop_after_steps is not None and step + 1 >= cfg.run.stop_after_steps:
                     B.simulate_crash(run.console)  # test hook: die like a killed job (no cleanup, no final save)
+                ctrl_c.check()  # a Ctrl-C swallowed by a finalizer still stops the run after this step
         ckpt.export_final(trainer, run.dir / "final", copy_from=policy.path)  # HF dir: the next stage's input
     finally:
         run.logger.close()

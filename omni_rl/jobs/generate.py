@@ -25,6 +25,7 @@ from rich.text import Text
 from omni_rl.config.schema import OmniRLConfig
 from omni_rl.data.loading import Row, count_rows, iter_samples
 from omni_rl.data.types import Prompt, ScoredRollout
+from omni_rl.interrupts import sigint_flag
 from omni_rl.jobs.store import JobDir, fingerprint
 
 REJECTS = "rejects.jsonl"
@@ -178,9 +179,10 @@ def generate_and_score(cfg: OmniRLConfig, job: JobDir, *, record_file: str, n: i
     rollout = B.build_rollout_group(cfg, policy)
     t0 = time.perf_counter()
     try:
-        with progress_bar(console, cfg.logging.progress) as bar:
+        with sigint_flag() as ctrl_c, progress_bar(console, cfg.logging.progress) as bar:
             task = bar.add_task(label, total=total, completed=len(done))
             for result in rollout.stream(chunks(), n=n, calls_per_worker=calls_per_worker):
+                ctrl_c.check()  # a Ctrl-C swallowed by a finalizer still stops the job (this chunk is re-run)
                 batch: list[tuple[Row, Prompt]] = result.chunk.meta
                 if result.groups is None:  # the chunk failed on every retry: its rows are rejected, job goes on
                     for row, _ in batch:

@@ -57,15 +57,6 @@ def _stop_part_way(job: str, out: Path, record: str, at_least: int, sig: int, *e
             os.killpg(proc.pid, sig) if sig == signal.SIGKILL else os.kill(proc.pid, sig)
             break
         time.sleep(0.05)
-    # Ctrl-C pressed again when the first one shows no effect within 10 s (once, on a loaded CI machine, a job ran to
-    # the end after a SIGINT; the cause was not found): what a user at a terminal does
-    for _ in range(3 if sig == signal.SIGINT else 0):
-        try:
-            proc.wait(timeout=10)
-            break
-        except subprocess.TimeoutExpired:
-            if "interrupted" not in (out.parent / f"{out.name}-{sig}.log").read_text():
-                os.kill(proc.pid, sig)
     code = proc.wait(timeout=300)
     log.close()
     return code, seen
