@@ -17,8 +17,9 @@ from omegaconf import MISSING
 class ModelConfig:
     # The built-in tiny offline model to build when `path` is None: "text", "omni", "vl" or "audio" (cached).
     family: str = "omni"
-    # HF checkpoint dir; its family comes from its config.json `architectures` (omni / vl / audio / text, else "hf"),
-    # whatever `family` says
+    # HF checkpoint dir; its family comes from its config.json `architectures` (omni_rl.models.families: omni / vl /
+    # audio / text = any *ForCausalLM; another architecture is an error naming the supported ones), whatever
+    # `family` says
     path: Optional[str] = None
     dtype: str = "float32"  # trainer + vLLM dtype; float32 on CPU, bfloat16 on GPU
     enable_thinking: bool = True  # chat template reasoning mode (<think> ... </think>)

@@ -216,15 +216,19 @@ def build_rollout_group(cfg: OmniRLConfig, policy: Policy) -> "RolloutGroup":
     worker_kwargs = dict(seed=cfg.run.seed, dtype=cfg.model.dtype, max_model_len=r.max_model_len,
                          kv_cache_gib=r.kv_cache_gib, gpu_memory_utilization=r.gpu_memory_utilization,
                          tensor_parallel_size=r.tensor_parallel_size, enforce_eager=r.enforce_eager,
-                         limit_mm_per_prompt=MM_LIMITS.get(policy.family))
+                         limit_mm_per_prompt=mm_limits(policy.family))
     sampling = dict(temperature=r.temperature, top_p=r.top_p, max_tokens=r.max_tokens, stop=list(r.stop))
     return RolloutGroup(str(policy.path), num_workers=r.num_workers, worker_kwargs=worker_kwargs, sampling=sampling,
                         banned_token_ids=policy.banned_token_ids, timeout_s=r.timeout_s,
                         refit_timeout_s=r.refit_timeout_s, max_retries=r.max_retries)
 
 
-MM_LIMITS: dict[str, dict[str, int]] = {"omni": {"image": 2, "video": 1, "audio": 2}, "vl": {"image": 2, "video": 1},
-                                        "audio": {"audio": 2}}
+def mm_limits(family: str) -> dict[str, int] | None:
+    """vLLM's `limit_mm_per_prompt` for the family's checkpoints (None: text only)."""
+    from omni_rl.models.families import get_family
+
+    limits = get_family(family).mm_limits
+    return dict(limits) if limits is not None else None
 
 
 def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> "TrainerGroup":

@@ -1,4 +1,5 @@
-"""Tiny offline model builders and model adapters (policy loading, parameter groups, checkpoint key names).
+"""Model families (`omni_rl.models.families`: one module per family), tiny offline model builders, policy loading,
+parameter groups, checkpoint key names.
 
 Imports are lazy (PEP 562): `import omni_rl.models` pulls in no torch/transformers; the first attribute access loads
 the submodule that defines it. (`warm_start` is not re-exported here: its module has the same name; use
@@ -12,7 +13,9 @@ from typing import Any
 
 _EXPORTS = {
     "build_tiny_model": "omni_rl.models.tiny",
-    "FAMILIES": "omni_rl.models.tiny",
+    "family_names": "omni_rl.models.families",
+    "get_family": "omni_rl.models.families",
+    "tiny_families": "omni_rl.models.families",
     "default_cache": "omni_rl.models.tiny",
     "load_policy": "omni_rl.models.policy",
     "load_processor": "omni_rl.models.policy",

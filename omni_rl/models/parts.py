@@ -44,9 +44,11 @@ def group_of(name: str) -> str:
 
 def param_groups(model: Any, family: str) -> dict[str, list[str]]:
     """`{group: [parameter names]}` for every group in GROUPS (empty lists included), in `named_parameters` order.
-    `family` is one of text / omni / vl / audio / hf; the rules are name-based and the same for all of them."""
-    if family not in ("text", "omni", "vl", "audio", "hf"):
-        raise ValueError(f"unknown family {family!r}")
+    `family` is a registered family (omni_rl.models.families); the rules are name-based and the same for all."""
+    from omni_rl.models.families import family_names
+
+    if family not in family_names():
+        raise ValueError(f"unknown family {family!r}; registered: {', '.join(family_names())}")
     groups: dict[str, list[str]] = {g: [] for g in GROUPS}
     for name, _ in model.named_parameters():
         groups[group_of(name)].append(name)

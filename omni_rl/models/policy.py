@@ -1,6 +1,7 @@
 """Loading a checkpoint dir as the trainable HF module + its processor, and the module-name -> checkpoint-name map.
 
-The trainable module per family (what the trainer optimises, scores with, and refits into vLLM):
+The trainable module per family (what the trainer optimises, scores with, and refits into vLLM; each family's
+module in `omni_rl.models.families` holds its row of this table):
 
   family  checkpoint class (config.json)          trainable module                    checkpoint_key(name)
   text    Qwen3ForCausalLM (any *ForCausalLM)     the model                           name
@@ -22,41 +23,23 @@ where the `thinker.` prefix is what routes a weight to the thinker.)
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-ARCH_FAMILY = {
-    "Qwen2_5OmniForConditionalGeneration": "omni",
-    "Qwen2_5OmniModel": "omni",
-    "Qwen2_5_VLForConditionalGeneration": "vl",
-    "Qwen2AudioForConditionalGeneration": "audio",
-}
-
-# (in-memory prefix, checkpoint prefix), first match wins.
-_KEY_PREFIXES: dict[str, list[tuple[str, str]]] = {
-    "text": [],
-    "omni": [("", "thinker.")],
-    "vl": [("model.language_model.", "model."), ("model.visual.", "visual."), ("lm_head.", "lm_head.")],
-    "audio": [("model.audio_tower.", "audio_tower."), ("model.multi_modal_projector.", "multi_modal_projector."),
-              ("model.language_model.", "language_model.model."), ("lm_head.", "language_model.lm_head.")],
-}
-
-
 def detect_family(path: str | Path) -> str:
-    """Family of a checkpoint dir from `config.json` `architectures`: omni / vl / audio, `text` for any
-    *ForCausalLM, else `hf` (an unknown multimodal model: loaded with AutoModelForImageTextToText)."""
-    cfg = json.loads((Path(path) / "config.json").read_text())
-    arch = (cfg.get("architectures") or [""])[0]  # config.json is third-party input; missing key = unknown
-    if arch in ARCH_FAMILY:
-        return ARCH_FAMILY[arch]
-    return "text" if arch.endswith("ForCausalLM") else "hf"
+    """Family name of a checkpoint dir from its config.json (`omni_rl.models.families`); an UnknownModelError naming
+    the supported families when no family owns its architecture."""
+    from omni_rl.models.families import detect_family as _detect
+
+    return _detect(path)
 
 
 def checkpoint_prefix(family: str) -> str:
     """The prefix that turns a trainable-module name into a checkpoint name when it is a plain prefix ("thinker."
     for omni, "" for text); families with per-submodule renames raise (use `checkpoint_key`)."""
-    rules = _KEY_PREFIXES[family]
+    from omni_rl.models.families import get_family
+
+    rules = get_family(family).key_prefixes
     if not rules:
         return ""
     if len(rules) == 1 and rules[0][0] == "":
@@ -66,10 +49,9 @@ def checkpoint_prefix(family: str) -> str:
 
 def checkpoint_key(name: str, family: str) -> str:
     """Checkpoint (safetensors / vLLM) name of the trainable module's parameter `name` (see module docstring)."""
-    for old, new in _KEY_PREFIXES[family]:
-        if name.startswith(old):
-            return new + name[len(old):]
-    return name
+    from omni_rl.models.families import get_family
+
+    return get_family(family).checkpoint_key(name)
 
 
 def _torch_dtype(dtype: Any) -> Any:
@@ -82,7 +64,9 @@ def load_processor(path: str | Path) -> Any:
     """The checkpoint's HF processor (a tokenizer for text-only checkpoints)."""
     from transformers import AutoProcessor, AutoTokenizer
 
-    if detect_family(path) == "text":
+    from omni_rl.models.families import get_family
+
+    if get_family(detect_family(path)).tokenizer_only:
         return AutoTokenizer.from_pretrained(str(path))
     return AutoProcessor.from_pretrained(str(path))
 
@@ -91,17 +75,14 @@ def load_model(path: str | Path, dtype: Any = "float32", *, family: str | None =
     """The trainable HF module of the checkpoint (for omni: the thinker), in train mode off (eval())."""
     import transformers as tf
 
-    family = family or detect_family(path)
-    cls = {"text": tf.AutoModelForCausalLM, "omni": tf.Qwen2_5OmniForConditionalGeneration,
-           "vl": tf.Qwen2_5_VLForConditionalGeneration, "audio": tf.Qwen2AudioForConditionalGeneration,
-           "hf": tf.AutoModelForImageTextToText}[family]
-    model = cls.from_pretrained(str(path), dtype=_torch_dtype(dtype))
-    if family == "omni":
-        model = model.thinker
-    if family == "vl":
-        from omni_rl.models.adapters import fix_qwen2_5_vl_rope
+    from omni_rl.models.families import get_family
 
-        fix_qwen2_5_vl_rope(model)  # transformers 5.19 video M-RoPE differs from vLLM's (see adapters.py)
+    fam = get_family(family or detect_family(path))
+    model = getattr(tf, fam.hf_class).from_pretrained(str(path), dtype=_torch_dtype(dtype))
+    if fam.submodule is not None:
+        model = getattr(model, fam.submodule)
+    if fam.after_load is not None:
+        model = fam.after_load(model)  # e.g. vl: transformers 5.19 video M-RoPE differs from vLLM's (adapters.py)
     return model.eval()
 
 

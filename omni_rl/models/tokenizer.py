@@ -1,7 +1,7 @@
 """A byte-level BPE tokenizer trained locally (no hub) + a ChatML chat template with a `<think>` reasoning mode.
 
 Each multimodal family's HF processor looks its placeholder tokens up by *name* on the tokenizer
-(`tokenizer.image_token`, `tokenizer.audio_bos_token`, ...), so the named tokens are registered as
+(`tokenizer.image_token`, `tokenizer.audio_bos_token`, ...; `ModelFamily.named_tokens`), so they are registered as
 `model_specific_special_tokens`, and the chat template writes the family's own placeholder strings for media parts
 (the processor then expands each placeholder to the number of feature tokens).
 """
@@ -17,33 +17,15 @@ MM_SPECIAL = ["<|vision_bos|>", "<|vision_eos|>", "<|IMAGE|>", "<|VIDEO|>", "<|a
               "<|AUDIO|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>",
               "<|audio_start|>", "<|audio_end|>"]
 
-# Named tokens per family (the attribute names its HF processor reads from the tokenizer).
-NAMED_TOKENS: dict[str, dict[str, str]] = {
-    "text": {},
-    "omni": {"image_token": "<|IMAGE|>", "video_token": "<|VIDEO|>", "audio_token": "<|AUDIO|>",
-             "vision_bos_token": "<|vision_bos|>", "vision_eos_token": "<|vision_eos|>",
-             "audio_bos_token": "<|audio_bos|>", "audio_eos_token": "<|audio_eos|>"},
-    "vl": {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>",
-           "vision_bos_token": "<|vision_start|>", "vision_eos_token": "<|vision_end|>"},
-    "audio": {"audio_token": "<|AUDIO|>", "audio_bos_token": "<|audio_bos|>", "audio_eos_token": "<|audio_eos|>"},
-}
-
-# What a media content part renders to in the chat template, per family.
-_MEDIA_STRINGS: dict[str, dict[str, str]] = {
-    "omni": {"image": "<|vision_bos|><|IMAGE|><|vision_eos|>", "video": "<|vision_bos|><|VIDEO|><|vision_eos|>",
-             "audio": "<|audio_bos|><|AUDIO|><|audio_eos|>"},
-    "vl": {"image": "<|vision_start|><|image_pad|><|vision_end|>", "video": "<|vision_start|><|video_pad|><|vision_end|>",
-           "audio": ""},
-    "audio": {"image": "", "video": "", "audio": "<|audio_bos|><|AUDIO|><|audio_eos|>"},
-}
-_MEDIA_STRINGS["text"] = _MEDIA_STRINGS["omni"]  # text rows have no media; kept for a stable text checkpoint
-
 
 def chat_template(family: str) -> str:
     """ChatML with a reasoning mode. With `enable_thinking` (default True) the assistant turn opens plain and the
     model writes `<think> ... </think>` itself; with enable_thinking=False an empty think block is injected (Qwen3
-    convention). Media parts (`image`/`image_url`, `video`, `audio`) become the family's placeholder strings."""
-    m = _MEDIA_STRINGS[family]
+    convention). Media parts (`image`/`image_url`, `video`, `audio`) become the family's placeholder strings
+    (`ModelFamily.media_strings`)."""
+    from omni_rl.models.families import get_family
+
+    m = get_family(family).media_strings
     return (
         "{%- for message in messages -%}"
         "{{ '<|im_start|>' + message['role'] + '\\n' }}"
@@ -60,9 +42,6 @@ def chat_template(family: str) -> str:
         "{%- if enable_thinking is defined and enable_thinking is false -%}{{ '<think>\\n\\n</think>\\n\\n' }}"
         "{%- endif -%}{%- endif -%}"
     )
-
-
-CHAT_TEMPLATE = chat_template("text")
 
 
 def corpus_lines() -> list[str]:
@@ -86,11 +65,14 @@ def train_tokenizer(out_dir: Path, *, vocab_size: int = 1024, family: str = "tex
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    specials = CHAT_SPECIAL + (MM_SPECIAL if family != "text" else [])
+    from omni_rl.models.families import get_family
+
+    fam = get_family(family)
+    specials = CHAT_SPECIAL + (MM_SPECIAL if fam.mm_special_tokens else [])
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(corpus_lines(), trainer=trainer)
-    named = NAMED_TOKENS[family]
+    named = fam.named_tokens
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=None, eos_token="<|im_end|>",
                                    pad_token="<|endoftext|>", unk_token=None,
                                    **({"model_specific_special_tokens": dict(named)} if named else {}))

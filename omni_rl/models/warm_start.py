@@ -45,9 +45,6 @@ log = logging.getLogger(__name__)
 
 WARM_START_VERSION = 6
 THINK_HINT = "Let me check."
-# Suite modalities each tiny family can read (rows of other modalities are skipped).
-FAMILY_MODALITIES = {"text": {"text"}, "omni": {"text", "image", "video", "audio", "omni"},
-                     "vl": {"text", "image", "video"}, "audio": {"text", "audio"}, "hf": {"text", "image"}}
 
 
 def gold_text(verifier: str, answer: Any, verifier_kwargs: dict[str, Any]) -> str:
@@ -137,6 +134,7 @@ def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: flo
 
     from omni_rl.data.loading import load_samples
     from omni_rl.data.render import render_prompt, tokenizer_of
+    from omni_rl.models.families import get_family
     from omni_rl.models.policy import detect_family, load_model, load_processor, save_policy
     from omni_rl.training.forward import make_adapter
 
@@ -146,7 +144,7 @@ def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: flo
     processor = load_processor(model_dir)
     tok = tokenizer_of(processor)
     samples = [s for s in load_samples(suite_jsonl, known_verifiers=lambda name: True).samples
-               if s.modality in FAMILY_MODALITIES[family]]
+               if s.modality in get_family(family).modalities]  # rows of other modalities are skipped
     if not samples:
         raise ValueError(f"no rows of {suite_jsonl} can be read by a {family} model")
     prompts = [render_prompt(s, processor, enable_thinking=True, video_fps=video_fps, video_max_frames=video_max_frames)

@@ -13,9 +13,9 @@ Two paths over a micro-batch (a `TrainBatch` whose sequences are rollouts of a f
 
 tests/training/test_forward.py checks both paths give the same logp and the same gradients (encoder trainable).
 
-A `ModelAdapter` holds the family-specific pieces (embedding, encoders, positions, decoder, head):
-`text` (any HF causal LM), `omni` (Qwen2.5-Omni thinker: image, video, audio), `vl` (Qwen2.5-VL: image, video),
-`audio` (Qwen2-Audio).
+A `ModelAdapter` holds the family-specific pieces (embedding, encoders, positions, decoder, head). This base is the
+`text` family's (any HF causal LM); each multimodal family's subclass lives in its module in
+`omni_rl.models.families` (`omni`: Qwen2.5-Omni thinker, `vl`: Qwen2.5-VL, `audio`: Qwen2-Audio).
 Media placeholder tokens are only filled inside the prompt: a response that contains a placeholder id (the rollout
 engine should ban them) is scored as plain text.
 """
@@ -90,46 +90,12 @@ class ModelAdapter:
         return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **mm, **extra).logits
 
 
-class OmniAdapter(ModelAdapter):
-    """Qwen2.5-Omni thinker (`Qwen2_5OmniThinkerForConditionalGeneration`). A prompt whose videos carry their own
-    soundtrack (`mm["use_audio_in_video"]`, set by `render_prompt`) has its video and audio tokens interleaved in 2 s
-    chunks; the features still fill each modality's placeholders in order, and the M-RoPE positions follow HF's
-    `use_audio_in_video` rule."""
-
-    family = "omni"
-
-    def encode(self, mm: dict[str, Tensor]) -> list[tuple[int, Tensor]]:
-        m, cfg, out = self.model, self.model.config, []
-        if "input_features" in mm:
-            feats = m.get_audio_features(mm["input_features"], mm.get("feature_attention_mask"),
-                                         return_dict=True).last_hidden_state
-            out.append((cfg.audio_token_id, feats))
-        return out + _visual_features(m, cfg, mm)
-
-    def positions(self, prompt_ids: Tensor, mm: dict[str, Tensor]) -> Tensor:
-        fam = mm.get("feature_attention_mask")
-        ids = prompt_ids[None]
-        pos, _ = self.model.get_rope_index(ids, mm.get("image_grid_thw"), mm.get("video_grid_thw"),
-                                           torch.ones_like(ids), _audio_in_video(mm),
-                                           fam.sum(-1) if fam is not None else None,
-                                           mm.get("video_second_per_grid"))
-        return pos[:, 0]  # [3, L]
-
-    def hf_logits(self, input_ids: Tensor, attention_mask: Tensor, mm: dict[str, Tensor],
-                  position_ids: Tensor | None = None) -> Tensor:
-        """HF's forward takes one `use_audio_in_video` for the whole batch, so a batch that has such prompts comes
-        with its positions computed per prompt (`score`)."""
-        rest = {k: v for k, v in mm.items() if k != AUDIO_IN_VIDEO}
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                          use_cache=False, **rest).logits
-
-
-def _audio_in_video(mm: dict[str, Tensor]) -> bool:
+def audio_in_video(mm: dict[str, Tensor]) -> bool:
     flag = mm.get(AUDIO_IN_VIDEO)
     return flag is not None and bool(flag.any())
 
 
-def _visual_features(m: Any, cfg: Any, mm: dict[str, Tensor]) -> list[tuple[int, Tensor]]:
+def visual_features(m: Any, cfg: Any, mm: dict[str, Tensor]) -> list[tuple[int, Tensor]]:
     """(placeholder token id, features) for images then videos, via the model's own Qwen-VL-style encoders."""
     out = []
     if "pixel_values" in mm:
@@ -141,64 +107,11 @@ def _visual_features(m: Any, cfg: Any, mm: dict[str, Tensor]) -> list[tuple[int,
     return out
 
 
-class VLAdapter(ModelAdapter):
-    """Qwen2.5-VL (`Qwen2_5_VLForConditionalGeneration`, transformers >= 5 layout: model.model.language_model)."""
-
-    family = "vl"
-
-    def decoder(self) -> Any:
-        return self.model.model.language_model
-
-    def encode(self, mm: dict[str, Tensor]) -> list[tuple[int, Tensor]]:
-        m, cfg, out = self.model.model, self.model.config, []
-        return out + _visual_features(m, cfg, mm)
-
-    def positions(self, prompt_ids: Tensor, mm: dict[str, Tensor]) -> Tensor | None:
-        if "image_grid_thw" not in mm and "video_grid_thw" not in mm:
-            return None
-        ids = prompt_ids[None]
-        pos, _ = self.model.model.get_rope_index(ids, mm["mm_token_type_ids"], image_grid_thw=mm.get("image_grid_thw"),
-                                                 video_grid_thw=mm.get("video_grid_thw"),
-                                                 second_per_grid_ts=mm.get("second_per_grid_ts"),
-                                                 attention_mask=torch.ones_like(ids))
-        return pos[:, 0]  # [3, L]
-
-
-class AudioAdapter(ModelAdapter):
-    """Qwen2-Audio (`Qwen2AudioForConditionalGeneration`, transformers >= 5 layout: model.model.audio_tower /
-    multi_modal_projector / language_model). transformers has no `get_audio_features` for it: `encode` restates
-    the audio branch of `Qwen2AudioModel.forward` (processor-expanded placeholders); the per-rollout test guards it."""
-
-    family = "audio"
-
-    def decoder(self) -> Any:
-        return self.model.model.language_model
-
-    def encode(self, mm: dict[str, Tensor]) -> list[tuple[int, Tensor]]:
-        if "input_features" not in mm:
-            return []
-        from transformers.masking_utils import create_bidirectional_mask
-
-        m, feats = self.model.model, mm["input_features"]
-        feat_lens, out_lens = m.audio_tower._get_feat_extract_output_lengths(mm["feature_attention_mask"].sum(-1))
-        n_audio, _, n_mel = feats.shape
-        n_frames = (n_mel - 2) // 2 + 1  # after the encoder's stride-2 conv
-        valid = (torch.arange(n_frames, device=feats.device)[None, :] < feat_lens[:, None]).long()  # [A, F]
-        attn = create_bidirectional_mask(config=m.audio_tower.config, attention_mask=valid,
-                                         inputs_embeds=feats.new_zeros((n_audio, n_frames, 1)))
-        hidden = m.multi_modal_projector(m.audio_tower(feats, attention_mask=attn).last_hidden_state)  # [A, F', H]
-        keep = torch.arange(hidden.shape[1], device=feats.device)[None, :] < out_lens[:, None]  # [A, F']
-        return [(self.model.config.audio_token_id, hidden[keep])]
-
-
-ADAPTERS: dict[str, type[ModelAdapter]] = {"text": ModelAdapter, "omni": OmniAdapter, "vl": VLAdapter,
-                                           "audio": AudioAdapter}
-
-
 def make_adapter(model: Any, family: str) -> ModelAdapter:
-    if family not in ADAPTERS:
-        raise ValueError(f"no trainer forward adapter for family {family!r}; known: {', '.join(ADAPTERS)}")
-    return ADAPTERS[family](model)
+    """The forward adapter of `family` (`ModelFamily.adapter`, omni_rl.models.families) around `model`."""
+    from omni_rl.models.families import get_family
+
+    return get_family(family).adapter(model)
 
 
 # ------------------------------------------------------------------------------------------------------ scoring
@@ -222,7 +135,7 @@ def score(adapter: ModelAdapter, batch: TrainBatch, *, encoder_once: bool = True
         n_media = sum(adapter.count_media(mms[s.prompt_index]) for s in batch.sequences)
         n_forwards = sum(1 for s in batch.sequences if adapter.count_media(mms[s.prompt_index]))
         position_ids = None
-        if any(_audio_in_video(mm) for mm in mms):  # HF's forward has one such switch per batch: positions per prompt
+        if any(audio_in_video(mm) for mm in mms):  # HF's forward has one such switch per batch: positions per prompt
             ids = {p_idx: torch.tensor(batch.prompts[p_idx].prompt_ids, dtype=torch.long, device=device)
                    for p_idx, _ in batch.groups()}
             position_ids = _position_ids(batch, {p: adapter.positions(i, mms[p]) for p, i in ids.items()},

@@ -14,6 +14,8 @@ import os
 import numpy as np
 import pytest
 
+from omni_rl.models.families import get_family, tiny_families
+
 for _k, _v in {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "1",
                "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}.items():
     os.environ.setdefault(_k, _v)
@@ -21,8 +23,8 @@ for _k, _v in {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": 
 pytestmark = pytest.mark.slow
 
 MAX_NEW = 8
-FAMILIES = ("text", "omni", "vl", "audio")
-MEDIA = {"text": (), "omni": ("image", "video", "audio"), "vl": ("image", "video"), "audio": ("audio",)}
+FAMILIES = tiny_families()  # every registered family with a tiny model
+MEDIA = {f: tuple(k for k in ("image", "video", "audio") if k in get_family(f).modalities) for f in FAMILIES}
 
 
 def _write_media(root):

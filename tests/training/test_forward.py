@@ -44,10 +44,18 @@ def test_omni_encoder_once_matches_per_rollout(omni):
         torch.testing.assert_close(g_once[n], g_per[n], atol=1e-5, rtol=1e-5, msg=n)
 
 
-@pytest.mark.parametrize("family, kinds", [("vl", ["image", "text", "video"]), ("audio", ["audio", "text", "audio"]),
-                                           ("omni", ["video", "text"]),
-                                           ("omni", ["video+track", "video", "audio", "text"])])
-def test_video_vl_audio_encoder_once_match_per_rollout(family, kinds):
+def _family_cases():
+    """Every registered family with a tiny model: one prompt per medium it reads, plus a text prompt (a new family
+    is checked without editing this file); plus a video with its own soundtrack for omni."""
+    from omni_rl.models.families import get_family, tiny_families
+
+    cases = [(f, [k for k in ("image", "video", "audio") if k in get_family(f).modalities] + ["text"])
+             for f in tiny_families()]
+    return cases + [("omni", ["video+track", "video", "audio", "text"])]
+
+
+@pytest.mark.parametrize("family, kinds", _family_cases())
+def test_every_family_encoder_once_matches_per_rollout(family, kinds):
     from omni_rl.models.tiny import build_tiny_model
 
     path = build_tiny_model(family)
@@ -114,7 +122,7 @@ def test_media_for_a_text_family_raises(text_model_path):
     model = load_model(text_model_path, "float32")
     with pytest.raises(ValueError, match="takes no media"):
         make_adapter(model, "text").encode({"pixel_values": torch.zeros(1)})
-    with pytest.raises(ValueError, match="no trainer forward adapter"):
+    with pytest.raises(ValueError, match="unknown model family .nope.; registered: audio, omni, text, vl"):
         make_adapter(model, "nope")
 
 

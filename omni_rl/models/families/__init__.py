@@ -1,0 +1,112 @@
+"""Model families: everything omni-rl knows about one kind of checkpoint, one module per family.
+
+A family module (`omni_rl/models/families/<name>.py`) defines `FAMILY = ModelFamily(...)`: which `config.json`
+architectures it owns, the transformers class that loads it and the submodule that trains, checkpoint key names,
+the trainer forward adapter (encoder-once), the tokenizer's named media tokens and chat-template strings, the
+modalities it reads, vLLM's per-prompt media limits, fixes applied on load, and the tiny offline builder. Everything
+else (policy loading, the tiny builder, the tokenizer, freezing groups, the warm start, the rollout workers) asks
+this registry. Adding a family is one module plus its entry in the shared family tests
+(`tests/models/test_families.py` parametrises over `family_names()`).
+
+Family modules import torch / transformers; this package does not: `family_names()` lists the modules without
+importing them, and `get_family` imports one on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class UnknownModelError(ValueError):
+    """A checkpoint whose config.json no registered family owns."""
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    name: str
+    summary: str  # one line: what the family is (listed in errors and `docs/models.md`)
+    hf_class: str  # transformers class that loads the checkpoint dir
+    adapter: type  # trainer forward adapter (`omni_rl.training.forward.ModelAdapter` subclass)
+    architectures: tuple[str, ...] = ()  # config.json `architectures[0]` values it owns
+    architecture_suffix: str = ""  # ... or any architecture ending with this (text: "ForCausalLM")
+    submodule: str | None = None  # attribute of the loaded model that is trained and scored ("thinker")
+    # (in-memory prefix, checkpoint prefix) of the trained module's parameter names, first match wins
+    key_prefixes: tuple[tuple[str, str], ...] = ()
+    modalities: frozenset[str] = frozenset({"text"})  # row modalities it reads (data.types.MODALITIES)
+    mm_limits: Mapping[str, int] | None = None  # vLLM `limit_mm_per_prompt`
+    tokenizer_only: bool = False  # the processor is the tokenizer (text-only checkpoints)
+    # tokenizer attribute -> token string, the names the family's HF processor looks its placeholders up by
+    named_tokens: Mapping[str, str] = field(default_factory=dict)
+    # what a chat message's image / video / audio part renders to in the tiny model's chat template
+    media_strings: Mapping[str, str] = field(default_factory=dict)
+    mm_special_tokens: bool = True  # the tiny tokenizer reserves the shared multimodal special tokens
+    after_load: Callable[[Any], Any] | None = None  # fix applied to the loaded model (returns it)
+    tiny_spec: Mapping[str, Any] | None = None  # sizes of the tiny offline model (part of its cache key)
+    build_tiny: Callable[..., None] | None = None  # build_tiny(out_dir, seed=, spec=) writes the checkpoint dir
+
+    def owns(self, architecture: str) -> bool:
+        return architecture in self.architectures or bool(
+            self.architecture_suffix and architecture.endswith(self.architecture_suffix))
+
+    def checkpoint_key(self, name: str) -> str:
+        """Checkpoint (safetensors / vLLM) name of the trained module's parameter `name`."""
+        for old, new in self.key_prefixes:
+            if name.startswith(old):
+                return new + name[len(old):]
+        return name
+
+
+def family_names() -> tuple[str, ...]:
+    """Registered families (the modules of this package), sorted; imports none of them."""
+    return tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")))
+
+
+_LOADED: dict[str, ModelFamily] = {}
+
+
+def get_family(name: str) -> ModelFamily:
+    """The family `name`; a ValueError naming the registered families when there is none."""
+    if name not in _LOADED:
+        if name not in family_names():
+            raise ValueError(f"unknown model family {name!r}; registered: {', '.join(family_names())}")
+        family = importlib.import_module(f"{__name__}.{name}").FAMILY
+        if family.name != name:
+            raise ValueError(f"{__name__}.{name} defines FAMILY.name={family.name!r}; it must be {name!r}")
+        _LOADED[name] = family
+    return _LOADED[name]
+
+
+def tiny_families() -> tuple[str, ...]:
+    """Families that have a tiny offline builder."""
+    return tuple(n for n in family_names() if get_family(n).build_tiny is not None)
+
+
+def family_of_config(config: Mapping[str, Any], where: str = "config.json") -> ModelFamily:
+    """The family owning a checkpoint's config.json contents (its `architectures[0]`; exact names win over
+    suffix rules); UnknownModelError, one line naming the supported families, when none does."""
+    archs = config.get("architectures") or []  # third-party input: a missing key is an unknown model
+    arch = archs[0] if archs and isinstance(archs[0], str) else ""
+    families = [get_family(n) for n in family_names()]
+    for match in (lambda f: arch in f.architectures, lambda f: f.owns(arch)):
+        for f in families:
+            if match(f):
+                return f
+    supported = "; ".join(f"{f.name}: {', '.join(f.architectures) or '*' + f.architecture_suffix}"
+                          for f in families)
+    raise UnknownModelError(f"{where}: architecture {arch or '(none)'!r} (model_type "
+                            f"{config.get('model_type')!r}) is not supported; supported families -- {supported}. "
+                            "A new one is a module in omni_rl/models/families/ (docs/models.md)")
+
+
+def detect_family(path: str | Path) -> str:
+    """Name of the family of the checkpoint dir `path` (from its config.json)."""
+    config_file = Path(path) / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{path} is not an HF checkpoint dir (no config.json)")
+    return family_of_config(json.loads(config_file.read_text()), str(config_file)).name

@@ -1,0 +1,73 @@
+"""The model-family registry: discovery, detection from config.json, the one-line error for an unknown checkpoint.
+
+The checks every family must pass (encoder-once == per-rollout, vLLM parity, parameter groups and checkpoint names)
+are parametrised over the registry in tests/training/test_forward.py, tests/models/test_vllm_parity.py and
+tests/models/test_tiny.py, so a new family module is checked without editing them.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from omni_rl.models.families import (UnknownModelError, detect_family, family_names, family_of_config, get_family,
+                                     tiny_families)
+
+
+def test_registry_lists_the_family_modules():
+    assert family_names() == ("audio", "omni", "text", "vl")
+    assert tiny_families() == ("audio", "omni", "text", "vl")
+    for name in family_names():
+        fam = get_family(name)
+        assert fam.name == name and fam.summary and fam.hf_class
+        assert fam.adapter.family == name
+        assert "text" in fam.modalities
+
+
+def test_unknown_family_name_lists_the_registered_ones():
+    with pytest.raises(ValueError, match=r"unknown model family 'llama'; registered: audio, omni, text, vl"):
+        get_family("llama")
+
+
+@pytest.mark.parametrize("arch, family", [
+    ("Qwen2_5OmniForConditionalGeneration", "omni"), ("Qwen2_5OmniModel", "omni"),
+    ("Qwen2_5_VLForConditionalGeneration", "vl"), ("Qwen2AudioForConditionalGeneration", "audio"),
+    ("Qwen3ForCausalLM", "text"), ("LlamaForCausalLM", "text"), ("MistralForCausalLM", "text"),
+])
+def test_family_of_config(arch, family):
+    assert family_of_config({"architectures": [arch]}).name == family
+
+
+def test_unknown_checkpoint_is_a_one_line_error_naming_the_families(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["LlavaForConditionalGeneration"],
+                                                      "model_type": "llava"}))
+    with pytest.raises(UnknownModelError) as err:
+        detect_family(tmp_path)
+    text = str(err.value)
+    assert "\n" not in text
+    assert text.startswith(f"{tmp_path / 'config.json'}: architecture 'LlavaForConditionalGeneration' (model_type "
+                           "'llava') is not supported; supported families -- audio: Qwen2AudioForConditionalGeneration")
+    assert "text: *ForCausalLM" in text and "omni_rl/models/families/" in text
+
+
+def test_config_without_architectures_is_unknown():
+    with pytest.raises(UnknownModelError, match=r"architecture '\(none\)' \(model_type None\)"):
+        family_of_config({})
+
+
+def test_not_a_checkpoint_dir(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        detect_family(tmp_path)
+
+
+@pytest.mark.parametrize("family, name, key", [
+    ("omni", "model.layers.0.mlp.up_proj.weight", "thinker.model.layers.0.mlp.up_proj.weight"),
+    ("vl", "model.language_model.norm.weight", "model.norm.weight"),
+    ("vl", "model.visual.merger.mlp.0.bias", "visual.merger.mlp.0.bias"),
+    ("audio", "model.language_model.norm.weight", "language_model.model.norm.weight"),
+    ("audio", "lm_head.weight", "language_model.lm_head.weight"),
+    ("text", "model.embed_tokens.weight", "model.embed_tokens.weight"),
+])
+def test_checkpoint_key(family, name, key):
+    assert get_family(family).checkpoint_key(name) == key
