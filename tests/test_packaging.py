@@ -19,6 +19,10 @@ def test_wheel_layout_and_import(tmp_path):
                  "omni_rl/configs/stage/image_rl.yaml", "omni_rl/samples/verify_samples.jsonl", "omni_rl/cli.py"):
         assert must in names, must
     assert not [n for n in names if n.split("/")[0] in ("verifiers", "environments", "configs")]
+    # every subpackage of omni_rl/ is shipped (setuptools' package list is explicit)
+    missing = [str(p.relative_to(ROOT)) for p in (ROOT / "omni_rl").rglob("*.py")
+               if "__pycache__" not in p.parts and str(p.relative_to(ROOT)) not in names]
+    assert not missing, missing
 
     venv.create(tmp_path / "v", with_pip=True)
     py = tmp_path / "v" / "bin" / "python"
