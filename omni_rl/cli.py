@@ -9,6 +9,7 @@
     omni-rl doctor                                     versions, devices, and whether vLLM starts
     omni-rl filter [stage=image_rl] [key=value ...]   pass rate of the initial policy per prompt; keep rows in a band
     omni-rl build-preferences [key=value ...]         rejection sampling -> (chosen, rejected) pairs for MPO
+    omni-rl convert ADAPTER SRC OUT                    a public dataset (MMPR, CLEVR, ScreenSpot, ...) -> our rows
 
 Heavy libraries are imported inside each subcommand, so `omni-rl --help` is instant.
 """
@@ -31,6 +32,7 @@ EPILOG = """examples:
   omni-rl plot outputs/image_rl
   omni-rl filter stage=image_rl data.path=my_rows.jsonl filter.n=8 rollout.num_workers=2
   omni-rl build-preferences data.path=my_rows.jsonl preferences.n=16
+  omni-rl convert screenspot screenspot_web.json data/screenspot.jsonl
 """
 
 
@@ -125,6 +127,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _run_curriculum(curriculum[-1].split("=", 1)[1],
                                [o for o in args.overrides if o.split("=", 1)[0] != "curriculum"])
     cfg = _compose(args.overrides)
+    if cfg.run.dry_run:
+        from rich.console import Console
+
+        from omni_rl.controller.dry_run import dry_run
+
+        return dry_run(cfg, Console(highlight=False, soft_wrap=True))
     from omni_rl.controller import run_stage
 
     try:
@@ -137,13 +145,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_curriculum(name: str, overrides: list[str]) -> int:
     """`run.output_dir` names the curriculum's dir (default outputs/curriculum_<name>); every other override goes to
     every stage."""
-    from omni_rl.config import ConfigError
+    from omni_rl.config import ConfigError, compose_config
     from omni_rl.controller.curriculum import run_curriculum
     from omni_rl.jobs.store import JobConfigMismatch
 
     out = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+") == "run.output_dir"]
     rest = [o for o in overrides if o.split("=", 1)[0].lstrip("+") not in ("run.output_dir", "stage")]
     try:
+        if compose_config(rest).run.dry_run:
+            from omni_rl.controller.curriculum import dry_run_curriculum
+
+            return dry_run_curriculum(name, rest)
         run_curriculum(name, rest, output_dir=out[-1] if out else None)
     except (ConfigError, JobConfigMismatch, FileExistsError, FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from e
@@ -167,6 +179,37 @@ def cmd_plot(args: argparse.Namespace) -> int:
     for path in plot_run(run_dir):
         print(path)
     return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from omni_rl.environments.convert import UnknownAdapterError, convert, summary
+
+    try:
+        res = convert(args.adapter, args.src, args.out, source=args.source, media_root=args.media_root,
+                      rejects_path=args.rejects, check_media=not args.no_check_media, bbox_format=args.bbox_format)
+    except (UnknownAdapterError, FileNotFoundError, ValueError) as e:
+        raise UserError(str(e)) from e
+    print(f"convert {args.adapter}: {summary(args.adapter, res)}")
+    return 0
+
+
+CONVERT_HELP = """Convert a public dataset into our rows (docs/data.md, "Converting public datasets"). SRC: a .json
+file (an array of records, or an object holding them under questions / data / annotations), .jsonl, .parquet, or a
+directory written by datasets.Dataset.save_to_disk. OUT: a .jsonl file that `omni-rl run data.path=OUT` reads.
+Every record ends in OUT or in the rejects file (its index and the reason); the command prints
+records_in = converted + rejected. Relative media paths of SRC resolve against --media-root; embedded images / audio
+are written to <OUT stem>_media/ next to OUT.
+
+adapters:
+{adapters}
+
+examples:
+  omni-rl convert clevr CLEVR_v1.0/questions/CLEVR_val_questions.json data/clevr.jsonl \\
+      --media-root CLEVR_v1.0/images/val
+  omni-rl convert screenspot screenspot_web.json data/screenspot.jsonl --media-root screenspot_imgs
+  omni-rl convert librispeech librispeech_dev_clean/ data/asr.jsonl
+  omni-rl convert mmpr MMPR/annotations/SUBSET.jsonl data/pairs.jsonl --media-root IMAGE_ROOT
+      # IMAGE_ROOT: the subset's image root as MMPR's meta.json gives it; then stage=mpo data.path=data/pairs.jsonl"""
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -279,6 +322,25 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("doctor", help="report versions, devices and whether vLLM can start")
     d.add_argument("--no-vllm", action="store_true", help="skip starting a vLLM engine on a tiny model")
     d.set_defaults(func=cmd_doctor)
+
+    from omni_rl.environments.adapters import ADAPTERS, BBOX_FORMATS, describe_adapters  # stdlib-only module
+
+    c = sub.add_parser("convert", help="convert a public dataset (MMPR, CLEVR, ScreenSpot, LibriSpeech, video / "
+                       "audio QA) into our rows", description=CONVERT_HELP.format(adapters=describe_adapters()),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("adapter", metavar="ADAPTER", help=f"one of: {', '.join(ADAPTERS)}")
+    c.add_argument("src", metavar="SRC", help="the public dataset file or saved dataset directory")
+    c.add_argument("out", metavar="OUT", help="the rows file to write (.jsonl)")
+    c.add_argument("--source", help="the `source` name written into every row (default: the adapter's name)")
+    c.add_argument("--media-root", help="folder relative media paths of SRC resolve against (default: SRC's folder, "
+                   "or SRC itself for a dataset directory)")
+    c.add_argument("--rejects", help="where to write the rejected records (default: <OUT stem>.rejects.jsonl)")
+    c.add_argument("--bbox-format", choices=BBOX_FORMATS, default="auto",
+                   help="screenspot: how a list of 4 numbers is read (default auto: [0, 1] boxes and records with "
+                   "img_size are x1,y1,x2,y2; other pixel boxes x,y,w,h)")
+    c.add_argument("--no-check-media", action="store_true",
+                   help="only check that media files exist (default: decode each once, like the loader)")
+    c.set_defaults(func=cmd_convert)
 
     for name, (text, description) in JOB_HELP.items():
         n = sub.add_parser(name, help=text, description=description,

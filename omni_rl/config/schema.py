@@ -21,6 +21,9 @@ class ModelConfig:
     # audio / text = any *ForCausalLM; another architecture is an error naming the supported ones), whatever
     # `family` says
     path: Optional[str] = None
+    # the checkpoint a model preset (`model=<name>`, configs/model/) is written for, e.g. Qwen/Qwen2.5-VL-7B-Instruct;
+    # when set, model.path is required (nothing is downloaded)
+    checkpoint: Optional[str] = None
     dtype: str = "float32"  # trainer + vLLM dtype; float32 on CPU, bfloat16 on GPU
     enable_thinking: bool = True  # chat template reasoning mode (<think> ... </think>)
     warm_start: bool = True  # tiny models only: short supervised warm start so RL starts from a format-following policy
@@ -58,6 +61,7 @@ class RolloutConfig:
     kv_cache_gib: int = 1  # CPU KV cache size (VLLM_CPU_KVCACHE_SPACE)
     gpu_memory_utilization: float = 0.5
     tensor_parallel_size: int = 1
+    num_gpus_per_worker: Optional[float] = None  # None: tensor_parallel_size when the Ray cluster has GPUs, else 0
     max_model_len: int = 2048
     enforce_eager: bool = True
     timeout_s: float = 600.0  # per generate call; a hung worker is killed and replaced
@@ -126,6 +130,9 @@ SCORE_KINDS = ("outcome", "reward")
 @dataclass
 class TrainerConfig:
     num_workers: int = 1  # data-parallel ranks (Ray actors)
+    # GPUs per rank; None: 1 when the Ray cluster has GPUs, else 0. Fractions share a GPU with the rollout workers
+    # (colocated placement, e.g. 0.5 here and rollout.num_gpus_per_worker=0.5)
+    num_gpus_per_worker: Optional[float] = None
     lr: float = 1e-5
     warmup_steps: int = 2
     lr_schedule: str = "constant"  # one of LR_SCHEDULES: after warmup, constant or cosine down to lr * min_lr_ratio
@@ -161,6 +168,8 @@ class RunConfig:
     keep_last: int = 2
     stop_after_steps: Optional[int] = None  # stop (as if killed) after this many steps; for resume tests
     stop_after_stage: Optional[str] = None  # curriculum: stop (as if killed) once this stage (e.g. 1_mpo) finished
+    # check the config, the model's config.json, the data and the Ray placement, then exit (nothing is loaded)
+    dry_run: bool = False
 
 
 @dataclass
@@ -288,6 +297,13 @@ def check_values(cfg: OmniRLConfig) -> None:
                              f"{', '.join(MPO_PRESETS)} or null (then beta / w_pref / w_quality / w_sft apply)")
     if cfg.run.eval_every < 0:
         raise ValueError(f"run.eval_every={cfg.run.eval_every}: must be >= 0 (0 turns evaluation off)")
+    if cfg.model.checkpoint is not None and cfg.model.path is None:
+        raise ValueError(f"this model preset trains {cfg.model.checkpoint}: nothing is downloaded, so give its local "
+                         "checkpoint dir as model.path=DIR")
+    for key, gpus in (("rollout.num_gpus_per_worker", cfg.rollout.num_gpus_per_worker),
+                      ("trainer.num_gpus_per_worker", cfg.trainer.num_gpus_per_worker)):
+        if gpus is not None and (gpus < 0 or (gpus > 1 and gpus != int(gpus))):
+            raise ValueError(f"{key}={gpus}: must be >= 0, and a whole number above 1 (Ray shares only one GPU)")
 
 
 def mpo_settings(cfg: MPOConfig) -> dict[str, float]:

@@ -220,7 +220,8 @@ def build_rollout_group(cfg: OmniRLConfig, policy: Policy) -> "RolloutGroup":
     sampling = dict(temperature=r.temperature, top_p=r.top_p, max_tokens=r.max_tokens, stop=list(r.stop))
     return RolloutGroup(str(policy.path), num_workers=r.num_workers, worker_kwargs=worker_kwargs, sampling=sampling,
                         banned_token_ids=policy.banned_token_ids, timeout_s=r.timeout_s,
-                        refit_timeout_s=r.refit_timeout_s, max_retries=r.max_retries)
+                        refit_timeout_s=r.refit_timeout_s, max_retries=r.max_retries,
+                        num_gpus_per_worker=r.num_gpus_per_worker)
 
 
 def mm_limits(family: str) -> dict[str, int] | None:
@@ -229,6 +230,15 @@ def mm_limits(family: str) -> dict[str, int] | None:
 
     limits = get_family(family).mm_limits
     return dict(limits) if limits is not None else None
+
+
+def trainer_gpus(cfg: OmniRLConfig) -> float:
+    """GPUs per trainer rank: `trainer.num_gpus_per_worker`, or 1 when the Ray cluster has GPUs, else 0."""
+    if cfg.trainer.num_gpus_per_worker is not None:
+        return float(cfg.trainer.num_gpus_per_worker)
+    from omni_rl.distributed.ray_utils import cluster_gpus
+
+    return 1.0 if cluster_gpus() > 0 else 0.0
 
 
 def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> "TrainerGroup":
@@ -240,7 +250,8 @@ def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> "TrainerGroup":
     t, a = cfg.trainer, cfg.algorithm
     eps_low, eps_high = CLIP_PRESETS[a.clip_preset] if a.clip_preset else (a.eps_low, a.eps_high)
     objective = {"objective": "mpo", "mpo": mpo_settings(a.mpo)} if a.name == "mpo" else {}
-    return TrainerGroup(str(policy.path), num_workers=t.num_workers, lr=t.lr, warmup_steps=t.warmup_steps,
+    return TrainerGroup(str(policy.path), num_workers=t.num_workers, num_gpus_per_worker=trainer_gpus(cfg),
+                        lr=t.lr, warmup_steps=t.warmup_steps,
                         lr_schedule=t.lr_schedule, min_lr_ratio=t.min_lr_ratio,
                         total_steps=cfg.run.steps * t.optimizer_steps_per_batch,
                         weight_decay=t.weight_decay, betas=tuple(t.betas), grad_clip=t.grad_clip,

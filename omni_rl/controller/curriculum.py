@@ -175,6 +175,25 @@ def run_curriculum(name_or_path: str, overrides: list[str], *, output_dir: str |
     return root
 
 
+def dry_run_curriculum(name_or_path: str, overrides: list[str]) -> int:
+    """`run.dry_run=true` for every stage (its own config, data and placement); the first stage checks the base
+    model, the others start from the previous stage's final/. 0 when every stage passed, else 2."""
+    from rich.console import Console
+
+    from omni_rl.controller.dry_run import dry_run
+
+    console = Console(highlight=False, soft_wrap=True)
+    curriculum = load_curriculum(name_or_path)
+    codes = []
+    for i, spec in enumerate(curriculum.stages):
+        cfg = compose_config([f"stage={spec.stage}", *spec.overrides, *overrides])
+        prev = stage_key(i - 1, curriculum.stages[i - 1]) if i else None
+        codes.append(dry_run(cfg, console, model_from=f"{prev}/final (the previous stage's checkpoint)"
+                             if prev else None))
+    console.print(f"curriculum {curriculum.name}: {codes.count(0)} of {len(codes)} stages passed the dry run")
+    return max(codes)
+
+
 def base_model(curriculum: Curriculum, configs: list[OmniRLConfig], overrides: list[str], root: Path,
                console: Any) -> str:
     """The first stage's model: `model.path` when given, else the tiny model of the first stage's family,

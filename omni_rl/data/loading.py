@@ -324,7 +324,7 @@ def _validate(row: Any, *, base_dir: Path, seen_ids: set[str], known_verifiers: 
         for probe in probes if check_media else ():
             key = (str(absolute), probe)
             if key not in media_cache:
-                media_cache[key] = _probe(absolute, probe)
+                media_cache[key] = media_problem(absolute, probe)
             problem = media_cache[key]
             if problem == "missing":
                 raise _Reject(f"missing_media:{written}")
@@ -369,7 +369,8 @@ def derive_modality(kinds: set[str] | list[str]) -> str:
     return "text"
 
 
-def _probe(path: Path, kind: str) -> str | None:
+def media_problem(path: Path, kind: str) -> str | None:
+    """None when `path` decodes as `kind`; "missing" when it does not exist; else what is wrong with it."""
     try:
         probe_media(path, kind)
     except MediaError as e:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .loading import _iter_jsonl, _probe, _Reject, _validate
+from .loading import _iter_jsonl, _Reject, _validate, media_problem
 from .types import Sample
 
 
@@ -85,4 +85,4 @@ def load_pairs(path: str | os.PathLike, *, known_verifiers: Callable[[str], bool
     return PairsResult(pairs=pairs, rejects=rejects, counts=counts)
 
 
-__all__ = ["Pair", "PairsResult", "load_pairs", "_probe"]
+__all__ = ["Pair", "PairsResult", "load_pairs"]
