@@ -12,7 +12,8 @@ DRIVER_ENV = {"TOKENIZERS_PARALLELISM": "false", "WANDB_SILENT": "true"}
 
 
 def init_ray(num_cpus: int | None = None, address: str | None = None) -> None:
-    """Join `address` ("auto" or host:port of `ray start --head`), or start a local cluster (no dashboard).
+    """Join `address` ("auto" or host:port of `ray start --head`; else $RAY_ADDRESS), or start a new local cluster
+    (no dashboard).
 
     Locally, Ray's logical CPUs are at least 4 even on a 2-core box: rollout and trainer actors each reserve one
     logical CPU but run one after the other (generate, then train), so oversubscribing the count avoids a scheduling
@@ -23,11 +24,14 @@ def init_ray(num_cpus: int | None = None, address: str | None = None) -> None:
     if ray.is_initialized():
         return
     env = {"env_vars": dict(DRIVER_ENV)}
+    address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
         ray.init(address=address, runtime_env=env, log_to_driver=True)
         return
-    ray.init(num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=False, runtime_env=env,
-             log_to_driver=True, configure_logging=True, logging_level="WARNING")
+    # address="local": a new instance even when another cluster runs on this machine (without it Ray joins the last
+    # cluster that `ray start` recorded in /tmp/ray, e.g. another user's or a test's)
+    ray.init(address="local", num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=False,
+             runtime_env=env, log_to_driver=True, configure_logging=True, logging_level="WARNING")
 
 
 def cluster_gpus() -> float:

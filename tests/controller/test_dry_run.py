@@ -98,6 +98,14 @@ def test_every_model_preset_dry_runs_on_a_gpu_cluster(gpu_cluster, tmp_path):
         assert f"Ray cluster {gpu_cluster}: 2 node(s), 16 CPU, 16 GPU" in res.stdout
         assert "8 of 8 checks passed" in res.stdout
 
+    # a run without ray_address starts its own local cluster, never joins this one (Ray would join the cluster
+    # recorded in /tmp/ray by default): no GPUs there
+    probe = subprocess.run([sys.executable, "-c", "from omni_rl.distributed.ray_utils import init_ray; init_ray(); "
+                            "import ray; print('GPUs', ray.cluster_resources().get('GPU', 0))"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300,
+                           env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"})
+    assert probe.stdout.strip().splitlines()[-1] == "GPUs 0", probe.stdout + probe.stderr[-2000:]
+
     # 3 rollout workers x TP 8 + 4 trainer ranks = 28 GPUs > 16: the run is refused, naming what does not fit
     ckpt = tmp_path / "qwen2_5_vl_7b"
     res = _cli("stage=image_rl", "model=qwen2_5_vl_7b", f"model.path={ckpt}", f"ray_address={gpu_cluster}",

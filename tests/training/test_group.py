@@ -15,7 +15,7 @@ KW = dict(dtype="float64", lr=1e-2, warmup_steps=1, grad_clip=1.0, micro_batch_s
 def ray_cluster():
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 
