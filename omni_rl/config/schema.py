@@ -24,6 +24,9 @@ class ModelConfig:
     # the checkpoint a model preset (`model=<name>`, configs/model/) is written for, e.g. Qwen/Qwen2.5-VL-7B-Instruct;
     # when set, model.path is required (nothing is downloaded)
     checkpoint: Optional[str] = None
+    # a named offline checkpoint (omni_rl.models.pretrained, e.g. smollm2_135m), converted once into the cache; it wins
+    # over `family` (no warm start); giving `path` too is an error
+    pretrained: Optional[str] = None
     dtype: str = "float32"  # trainer + vLLM dtype; float32 on CPU, bfloat16 on GPU
     enable_thinking: bool = True  # chat template reasoning mode (<think> ... </think>)
     warm_start: bool = True  # tiny models only: short supervised warm start so RL starts from a format-following policy
@@ -255,6 +258,10 @@ def to_object(cfg: Any) -> OmniRLConfig:
 
 def check_values(cfg: OmniRLConfig) -> None:
     """Values the types cannot express, checked before any model or actor starts (ValueError naming the key)."""
+    if cfg.model.pretrained is not None:
+        from omni_rl.models.pretrained import check_choice
+
+        check_choice(cfg.model.pretrained, cfg.model.path)
     if cfg.trainer.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"trainer.lr_schedule={cfg.trainer.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
     if not 0.0 <= cfg.trainer.min_lr_ratio <= 1.0:

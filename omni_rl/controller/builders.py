@@ -38,12 +38,19 @@ class Policy:
 
 
 def build_policy(cfg: OmniRLConfig, run: Run) -> Policy:
-    """The checkpoint to start from: `model.path`, or a tiny offline model of `model.family` (built and, when
-    `model.warm_start`, warm-started on the synthetic suite; both cached)."""
+    """The checkpoint to start from: `model.pretrained` (a named offline checkpoint, converted once), `model.path`,
+    or a tiny offline model of `model.family` (built and, when `model.warm_start`, warm-started on the synthetic
+    suite; both cached)."""
     from omni_rl.data.render import banned_token_ids
     from omni_rl.models import load_processor
 
-    if cfg.model.path is not None:
+    if cfg.model.pretrained is not None:  # a named offline checkpoint, converted once into the cache; no warm start
+        from omni_rl.models.pretrained import pretrained_checkpoint
+        from omni_rl.models.policy import detect_family
+
+        path = pretrained_checkpoint(cfg.model.pretrained, cache_dir())
+        family = detect_family(path)
+    elif cfg.model.path is not None:
         path = Path(cfg.model.path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"model.path={path} is not an HF checkpoint dir (no config.json)")

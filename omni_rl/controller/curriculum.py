@@ -149,7 +149,9 @@ def run_curriculum(name_or_path: str, overrides: list[str], *, output_dir: str |
             continue
         rec.update(status="running", model_path=policy, started=rec.get("started") or time.time())
         state.save()
-        stage_overrides = [f"stage={spec.stage}", *spec.overrides, *overrides, f"model.path={policy}"]
+        # the previous stage's final/ replaces whatever the first stage started from (a tiny, pretrained or given model)
+        stage_overrides = [f"stage={spec.stage}", *spec.overrides, *overrides, "model.pretrained=null",
+                           f"model.path={policy}"]
         if spec.filter:
             kept = run_stage_filter(stage_overrides, root / f"{key}_filter", console)
             stage_overrides.append(f"data.path={kept}")
@@ -196,14 +198,16 @@ def dry_run_curriculum(name_or_path: str, overrides: list[str]) -> int:
 
 def base_model(curriculum: Curriculum, configs: list[OmniRLConfig], overrides: list[str], root: Path,
                console: Any) -> str:
-    """The first stage's model: `model.path` when given, else the tiny model of the first stage's family,
-    warm-started on the union of every stage's synthetic tasks (cached)."""
+    """The first stage's model: `model.path` or `model.pretrained` when given, else the tiny model of the first
+    stage's family, warm-started on the union of every stage's synthetic tasks (cached)."""
     from omni_rl.controller.builders import build_policy
     from omni_rl.controller.run import Run
 
     first = configs[0]
     if first.model.path is not None:
         return str(Path(first.model.path).resolve())
+    if first.model.pretrained is not None:  # converted into the cache once, no warm start
+        return str(build_policy(first, Run(cfg=first, dir=root, console=console)).path)
     tasks = sorted({t for c in configs for t in c.data.synthetic_tasks})
     cfg = compose_config([f"stage={curriculum.stages[0].stage}", *curriculum.base_overrides, *overrides,
                           f"data.synthetic_tasks=[{','.join(tasks)}]", f"run.output_dir={root / 'base'}"])

@@ -66,6 +66,8 @@ def lm_config(config: dict[str, Any]) -> dict[str, Any]:
 def model_checks(cfg: OmniRLConfig) -> list[Check]:
     from omni_rl.models.families import UnknownModelError, family_of_config, tiny_families
 
+    if cfg.model.pretrained is not None:
+        return [Check("model", True, f"pretrained {cfg.model.pretrained} (converted into the cache at the first run)")]
     if cfg.model.path is None:
         if cfg.model.family not in tiny_families():
             return [Check("model", False, f"model.family={cfg.model.family!r} has no tiny offline model; choose one of "
