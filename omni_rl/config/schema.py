@@ -15,7 +15,8 @@ from omegaconf import MISSING
 
 @dataclass
 class ModelConfig:
-    # The built-in tiny offline model to build when `path` is None: "text", "omni", "vl" or "audio" (cached).
+    # The built-in tiny offline model to build when `path` is None (cached): "text", "omni", "vl", "audio" or
+    # "nemotron_omni".
     family: str = "omni"
     # HF checkpoint dir; its family comes from its config.json `architectures` (omni_rl.models.families: omni / vl /
     # audio / text = any *ForCausalLM; another architecture is an error naming the supported ones), whatever

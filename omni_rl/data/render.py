@@ -39,10 +39,12 @@ AUDIO_IN_VIDEO = "use_audio_in_video"
 
 # Placeholder / media-delimiter tokens: never valid in a generated answer (banned in rollouts, RECIPE vision config).
 MEDIA_TOKEN_ATTRS = ("image_token", "video_token", "audio_token", "vision_bos_token", "vision_eos_token",
-                     "audio_bos_token", "audio_eos_token", "boi_token", "eoi_token")
+                     "audio_bos_token", "audio_eos_token", "boi_token", "eoi_token", "image_start_token",
+                     "image_end_token", "audio_start_token", "audio_end_token")
 MEDIA_TOKEN_STRINGS = ("<|vision_bos|>", "<|vision_eos|>", "<|IMAGE|>", "<|VIDEO|>", "<|AUDIO|>", "<|audio_bos|>",
                        "<|audio_eos|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>",
-                       "<|audio_start|>", "<|audio_end|>", "<|vision_pad|>", "<image>", "<video>", "<audio>")
+                       "<|audio_start|>", "<|audio_end|>", "<|vision_pad|>", "<image>", "<video>", "<audio>",
+                       "<img>", "</img>", "<so_embedding>", "<so_start>", "<so_end>")
 
 
 def tokenizer_of(processor: Any) -> Any:

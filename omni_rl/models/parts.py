@@ -9,8 +9,11 @@ encoder and MoE router frozen) selects groups by these names. Every parameter la
   projector      -                visual.merger.*, audio_tower.proj model.visual.merger.*       model.multi_modal_projector.*
   lm_embeddings  model.embed_tokens  model.embed_tokens            model.language_model.embed_tokens  (same)
   lm_head        lm_head          lm_head                          lm_head                      lm_head
-  router         MoE gates (`.mlp.gate.`, `router`); empty for the dense tiny models
+  router         MoE gates (`.mlp.gate.`, `router`, NemotronH `.mixer.gate.`); empty for the dense tiny models
   lm_body        everything else (decoder layers, final norm)
+
+nemotron_omni: vision_model.* -> vision_encoder, audio_tower.* -> audio_encoder, multi_modal_projector.* and
+embed_audio.* -> projector, language_model.model.embeddings -> lm_embeddings, language_model.lm_head -> lm_head.
 
 Names are those of `model.named_parameters()` of the module `omni_rl.models.policy.load_model` returns.
 """
@@ -25,12 +28,12 @@ GROUPS = ("vision_encoder", "audio_encoder", "projector", "lm_body", "lm_embeddi
 # Ordered rules: the first pattern that matches a parameter name decides its group.
 _RULES: list[tuple[str, re.Pattern[str]]] = [
     ("projector", re.compile(r"(^|\.)(visual|vision_tower|vision_model)\.merger\.|(^|\.)audio_tower\.proj\.|"
-                             r"(^|\.)(multi_modal_projector|mm_projector|projector)\.")),
+                             r"(^|\.)(multi_modal_projector|mm_projector|projector|embed_audio)\.")),
     ("vision_encoder", re.compile(r"(^|\.)(visual|vision_tower|vision_model|vision_encoder)\.")),
     ("audio_encoder", re.compile(r"(^|\.)(audio_tower|audio_model|audio_encoder)\.")),
-    ("lm_embeddings", re.compile(r"(^|\.)embed_tokens\.")),
+    ("lm_embeddings", re.compile(r"(^|\.)embed_tokens\.|^language_model\.model\.embeddings\.")),
     ("lm_head", re.compile(r"(^|\.)lm_head\.")),
-    ("router", re.compile(r"\.mlp\.gate\.|(^|\.)router\.|\.shared_expert_gate\.")),
+    ("router", re.compile(r"\.mlp\.gate\.|(^|\.)router\.|\.shared_expert_gate\.|\.mixer\.gate\.")),
 ]
 
 

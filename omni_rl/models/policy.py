@@ -14,6 +14,7 @@ module in `omni_rl.models.families` holds its row of this table):
                                                                                       model.language_model.* ->
                                                                                       language_model.model.*,
                                                                                       lm_head.* -> language_model.lm_head.*
+  nemotron_omni  NemotronH_Omni_Reasoning_V3       the model                           name
 
 `checkpoint_key` gives the name a parameter has in the checkpoint's safetensors files; vLLM's `load_weights` /
 `reload_weights(weights_iterator=...)` accepts exactly those names, so the weight refit sends

@@ -6,6 +6,7 @@ module; this module holds the cache and the building blocks they share (details 
   omni   Qwen2.5-Omni thinker (text + image + video + audio, no talker)       -> image / omni RL, MPO (default)
   vl     Qwen2.5-VL (text + image + video)
   audio  Qwen2-Audio (text + audio)
+  nemotron_omni  Nemotron 3 Nano Omni: NemotronH Mamba2 / attention / MoE LM, RADIO, Parakeet (text + image + audio)
 
 Each build is cached under `<cache_dir>/<family>-<hash>`; the hash covers the family, seed, spec and
 BUILDER_VERSION, so changing any of them rebuilds. Writes go to a temp dir renamed into place, so concurrent builders

@@ -68,7 +68,7 @@ def train_tokenizer(out_dir: Path, *, vocab_size: int = 1024, family: str = "tex
     from omni_rl.models.families import get_family
 
     fam = get_family(family)
-    specials = CHAT_SPECIAL + (MM_SPECIAL if fam.mm_special_tokens else [])
+    specials = CHAT_SPECIAL + (MM_SPECIAL if fam.mm_special_tokens else []) + list(fam.extra_special_tokens)
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(corpus_lines(), trainer=trainer)

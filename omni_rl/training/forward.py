@@ -228,8 +228,9 @@ def _pad(rows: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[Tenso
 
 
 def _collate_media(mms: Sequence[dict[str, Tensor]], seq_len: int) -> dict[str, Tensor]:
-    """One media dict for a batch of rows (each row's prompt media repeated): concatenated along dim 0;
-    token-shaped keys ([1, L]) right-padded to `seq_len` with zeros and stacked."""
+    """One media dict for a batch of rows (each row's prompt media repeated): concatenated along dim 0 (padded in
+    dim 1 where the prompts' lengths differ); token-shaped keys ([1, L]) right-padded to `seq_len` with zeros and
+    stacked."""
     keys = sorted({k for mm in mms for k in mm})
     out: dict[str, Tensor] = {}
     for k in keys:
@@ -243,5 +244,14 @@ def _collate_media(mms: Sequence[dict[str, Tensor]], seq_len: int) -> dict[str, 
                 rows.append(row)
             out[k] = torch.stack(rows)
         else:
-            out[k] = torch.cat([mm[k] for mm in mms if k in mm], dim=0)
+            out[k] = _cat_padded([mm[k] for mm in mms if k in mm])
     return out
+
+
+def _cat_padded(parts: Sequence[Tensor]) -> Tensor:
+    """Concatenated along dim 0; parts that differ only in dim 1 (audio features padded to each prompt's own longest
+    clip, e.g. Parakeet's, and their masks) are first right-padded there with zeros (False)."""
+    if len({p.shape[1:] for p in parts}) > 1 and len({(p.dim(), p.shape[2:]) for p in parts}) == 1:
+        n = max(p.shape[1] for p in parts)
+        parts = [torch.nn.functional.pad(p, (0, 0) * (p.dim() - 2) + (0, n - p.shape[1])) for p in parts]
+    return torch.cat(list(parts), dim=0)

