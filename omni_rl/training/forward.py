@@ -15,7 +15,8 @@ tests/training/test_forward.py checks both paths give the same logp and the same
 
 A `ModelAdapter` holds the family-specific pieces (embedding, encoders, positions, decoder, head). This base is the
 `text` family's (any HF causal LM); each multimodal family's subclass lives in its module in
-`omni_rl.models.families` (`omni`: Qwen2.5-Omni thinker, `vl`: Qwen2.5-VL, `audio`: Qwen2-Audio).
+`omni_rl.models.families` (`omni`: Qwen2.5-Omni thinker, `vl`: Qwen2.5-VL, `audio`: Qwen2-Audio, `nemotron_omni`:
+Nemotron 3 Nano Omni).
 Media placeholder tokens are only filled inside the prompt: a response that contains a placeholder id (the rollout
 engine should ban them) is scored as plain text.
 """
