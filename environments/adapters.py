@@ -90,12 +90,6 @@ def describe_adapters() -> str:
 
 
 # ------------------------------------------------------------------------------------------------------- helpers
-def _instruction() -> str:
-    from omni_rl.data.synthetic import INSTRUCTION
-
-    return INSTRUCTION
-
-
 def _present(value: Any) -> bool:
     return value is not None and not (isinstance(value, (str, list, tuple, dict)) and len(value) == 0)
 
@@ -137,16 +131,9 @@ def _media_part(ctx: Context, rec: dict[str, Any], kind: str, names: Sequence[st
 
 def _row(rid: str, ctx: Context, parts: list[dict[str, Any]], text: str, verifier: str, answer: Any,
          verifier_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "id": rid,
-        "source": ctx.source,
-        "messages": [{"role": "user", "content": [*parts, {"type": "text", "text": f"{text} {_instruction()}"}]}],
-        "verifier": verifier,
-        "answer": answer,
-    }
-    if verifier_kwargs:
-        row["verifier_kwargs"] = verifier_kwargs
-    return row
+    from omni_rl.data.synthetic import question_row  # lazy: `omni-rl --help` imports this module
+
+    return question_row(rid, ctx.source, parts, text, verifier, answer, verifier_kwargs)
 
 
 def _answer_text(name: str, value: Any) -> str | list[str]:

@@ -79,9 +79,16 @@ def task(name: str) -> Callable[[TaskFn], TaskFn]:
 # ------------------------------------------------------------------------------------------------------- helpers
 def _row(ctx: TaskContext, i: int, parts: list[dict[str, Any]], text: str, verifier: str, answer: Any,
          verifier_kwargs: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    return question_row(f"{ctx.task}-{i:05d}", ctx.task, parts, text, verifier, answer, verifier_kwargs, **extra)
+
+
+def question_row(rid: str, source: str, parts: list[dict[str, Any]], text: str, verifier: str, answer: Any,
+                 verifier_kwargs: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """One user turn (media parts, then `text` and the answer-format instruction) as a dataset row; also used by
+    the public-dataset adapters (omni_rl.environments.adapters)."""
     row: dict[str, Any] = {
-        "id": f"{ctx.task}-{i:05d}",
-        "source": ctx.task,
+        "id": rid,
+        "source": source,
         "messages": [{"role": "user", "content": [*parts, {"type": "text", "text": f"{text} {INSTRUCTION}"}]}],
         "verifier": verifier,
         "answer": answer,
