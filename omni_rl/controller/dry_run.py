@@ -72,8 +72,19 @@ def model_checks(cfg: OmniRLConfig) -> list[Check]:
         if cfg.model.family not in tiny_families():
             return [Check("model", False, f"model.family={cfg.model.family!r} has no tiny offline model; choose one of "
                                           f"{', '.join(tiny_families())} or give model.path=DIR")]
-        return [Check("model", True, f"tiny offline {cfg.model.family} model (built and cached at the first run)"
-                                     + (", warm-started on the synthetic suite" if cfg.model.warm_start else ""))]
+        from omni_rl.controller.builders import tiny_needs_gpu
+        from omni_rl.models.families import get_family
+
+        try:
+            get_family(cfg.model.family).tiny_spec_of(cfg.model.tiny_variant)
+        except ValueError as e:
+            return [Check("model", False, str(e))]
+        gpu_reason = tiny_needs_gpu(cfg)
+        if gpu_reason:
+            return [Check("model", False, gpu_reason)]
+        variant = f" (variant {cfg.model.tiny_variant})" if cfg.model.tiny_variant else ""
+        return [Check("model", True, f"tiny offline {cfg.model.family} model{variant} (built and cached at the first "
+                                     "run)" + (", warm-started on the synthetic suite" if cfg.model.warm_start else ""))]
     path = Path(cfg.model.path).expanduser()
     config_file = path / "config.json"
     if not config_file.is_file():

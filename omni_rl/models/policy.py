@@ -73,7 +73,8 @@ def load_processor(path: str | Path) -> Any:
 
 
 def load_model(path: str | Path, dtype: Any = "float32", *, family: str | None = None) -> Any:
-    """The trainable HF module of the checkpoint (for omni: the thinker), in train mode off (eval())."""
+    """The trainable HF module of the checkpoint (for omni: the thinker), in train mode off (eval()). Parameters the
+    family never trains (`never_train`: weights vLLM ignores) come with requires_grad False."""
     import transformers as tf
 
     from omni_rl.models.families import get_family
@@ -84,6 +85,9 @@ def load_model(path: str | Path, dtype: Any = "float32", *, family: str | None =
         model = getattr(model, fam.submodule)
     if fam.after_load is not None:
         model = fam.after_load(model)  # e.g. vl: transformers 5.19 video M-RoPE differs from vLLM's (adapters.py)
+    for name, p in model.named_parameters():
+        if any(s in name for s in fam.never_train):
+            p.requires_grad_(False)
     return model.eval()
 
 

