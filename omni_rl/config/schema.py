@@ -32,6 +32,9 @@ class ModelConfig:
     # over `family` (no warm start); giving `path` too is an error
     pretrained: Optional[str] = None
     dtype: str = "float32"  # trainer + vLLM dtype; float32 on CPU, bfloat16 on GPU
+    # let transformers and vLLM run code shipped inside the checkpoint dir (its config / processor / tokenizer
+    # `auto_map`): only for checkpoints you trust. The family (from config.json) still decides how it trains
+    trust_remote_code: bool = False
     enable_thinking: bool = True  # chat template reasoning mode (<think> ... </think>)
     warm_start: bool = True  # tiny models only: short supervised warm start so RL starts from a format-following policy
     warm_start_steps: int = 600

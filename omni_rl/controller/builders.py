@@ -81,7 +81,7 @@ def build_policy(cfg: OmniRLConfig, run: Run) -> Policy:
                               check_rows=cfg.model.warm_start_check_rows, video_fps=cfg.data.video_fps,
                               video_max_frames=cfg.data.video_max_frames)
         family = cfg.model.family
-    processor = load_processor(path)
+    processor = load_processor(path, trust_remote_code=cfg.model.trust_remote_code)
     return Policy(path=path, family=family, processor=processor, banned_token_ids=banned_token_ids(processor))
 
 
@@ -240,7 +240,7 @@ def build_rollout_group(cfg: OmniRLConfig, policy: Policy) -> "RolloutGroup":
     worker_kwargs = dict(seed=cfg.run.seed, dtype=cfg.model.dtype, max_model_len=r.max_model_len,
                          kv_cache_gib=r.kv_cache_gib, gpu_memory_utilization=r.gpu_memory_utilization,
                          tensor_parallel_size=r.tensor_parallel_size, enforce_eager=r.enforce_eager,
-                         limit_mm_per_prompt=mm_limits(policy.family))
+                         limit_mm_per_prompt=mm_limits(policy.family), trust_remote_code=cfg.model.trust_remote_code)
     sampling = dict(temperature=r.temperature, top_p=r.top_p, max_tokens=r.max_tokens, stop=list(r.stop))
     return RolloutGroup(str(policy.path), num_workers=r.num_workers, worker_kwargs=worker_kwargs, sampling=sampling,
                         banned_token_ids=policy.banned_token_ids, timeout_s=r.timeout_s,
@@ -275,6 +275,7 @@ def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> "TrainerGroup":
     eps_low, eps_high = CLIP_PRESETS[a.clip_preset] if a.clip_preset else (a.eps_low, a.eps_high)
     objective = {"objective": "mpo", "mpo": mpo_settings(a.mpo)} if a.name == "mpo" else {}
     return TrainerGroup(str(policy.path), num_workers=t.num_workers, num_gpus_per_worker=trainer_gpus(cfg),
+                        trust_remote_code=cfg.model.trust_remote_code,
                         lr=t.lr, warmup_steps=t.warmup_steps,
                         lr_schedule=t.lr_schedule, min_lr_ratio=t.min_lr_ratio,
                         total_steps=cfg.run.steps * t.optimizer_steps_per_batch,

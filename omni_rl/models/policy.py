@@ -61,18 +61,20 @@ def _torch_dtype(dtype: Any) -> Any:
     return getattr(torch, dtype) if isinstance(dtype, str) else dtype
 
 
-def load_processor(path: str | Path) -> Any:
-    """The checkpoint's HF processor (a tokenizer for text-only checkpoints)."""
+def load_processor(path: str | Path, *, trust_remote_code: bool = False) -> Any:
+    """The checkpoint's HF processor (a tokenizer for text-only checkpoints). `trust_remote_code` lets transformers
+    run processor / tokenizer code shipped in the checkpoint dir."""
     from transformers import AutoProcessor, AutoTokenizer
 
     from omni_rl.models.families import get_family
 
     if get_family(detect_family(path)).tokenizer_only:
-        return AutoTokenizer.from_pretrained(str(path))
-    return AutoProcessor.from_pretrained(str(path))
+        return AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    return AutoProcessor.from_pretrained(str(path), trust_remote_code=trust_remote_code)
 
 
-def load_model(path: str | Path, dtype: Any = "float32", *, family: str | None = None) -> Any:
+def load_model(path: str | Path, dtype: Any = "float32", *, family: str | None = None,
+               trust_remote_code: bool = False) -> Any:
     """The trainable HF module of the checkpoint (for omni: the thinker), in train mode off (eval()). Parameters the
     family never trains (`never_train`: weights vLLM ignores) come with requires_grad False."""
     import transformers as tf
@@ -80,7 +82,8 @@ def load_model(path: str | Path, dtype: Any = "float32", *, family: str | None =
     from omni_rl.models.families import get_family
 
     fam = get_family(family or detect_family(path))
-    model = getattr(tf, fam.hf_class).from_pretrained(str(path), dtype=_torch_dtype(dtype))
+    model = getattr(tf, fam.hf_class).from_pretrained(str(path), dtype=_torch_dtype(dtype),
+                                                       trust_remote_code=trust_remote_code)
     if fam.submodule is not None:
         model = getattr(model, fam.submodule)
     if fam.after_load is not None:

@@ -183,7 +183,8 @@ class RolloutWorker:
 
     def __init__(self, model_path: str, *, seed: int = 0, dtype: str = "float32", max_model_len: int = 2048,
                  kv_cache_gib: int = 1, gpu_memory_utilization: float = 0.5, tensor_parallel_size: int = 1,
-                 enforce_eager: bool = True, limit_mm_per_prompt: dict[str, int] | None = None):
+                 enforce_eager: bool = True, limit_mm_per_prompt: dict[str, int] | None = None,
+                 trust_remote_code: bool = False):
         gpu = on_gpu()
         for k, v in (ENGINE_ENV if gpu else {**ENGINE_ENV, **CPU_ENV}).items():
             os.environ.setdefault(k, v)  # the caller's environment (e.g. the actor's runtime_env) wins
@@ -195,7 +196,7 @@ class RolloutWorker:
         served, family_kwargs, self.family = served_checkpoint(model_path)
         kwargs: dict[str, Any] = dict(model=str(served), dtype=dtype, seed=seed, max_model_len=max_model_len,
                                       enforce_eager=enforce_eager, tensor_parallel_size=tensor_parallel_size,
-                                      logprobs_mode="raw_logprobs",
+                                      logprobs_mode="raw_logprobs", trust_remote_code=trust_remote_code,
                                       # Whole prompts are prefilled in one step. With chunked prefill, vLLM 0.32
                                       # rewinds the per-request (seeded) RNG of a request whose prefill is split,
                                       # which CPU generators cannot do ("CPU Generator does not use offset").

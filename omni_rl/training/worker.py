@@ -71,7 +71,7 @@ class TrainerWorker:
                  micro_batch_size: int = 16, encoder_once: bool = True, eps_low: float = 0.2, eps_high: float = 0.28,
                  max_logprob_error: float | None = None, kl_beta: float = 0.0, temperature: float = 1.0,
                  seed: int = 0, num_threads: int | None = None, objective: str = "gspo",
-                 mpo: Mapping[str, float] | None = None):
+                 mpo: Mapping[str, float] | None = None, trust_remote_code: bool = False):
         from omni_rl.models.policy import detect_family, load_model
 
         if num_threads is not None:
@@ -95,7 +95,9 @@ class TrainerWorker:
                 raise ValueError("world_size > 1 needs master_addr and master_port")
             init_process_group(rank=rank, world_size=world_size, master_addr=master_addr, master_port=master_port,
                                backend=default_backend(self.device))
-        self.model = load_model(model_path, dtype, family=self.family).to(self.device).eval()
+        self.trust_remote_code = trust_remote_code
+        self.model = load_model(model_path, dtype, family=self.family,
+                                trust_remote_code=trust_remote_code).to(self.device).eval()
         self.adapter = make_adapter(self.model, self.family)
         self.frozen = self._freeze(freeze or {})
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -130,7 +132,8 @@ class TrainerWorker:
         """A frozen copy of the initial policy for the optional KL term (the recipe trains with KL 0)."""
         from omni_rl.models.policy import load_model
 
-        ref = load_model(model_path, dtype, family=self.family).to(self.device).eval().requires_grad_(False)
+        ref = load_model(model_path, dtype, family=self.family, trust_remote_code=self.trust_remote_code)
+        ref = ref.to(self.device).eval().requires_grad_(False)
         return make_adapter(ref, self.family)
 
     def info(self) -> dict[str, Any]:

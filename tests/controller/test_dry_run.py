@@ -27,7 +27,10 @@ PRESETS = {  # preset -> (transformers config class, architecture); every file i
     "qwen2_5_vl_7b": ("Qwen2_5_VLConfig", "Qwen2_5_VLForConditionalGeneration"),
     "qwen2_5_omni_3b": ("Qwen2_5OmniConfig", "Qwen2_5OmniForConditionalGeneration"),
     "qwen2_5_omni_7b": ("Qwen2_5OmniConfig", "Qwen2_5OmniForConditionalGeneration"),
+    "nemotron_3_nano_omni_30b_a3b": ("NemotronH_Omni_Reasoning_V3_Config", "NemotronH_Nano_Omni_Reasoning_V3"),
 }
+FAMILY_OF = {"Qwen2_5_VLForConditionalGeneration": "vl", "Qwen2_5OmniForConditionalGeneration": "omni",
+             "NemotronH_Nano_Omni_Reasoning_V3": "nemotron_omni"}
 
 
 def _checkpoint(tmp: Path, config_class: str, arch: str) -> Path:
@@ -93,8 +96,7 @@ def test_every_model_preset_dry_runs_on_a_gpu_cluster(gpu_cluster, tmp_path):
         ckpt = _checkpoint(tmp_path / preset, config_class, arch)
         res = _cli("stage=image_rl", f"model={preset}", f"model.path={ckpt}", f"ray_address={gpu_cluster}")
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
-        family = "vl" if "VL" in arch else "omni"
-        assert f"{arch} -> family {family}" in res.stdout
+        assert f"{arch} -> family {FAMILY_OF[arch]}" in res.stdout
         assert f"Ray cluster {gpu_cluster}: 2 node(s), 16 CPU, 16 GPU" in res.stdout
         assert "8 of 8 checks passed" in res.stdout
 

@@ -82,7 +82,7 @@ def test_released_weights_rename_and_fuse_qkv():
     rb = "vision_model.radio_model.model.blocks.0"
     assert [n for n, _ in out] == [
         "language_model.backbone.layers.0.mixer.A_log", "language_model.lm_head.weight",
-        f"{rb}.attn.qkv.weight", f"{rb}.attn.qkv.bias", f"{rb}.attn.proj.weight", f"{rb}.ls1.gamma",
+        f"{rb}.attn.qkv.weight", f"{rb}.attn.qkv.bias", f"{rb}.attn.proj.weight", f"{rb}.layer_scale1.lambda1",
         f"{rb}.mlp.fc1.weight", "vision_model.radio_model.model.patch_generator.cls_token.token",
         "vision_model.radio_model.model.patch_generator.embedder.weight", "vision_model.radio_model.summary_idxs",
         "mlp1.3.weight", "sound_encoder.encoder.layers.0.conv.norm.running_mean", "sound_projection.norm.weight"]
@@ -91,6 +91,27 @@ def test_released_weights_rename_and_fuse_qkv():
     assert fused[f"{rb}.attn.qkv.bias"].tolist() == [1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
     with pytest.raises(ValueError, match=r"q, k and v must be sent together \(got \['k', 'q'\]\)"):
         released_weights(items[2:3] + items[4:5])
+
+
+@pytest.mark.parametrize("variant", [None, "dense"])
+def test_released_weights_equal_what_transformers_saves(tmp_path, variant):
+    """transformers' save_pretrained of a model built from its config writes the released layout (its conversion
+    mapping in reverse): our names and tensors must be exactly those, for the MoE and the dense variant."""
+    from safetensors.torch import load_file
+    from transformers import NemotronH_Omni_Reasoning_V3, NemotronH_Omni_Reasoning_V3_Config
+
+    from omni_rl.models import build_tiny_model
+
+    cfg = NemotronH_Omni_Reasoning_V3_Config.from_pretrained(build_tiny_model(FAMILY, tmp_path / "c", variant=variant))
+    torch.manual_seed(0)
+    model = NemotronH_Omni_Reasoning_V3(cfg)
+    model.save_pretrained(tmp_path / "saved")
+    saved = load_file(tmp_path / "saved" / "model.safetensors")
+    ours = dict(released_weights(list(model.state_dict().items())))
+    assert sorted(ours) == sorted(saved)
+    assert all(torch.equal(ours[k], saved[k]) for k in saved)
+    experts = [k for k in saved if ".mixer.experts." in k]
+    assert len(experts) == (8 if variant is None else 0)  # 4 experts x up / down
 
 
 def test_the_moe_tiny_model_asks_for_a_gpu_or_the_dense_variant(monkeypatch):

@@ -98,16 +98,18 @@ RELEASED_NAMES = (
     (r"^vision_model\.embeddings\.position_embedding$", "vision_model.radio_model.model.patch_generator.pos_embed"),
     (r"^vision_model\.embeddings\.cls_register_token$", "vision_model.radio_model.model.patch_generator.cls_token.token"),
     (r"^vision_model\.encoder\.layer\.(\d+)\.attention\.o_proj\.", r"vision_model.radio_model.model.blocks.\1.attn.proj."),
-    (r"^vision_model\.encoder\.layer\.(\d+)\.layer_scale(\d)\.lambda1$", r"vision_model.radio_model.model.blocks.\1.ls\2.gamma"),
     (r"^vision_model\.encoder\.layer\.", "vision_model.radio_model.model.blocks."),
     (r"^vision_model\.", "vision_model.radio_model."),
 )
+EXPERTS = re.compile(r"^(.*\.mixer\.experts)\.(up_proj|down_proj)$")  # [E, out, in] -> one weight per expert
 QKV = re.compile(r"^(vision_model\.radio_model\.model\.blocks\.\d+)\.attention\.([qkv])_proj\.(weight|bias)$")
 
 
 def released_weights(items: list[tuple[str, Tensor]]) -> list[tuple[str, Tensor]]:
     """transformers-named weights -> the released checkpoints' names (vLLM's), RADIO q/k/v fused into one `qkv` per
-    block (concatenated q, k, v along dim 0). Order kept; a fused tensor takes the place of its `q`."""
+    block (concatenated q, k, v along dim 0), a MoE layer's stacked experts split into one weight per expert. Order
+    kept; a fused tensor takes the place of its `q`. What transformers' `save_pretrained` writes for a model built
+    from its config (tests/models/test_nemotron_vllm.py compares the two)."""
     renamed = []
     for name, t in items:
         for pattern, new in RELEASED_NAMES:
@@ -122,6 +124,10 @@ def released_weights(items: list[tuple[str, Tensor]]) -> list[tuple[str, Tensor]
             parts.setdefault((m[1], m[3]), {})[m[2]] = t
     out = []
     for name, t in renamed:
+        experts = EXPERTS.match(name)
+        if experts:
+            out.extend((f"{experts[1]}.{i}.{experts[2]}.weight", t[i]) for i in range(t.shape[0]))
+            continue
         m = QKV.match(name)
         if not m:
             out.append((name, t))
