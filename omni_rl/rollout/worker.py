@@ -19,6 +19,7 @@ hosts as a Ray actor. Design and the vLLM 0.32 facts it relies on: docs/rollout.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import time
@@ -306,6 +307,9 @@ class RolloutWorker:
             raise ValueError(f"weight refit to version {version} sends only part of module(s) {partial[:5]}: vLLM "
                              "would load the fused layer with uninitialised pieces; send whole modules")
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": items})
+        fixup = self.family.vllm_refit_fixup if self.family is not None else None
+        if fixup is not None:  # weights vLLM's reload does not refit (the family says which)
+            self.llm.apply_model(functools.partial(fixup, items=items))
         self.llm.reset_prefix_cache()  # cached KV blocks were computed by the old weights
         self.version = version
         return time.perf_counter() - t0

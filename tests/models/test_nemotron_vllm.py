@@ -200,7 +200,8 @@ def test_vllm_serves_the_dense_variant_in_bf16_like_the_fp32_trainer(served):
 def test_refit_in_trainer_names_reaches_vllm(served):
     """Perturb every trainable weight of the fp32 model, push (checkpoint name, tensor) pairs through
     `RolloutWorker.update_weights` (it renames and fuses them for vLLM): vLLM's log-probs follow HF's new ones and
-    move away from the old ones by far more than the bf16 tolerance."""
+    move away from the old ones by far more than the bf16 tolerance; the image projector, which vLLM's reload alone
+    leaves at its old weights (`refit_projector` copies it), holds the new weights."""
     from omni_rl.models import checkpoint_key
 
     model, _, prompts, worker = served
@@ -220,3 +221,12 @@ def test_refit_in_trainer_names_reaches_vllm(served):
     assert max(abs(lp - after[t].item()) for t, lp in top.items()) < BF16_LOGP_TOL
     moved = max(abs(lp - before[t].item()) for t, lp in top.items())
     assert moved > 10 * BF16_LOGP_TOL, moved
+
+    # the image projector, read back from vLLM's model: exactly the trainer's weights in bf16 (vLLM's reload alone
+    # leaves it as it was; its effect on the first token is too small to show in the log-probs above)
+    held = worker.llm.apply_model(lambda m: {n: p.detach().float().clone() for n, p in m.mlp1.named_parameters()})[0]
+    proj = model.multi_modal_projector
+    ours = {"0.weight": proj.layer_norm.weight, "1.weight": proj.linear_1.weight, "3.weight": proj.linear_2.weight}
+    assert sorted(held) == sorted(ours)
+    for name, weight in ours.items():
+        assert torch.equal(held[name], weight.detach().to(torch.bfloat16).float()), name

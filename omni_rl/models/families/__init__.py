@@ -56,6 +56,9 @@ class ModelFamily:
     vllm_serve: Callable[[Path, Path], tuple[Path, dict[str, Any]]] | None = None
     # vllm_weights([(checkpoint name, tensor)]) -> the same weights under the names vLLM's `load_weights` takes
     vllm_weights: Callable[[list[tuple[str, Any]]], list[tuple[str, Any]]] | None = None
+    # vllm_refit_fixup(vllm_model, [(vLLM name, tensor)]) -> tensors copied: weights vLLM's `reload_weights` does not
+    # refit (its model loads them outside the layerwise reload), copied straight into the running model after it
+    vllm_refit_fixup: Callable[[Any, list[tuple[str, Any]]], int] | None = None
     # substrings of parameter names that never train (vLLM ignores those weights, so training them would make the
     # rollouts and the trainer disagree)
     never_train: tuple[str, ...] = ()
