@@ -13,6 +13,9 @@ from typing import Any, Optional
 from omegaconf import MISSING
 
 
+TRAINER_STRATEGIES = ("replicated", "fsdp2")  # trainer.strategy (omni_rl.training.fsdp)
+
+
 @dataclass
 class ModelConfig:
     # The built-in tiny offline model to build when `path` is None (cached): "text", "omni", "vl", "audio" or
@@ -140,6 +143,10 @@ SCORE_KINDS = ("outcome", "reward")
 @dataclass
 class TrainerConfig:
     num_workers: int = 1  # data-parallel ranks (Ray actors)
+    # "replicated": every rank holds the whole model and its AdamW state (gradients all-reduced); "fsdp2": parameters,
+    # gradients and optimizer state sharded over the ranks (torch FSDP2, one unit per decoder layer + a root unit;
+    # gloo on CPU, NCCL on GPU); the same result either way (docs/training.md)
+    strategy: str = "replicated"
     # GPUs per rank; None: 1 when the Ray cluster has GPUs, else 0. Fractions share a GPU with the rollout workers
     # (colocated placement, e.g. 0.5 here and rollout.num_gpus_per_worker=0.5)
     num_gpus_per_worker: Optional[float] = None
@@ -309,6 +316,8 @@ def check_values(cfg: OmniRLConfig) -> None:
         if cfg.algorithm.mpo.preset not in MPO_PRESETS:
             raise ValueError(f"algorithm.mpo.preset={cfg.algorithm.mpo.preset!r}: choose one of "
                              f"{', '.join(MPO_PRESETS)} or null (then beta / w_pref / w_quality / w_sft apply)")
+    if cfg.trainer.strategy not in TRAINER_STRATEGIES:
+        raise ValueError(f"trainer.strategy={cfg.trainer.strategy!r}: choose one of {', '.join(TRAINER_STRATEGIES)}")
     if cfg.run.eval_every < 0:
         raise ValueError(f"run.eval_every={cfg.run.eval_every}: must be >= 0 (0 turns evaluation off)")
     if cfg.model.checkpoint is not None and cfg.model.path is None:

@@ -265,6 +265,32 @@ def trainer_gpus(cfg: OmniRLConfig) -> float:
     return 1.0 if cluster_gpus() > 0 else 0.0
 
 
+def build_workers(cfg: OmniRLConfig, policy: Policy, *, rollout: bool = True
+                  ) -> tuple["TrainerGroup", "RolloutGroup | None"]:
+    """The trainer group and (when `rollout`) the rollout group, started at the same time: the vLLM workers import
+    vLLM and start their engines while the trainer ranks import transformers and load the model (these start-ups
+    are most of a run's fixed seconds, and each runs in its own process). If one fails, the other is shut down."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not rollout:
+        return build_trainer_group(cfg, policy), None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollout-start") as pool:
+        pending = pool.submit(build_rollout_group, cfg, policy)  # Ray calls are thread-safe; this thread waits
+        try:
+            trainer = build_trainer_group(cfg, policy)
+        except BaseException:
+            try:
+                pending.result().shutdown()
+            except Exception:  # noqa: BLE001  (the trainer's error is the one to report)
+                pass
+            raise
+        try:
+            return trainer, pending.result()
+        except BaseException:
+            trainer.shutdown()
+            raise
+
+
 def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> "TrainerGroup":
     from omni_rl.algorithms.gspo import CLIP_PRESETS
     from omni_rl.training.group import TrainerGroup
@@ -275,7 +301,7 @@ def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> "TrainerGroup":
     eps_low, eps_high = CLIP_PRESETS[a.clip_preset] if a.clip_preset else (a.eps_low, a.eps_high)
     objective = {"objective": "mpo", "mpo": mpo_settings(a.mpo)} if a.name == "mpo" else {}
     return TrainerGroup(str(policy.path), num_workers=t.num_workers, num_gpus_per_worker=trainer_gpus(cfg),
-                        trust_remote_code=cfg.model.trust_remote_code,
+                        trust_remote_code=cfg.model.trust_remote_code, strategy=t.strategy,
                         lr=t.lr, warmup_steps=t.warmup_steps,
                         lr_schedule=t.lr_schedule, min_lr_ratio=t.min_lr_ratio,
                         total_steps=cfg.run.steps * t.optimizer_steps_per_batch,

@@ -39,8 +39,7 @@ def train_preference(cfg: OmniRLConfig) -> Path:
     pairs = build_pairs(cfg, run, policy)
     eval_data = B.build_data(cfg, run, policy, split="eval") if cfg.run.eval_every > 0 else None
     B.init_ray(cfg)
-    trainer = B.build_trainer_group(cfg, policy)
-    rollout = B.build_rollout_group(cfg, policy) if eval_data is not None else None
+    trainer, rollout = B.build_workers(cfg, policy, rollout=eval_data is not None)  # started side by side
     verifier = B.build_verifier_pool(cfg) if eval_data is not None else None
     ckpt = RunCheckpointer(run.dir / "checkpoints", keep_last=cfg.run.keep_last)
     start_step = ckpt.restore(trainer, rollout) if cfg.run.resume else 0

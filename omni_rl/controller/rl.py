@@ -33,8 +33,7 @@ def train_rl(cfg: OmniRLConfig) -> Path:
     eval_data = B.build_data(cfg, run, policy, split="eval") if cfg.run.eval_every > 0 else None  # held-out set
     B.init_ray(cfg)
     verifier = B.build_verifier_pool(cfg)
-    trainer = B.build_trainer_group(cfg, policy)
-    rollout = B.build_rollout_group(cfg, policy)
+    trainer, rollout = B.build_workers(cfg, policy)  # started side by side
     ckpt = RunCheckpointer(run.dir / "checkpoints", keep_last=cfg.run.keep_last)
     start_step = ckpt.restore(trainer, rollout) if cfg.run.resume else 0
     run.logger.open(resume_step=start_step - 1 if cfg.run.resume else None)

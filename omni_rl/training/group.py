@@ -66,6 +66,8 @@ class TrainerGroup:
         inspect.signature(TrainerWorker).bind(str(model_path), **worker_kwargs)  # unknown kwargs raise here
         self.world_size = num_workers
         self.refit_chunk_bytes = refit_chunk_bytes
+        # fsdp2: weights are gathered by every rank together, so every rank takes part in a refit / export
+        self.sharded = worker_kwargs.get("strategy", "replicated") == "fsdp2"
         # the driver's copy: units, counts and metric reduction (the ranks hold the state, e.g. MPO's delta)
         self.objective = (make_objective("mpo", **dict(worker_kwargs.get("mpo") or {}))
                           if worker_kwargs.get("objective", "gspo") == "mpo" else GSPOObjective())
@@ -131,10 +133,13 @@ class TrainerGroup:
     def state_dict_chunks(self, max_bytes: int | None = None) -> list[list[tuple[str, Any]]]:
         import ray
 
-        return self._get([self.actors[0].state_dict_chunks.remote(max_bytes or self.refit_chunk_bytes)], "weights")[0]
+        actors = self.actors if self.sharded else self.actors[:1]
+        return self._get([a.state_dict_chunks.remote(max_bytes or self.refit_chunk_bytes) for a in actors],
+                         "weights")[0]
 
     def weights(self) -> list[tuple[str, Any]]:
-        """All weights as [(checkpoint_name, tensor)] from rank 0 (the ranks are replicas), for the vLLM refit."""
+        """All weights as [(checkpoint_name, tensor)] from rank 0 (the ranks are replicas; under fsdp2 every rank
+        gathers them with rank 0, which returns them), for the vLLM refit."""
         return [kv for chunk in self.state_dict_chunks() for kv in chunk]
 
     def save(self, out_dir: str | Path) -> None:
@@ -150,7 +155,8 @@ class TrainerGroup:
     def export_hf(self, out_dir: str | Path) -> None:
         import ray
 
-        self._get([self.actors[0].export_hf.remote(str(out_dir))], "export_hf")
+        actors = self.actors if self.sharded else self.actors[:1]
+        self._get([a.export_hf.remote(str(out_dir)) for a in actors], "export_hf")
 
     def info(self) -> list[dict[str, Any]]:
         import ray

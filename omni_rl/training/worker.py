@@ -30,6 +30,12 @@ Freezing: `freeze` maps groups of `omni_rl.models.parts.param_groups` (vision_en
 lm_body, lm_embeddings, lm_head, router) to bools (the shape of the config's `trainer.freeze`); frozen parameters get
 requires_grad=False and no optimizer state. Text RL: every group but lm_body and lm_head frozen.
 
+Strategies (`strategy`): "replicated" (every rank holds the whole model and its AdamW state; gradients are
+SUM-all-reduced) or "fsdp2" (`omni_rl.training.fsdp`: parameters, gradients and optimizer state sharded with
+`fully_shard`, one unit per decoder layer plus a root unit; the same exactness holds, tests/training/test_dp_exact.py).
+Under fsdp2 every rank takes part in every forward, weight gather and checkpoint (ranks with fewer micro-batches run
+padding ones) and trainer_state.pt is one file per rank (resume with the same number of ranks).
+
 Optional KL to the initial policy (`kl_beta` != 0; the recipe uses 0): a frozen reference copy is loaded and
 kl_beta * k3-KL (masked token mean, `omni_rl.algorithms.gspo.kl_k3`) is added to each sequence's loss.
 The model is kept in eval mode (no dropout) for both scoring and training.
@@ -71,7 +77,8 @@ class TrainerWorker:
                  micro_batch_size: int = 16, encoder_once: bool = True, eps_low: float = 0.2, eps_high: float = 0.28,
                  max_logprob_error: float | None = None, kl_beta: float = 0.0, temperature: float = 1.0,
                  seed: int = 0, num_threads: int | None = None, objective: str = "gspo",
-                 mpo: Mapping[str, float] | None = None, trust_remote_code: bool = False):
+                 mpo: Mapping[str, float] | None = None, trust_remote_code: bool = False,
+                 strategy: str = "replicated"):
         from omni_rl.models.policy import detect_family, load_model
 
         if num_threads is not None:
@@ -88,11 +95,17 @@ class TrainerWorker:
         self.temperature = temperature
         self.grad_clip = grad_clip
         self.step = 0
-        if world_size > 1:
+        from omni_rl.training.fsdp import STRATEGIES
+
+        if strategy not in STRATEGIES:
+            raise ValueError(f"trainer strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+        self.strategy = strategy
+        self.sharded = strategy == "fsdp2"
+        if world_size > 1 or self.sharded:  # FSDP2 needs a process group even with one rank
             from omni_rl.training.dist import default_backend, init_process_group
 
             if master_addr is None or master_port is None:
-                raise ValueError("world_size > 1 needs master_addr and master_port")
+                raise ValueError(f"world_size {world_size} with strategy {strategy} needs master_addr and master_port")
             init_process_group(rank=rank, world_size=world_size, master_addr=master_addr, master_port=master_port,
                                backend=default_backend(self.device))
         self.trust_remote_code = trust_remote_code
@@ -100,6 +113,11 @@ class TrainerWorker:
                                 trust_remote_code=trust_remote_code).to(self.device).eval()
         self.adapter = make_adapter(self.model, self.family)
         self.frozen = self._freeze(freeze or {})
+        self.shell = None
+        if self.sharded:  # after freezing (units see requires_grad), before the optimizer (it holds the shards)
+            from omni_rl.training.fsdp import shard
+
+            self.shell = shard(self.model, self.adapter.decoder())
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         if not self.params:
             raise ValueError(f"every parameter is frozen (freeze={dict(freeze or {})})")
@@ -240,11 +258,20 @@ class TrainerWorker:
         sums = dict.fromkeys(COMMON_SUM_KEYS + obj.sum_keys, 0.0)
         maxes = dict.fromkeys(COMMON_MAX_KEYS + obj.max_keys, 0.0)
         self.optimizer.zero_grad(set_to_none=True)
-        for mb in batch.chunks(self.micro_batch_size, unit=obj.unit):
+        micro_batches = batch.chunks(self.micro_batch_size, unit=obj.unit)
+        for _ in range(self._padding(len(micro_batches))):  # fsdp2: as many forwards as the busiest rank
+            loss, _out = self._forward(self._pad_batch(), lambda out: out.logp.sum() * 0.0)
+            loss.backward()
+        for mb in micro_batches:
             t0 = time.perf_counter()
-            out = score(self.adapter, mb, encoder_once=self.encoder_once, temperature=self.temperature)
-            res = obj.micro_loss(self, mb, out, logprob_mask=logprob_mask)
-            loss = normalized_sum(res.per_unit, res.weights, global_num_seqs)
+            held: list[Any] = []
+
+            def micro_loss(out: Any, mb: TrainBatch = mb, held: list[Any] = held) -> Tensor:
+                held.append(obj.micro_loss(self, mb, out, logprob_mask=logprob_mask))
+                return normalized_sum(held[0].per_unit, held[0].weights, global_num_seqs)
+
+            loss, out = self._forward(mb, micro_loss)
+            res = held[0]
             loss.backward()
             sums["loss"] += float(loss.detach())
             sums["num_seqs"] += mb.num_sequences
@@ -265,7 +292,7 @@ class TrainerWorker:
     def _optimizer_step(self) -> float:
         """All-reduce (SUM) the grads, clip, AdamW step, scheduler step. The reduced (clipped) gradients stay in
         `.grad` until the next train_step zeroes them (tests read them)."""
-        if self.world_size > 1:
+        if self.world_size > 1 and not self.sharded:  # fsdp2 reduce-scattered the grads in the backward
             from omni_rl.training.dist import all_reduce_grads
 
             all_reduce_grads(self.params)
@@ -273,7 +300,9 @@ class TrainerWorker:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
         max_norm = self.grad_clip if self.grad_clip is not None else float("inf")
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm))
+        from omni_rl.training.fsdp import full_tensor
+
+        grad_norm = float(full_tensor(torch.nn.utils.clip_grad_norm_(self.params, max_norm)))
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
@@ -283,11 +312,39 @@ class TrainerWorker:
     def compute_logp(self, batch: TrainBatch) -> list[list[float]]:
         """Per-token logp of every sequence's response (same order as batch.sequences), current weights."""
         out: list[list[float]] = []
-        for mb in batch.chunks(self.micro_batch_size):
-            res = score(self.adapter, mb, encoder_once=self.encoder_once, temperature=self.temperature)
+        micro_batches = batch.chunks(self.micro_batch_size)
+        for _ in range(self._padding(len(micro_batches))):
+            self._forward(self._pad_batch())
+        for mb in micro_batches:
+            _, res = self._forward(mb)
             for i, s in enumerate(mb.sequences):
                 out.append(res.logp[i, :len(s.response_ids)].tolist())
         return out
+
+    def _forward(self, mb: TrainBatch, loss_fn: Any = None) -> tuple[Any, Any]:
+        """(loss_fn(score output) or None, score output) of one micro-batch; under fsdp2 through the FSDP2 root, which
+        gathers the non-layer weights for this forward and reduce-scatters their grads after its backward."""
+
+        def run() -> tuple[Any, Any]:
+            out = score(self.adapter, mb, encoder_once=self.encoder_once, temperature=self.temperature)
+            return (loss_fn(out) if loss_fn is not None else None), out
+
+        return self.shell(run) if self.shell is not None else run()
+
+    def _padding(self, n_micro: int) -> int:
+        """fsdp2: how many padding micro-batches this rank runs so that every rank runs as many forwards as the rank
+        with the most micro-batches (FSDP2's gathers are collectives); 0 otherwise."""
+        if not self.sharded or self.world_size == 1:
+            return 0
+        from omni_rl.training.dist import all_reduce_max
+
+        return int(all_reduce_max([float(n_micro)], self.device)[0]) - n_micro
+
+    def _pad_batch(self) -> TrainBatch:
+        from omni_rl.training.fsdp import pad_batch
+
+        pad = self.model.config.get_text_config().pad_token_id
+        return pad_batch(int(pad) if pad is not None else 0)
 
     # -------------------------------------------------------------------------------------- weights + checkpoints
     def checkpoint_name(self, name: str) -> str:
@@ -301,12 +358,17 @@ class TrainerWorker:
         chunk of its own). Tensors are detached CPU views of the live weights: copy them if you keep them across a
         train_step (through Ray they are serialised, i.e. copied, on return). `trainable_only` skips frozen weights
         (a refit only needs what changed)."""
+        from omni_rl.training.fsdp import full_tensor
+
         trainable = {n for n, p in self.model.named_parameters() if p.requires_grad}
         chunks: list[list[tuple[str, Tensor]]] = []
         chunk: list[tuple[str, Tensor]] = []
         size = 0
         for name, t in self.model.state_dict().items():
             if trainable_only and name not in trainable:
+                continue
+            t = full_tensor(t)  # fsdp2: every rank gathers one tensor at a time; rank 0 keeps the chunks
+            if self.sharded and self.rank != 0:
                 continue
             nbytes = t.numel() * t.element_size()
             if chunk and size + nbytes > max_bytes:
@@ -324,8 +386,16 @@ class TrainerWorker:
 
     def grad_snapshot(self) -> dict[str, Tensor]:
         """Debug/tests: copies of the trainable parameters' gradients left by the last step (all-reduced, clipped)."""
-        return {n: p.grad.detach().clone() for n, p in self.model.named_parameters()
+        from omni_rl.training.fsdp import full_tensor
+
+        return {n: full_tensor(p.grad).detach().clone() for n, p in self.model.named_parameters()
                 if p.requires_grad and p.grad is not None}
+
+    def params_snapshot(self) -> dict[str, Tensor]:
+        """Debug/tests: copies of every parameter (whole tensors, gathered under fsdp2: every rank must call)."""
+        from omni_rl.training.fsdp import full_tensor
+
+        return {n: full_tensor(p).detach().clone() for n, p in self.model.named_parameters()}
 
     def export_hf(self, out_dir: str | Path) -> Path:
         """An HF checkpoint dir (the source checkpoint's config / tokenizer / processor files + current weights under
@@ -334,6 +404,8 @@ class TrainerWorker:
 
         out = Path(out_dir)
         if self.rank != 0:
+            if self.sharded:
+                self.state_dict_chunks()  # the gathers are collectives: every rank takes part
             return out
         out.mkdir(parents=True, exist_ok=True)
         for f in self.model_path.iterdir():
@@ -351,14 +423,21 @@ class TrainerWorker:
 
     def save(self, out_dir: str | Path) -> Path:
         """Checkpoint = `export_hf` + optimizer / scheduler / RNG / step in trainer_state.pt (rank 0 writes; the
-        ranks are replicas, see omni_rl.training.dist)."""
+        ranks are replicas, see omni_rl.training.dist); under fsdp2 one trainer_state.rank<r>.pt per rank."""
         out = self.export_hf(out_dir)
-        if self.rank == 0:
-            state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                     "rng": torch.get_rng_state(), "step": self.step, "objective": self.objective.state_dict(),
-                     "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None}
-            torch.save(state, out / STATE_FILE)
+        if self.sharded:  # each rank's optimizer shard in its own file
+            import torch.distributed as dist
+
+            dist.barrier()  # rank 0 has created the dir
+            torch.save(self._state(), out / f"trainer_state.rank{self.rank}.pt")
+        elif self.rank == 0:
+            torch.save(self._state(), out / STATE_FILE)
         return out
+
+    def _state(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "rng": torch.get_rng_state(), "step": self.step, "objective": self.objective.state_dict(),
+                "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None}
 
     def load(self, ckpt_dir: str | Path) -> None:
         """Restore weights (+ optimizer / scheduler / RNG / step when trainer_state.pt exists) from `save`."""
@@ -370,9 +449,20 @@ class TrainerWorker:
         missing = set(by_ckpt_name) - set(loaded)
         if missing:
             raise KeyError(f"{ckpt / WEIGHTS_FILE} lacks {len(missing)} weights, e.g. {sorted(missing)[:3]}")
-        self.model.load_state_dict({by_ckpt_name[k]: v for k, v in loaded.items() if k in by_ckpt_name}, strict=True)
-        if (ckpt / STATE_FILE).is_file():
-            state = torch.load(ckpt / STATE_FILE, weights_only=True, map_location="cpu")
+        full = {by_ckpt_name[k]: v for k, v in loaded.items() if k in by_ckpt_name}
+        state_file = ckpt / (f"trainer_state.rank{self.rank}.pt" if self.sharded else STATE_FILE)
+        if self.sharded:  # every rank reads the whole tensors and keeps its shards
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+            set_model_state_dict(self.model, full, options=StateDictOptions(full_state_dict=True, strict=True))
+            if (ckpt / STATE_FILE).is_file() and not state_file.is_file():
+                raise FileNotFoundError(f"{ckpt} was saved by the replicated trainer: its optimizer state is not "
+                                        "sharded; resume it with trainer.strategy=replicated")
+        else:
+            self.model.load_state_dict(full, strict=True)
+        if state_file.is_file():
+            # fsdp2: the optimizer state holds DTensor shards, which the weights-only unpickler refuses
+            state = torch.load(state_file, weights_only=not self.sharded, map_location="cpu")
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["rng"])

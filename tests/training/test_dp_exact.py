@@ -24,14 +24,15 @@ KW = dict(dtype="float64", lr=1e-3, grad_clip=None, eps_low=0.2, eps_high=0.28, 
           num_threads=1)
 
 
-def _rank_main(rank: int, port: int, model_path: str, batch: TrainBatch, out: str) -> None:
+def _rank_main(rank: int, port: int, model_path: str, batch: TrainBatch, strategy: str, micro: int,
+               out: str) -> None:
     worker = TrainerWorker(model_path, rank=rank, world_size=2, master_addr="127.0.0.1", master_port=port,
-                           micro_batch_size=3, **KW)
+                           micro_batch_size=micro, strategy=strategy, **KW)
     shard = batch.split(2)[rank]
     metrics = worker.train_step(shard, global_num_seqs=batch.num_weighted)
-    torch.save({"metrics": metrics, "n_micro": len(shard.chunks(3)),
-                "grads": {n: p.grad for n, p in worker.model.named_parameters() if p.requires_grad},
-                "params": {n: p.detach() for n, p in worker.model.named_parameters()}}, Path(out) / f"{rank}.pt")
+    local = {n: p.to_local().numel() if hasattr(p, "to_local") else p.numel() for n, p in worker.model.named_parameters()}
+    torch.save({"metrics": metrics, "n_micro": len(shard.chunks(micro)), "local_numel": local,
+                "grads": worker.grad_snapshot(), "params": worker.params_snapshot()}, Path(out) / f"{rank}.pt")
     worker.shutdown()
 
 
@@ -46,15 +47,20 @@ def _prepare(model_path: str, batch: TrainBatch) -> tuple[TrainerWorker, TrainBa
     return ref, batch
 
 
-def _run(model_path: str, batch: TrainBatch, tmp_path: Path) -> None:
+def _run(model_path: str, batch: TrainBatch, tmp_path: Path, *, strategy: str = "replicated", micro: int = 3,
+         n_micro: tuple[int, int] = (2, 2)) -> None:
     ref, batch = _prepare(model_path, batch)
     m_ref = ref.train_step(batch, global_num_seqs=batch.num_weighted)
     assert batch.num_weighted == 8.0
 
     from training_helpers import run_two_ranks
 
-    ranks = run_two_ranks(_rank_main, model_path, batch, out_dir=tmp_path)
-    assert [r["n_micro"] for r in ranks] == [2, 2]
+    ranks = run_two_ranks(_rank_main, model_path, batch, strategy, micro, out_dir=tmp_path)
+    assert tuple(r["n_micro"] for r in ranks) == n_micro
+    if strategy == "fsdp2":  # each rank holds about half of every parameter
+        whole = {n: p.numel() for n, p in ref.model.named_parameters()}
+        assert sum(ranks[0]["local_numel"].values()) + sum(ranks[1]["local_numel"].values()) == sum(whole.values())
+        assert sum(ranks[0]["local_numel"].values()) <= sum(whole.values()) * 0.55
 
     dp = reduce_metrics([r["metrics"] for r in ranks])
     one = reduce_metrics([m_ref])
@@ -88,6 +94,28 @@ def test_omni_two_ranks_two_microbatches_equal_one(omni_model_path, tmp_path):
     # shard 0 = image prompt x3 + text x2, shard 1 = text x1 + image+audio x3: rank 0 never sees audio
     prompts = [mm_prompt(proc, "image", 0), mm_prompt(proc, "text", 1), mm_prompt(proc, "image+audio", 2)]
     _run(omni_model_path, TrainBatch(prompts=prompts, sequences=random_sequences(3, 3, seed=5)), tmp_path)
+
+
+@pytest.mark.slow
+def test_fsdp2_text_uneven_microbatch_counts_equal_one_rank(text_model_path, tmp_path):
+    """FSDP2, 2 ranks, micro-batch size 4: shards of 5 / 4 sequences -> 2 / 1 micro-batches (rank 1 runs a padding
+    micro-batch so both ranks gather the same weights): loss, gradients and updated weights equal 1 rank x 1."""
+    from training_helpers import text_batch
+
+    _run(text_model_path, text_batch(seed=3), tmp_path, strategy="fsdp2", micro=4, n_micro=(2, 1))
+
+
+@pytest.mark.slow
+def test_fsdp2_omni_rank_without_audio_equals_one_rank(omni_model_path, tmp_path):
+    """FSDP2, 2 ranks x 2 micro-batches, rank 0 never sees audio (its audio encoder is not called, yet it takes part
+    in every gather and reduce-scatter): equal to 1 rank x 1 micro-batch."""
+    from training_helpers import mm_prompt, random_sequences
+    from omni_rl.models.policy import load_processor
+
+    proc = load_processor(omni_model_path)
+    prompts = [mm_prompt(proc, "image", 0), mm_prompt(proc, "text", 1), mm_prompt(proc, "image+audio", 2)]
+    _run(omni_model_path, TrainBatch(prompts=prompts, sequences=random_sequences(3, 3, seed=5)), tmp_path,
+         strategy="fsdp2")
 
 
 def _rank_train_main(rank: int, port: int, model_path: str, batch: TrainBatch, out: str) -> None:

@@ -1,0 +1,124 @@
+"""FSDP2 for the trainer (`trainer.strategy=fsdp2`): parameters, gradients and AdamW state sharded over the ranks
+with `torch.distributed.fsdp.fully_shard` (gloo on CPU, NCCL on GPU).
+
+Units. Every decoder layer is a unit of its own (gathered by its own forward, freed after it). Everything else (the
+embeddings, the media encoders, projectors, final norm, LM head) is one root unit around a `Shell`, a module whose
+forward runs a closure: the trainer calls `shell(lambda: <score + loss>)`, so the root's parameters are gathered for
+exactly one micro-batch's forward and its gradients reduce-scattered after that micro-batch's backward. The media
+encoders are called directly by the encoder-once path (not through the model's forward); as part of the root they
+have no collectives of their own, so a rank whose micro-batch has no image or audio cannot deadlock on them.
+
+Every rank must issue the same collectives in the same order:
+- every trainable parameter gets a gradient on every rank (FSDP2 reduce-scatters only the parameters that have
+  one, so a rank without audio, or a MoE expert no token reached, would make the ranks' buffers differ): a forward
+  hook on each unit adds 0 * (one element of each of its trainable parameters) to its output (`GradAnchor`);
+- every rank runs the same number of forwards: ranks with fewer micro-batches run padding micro-batches whose loss
+  is multiplied by 0 (`pad_batch`);
+- the weights for vLLM / checkpoints are gathered by every rank together (`full_tensor`), one tensor at a time.
+Gradients are summed over ranks (divide factor 1), as in the replicated strategy: the loss is already normalised by
+the step's global count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from omni_rl.config.schema import TRAINER_STRATEGIES as STRATEGIES  # noqa: E402  (re-exported)
+
+
+class Shell(nn.Module):
+    """The FSDP2 root: holds the model, runs a closure as its forward (see the module docstring)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, fn: Callable[[], Any]) -> Any:
+        return fn()
+
+
+class GradAnchor:
+    """Forward hook: output + 0 * sum(first element of each trainable parameter the unit owns), so each of them gets
+    a (zero) gradient even when this rank's input does not reach it. The parameters are looked up at call time (FSDP2
+    swaps the registered sharded ones for the gathered ones during the forward). `skip`: submodules that are units of
+    their own."""
+
+    def __init__(self, skip: tuple[nn.Module, ...] = ()):
+        self.skip = skip
+
+    def owned(self, module: nn.Module) -> list[Tensor]:
+        skipped = {id(p) for s in self.skip for p in s.parameters()}
+        return [p for p in module.parameters() if p.requires_grad and id(p) not in skipped]
+
+    def __call__(self, module: nn.Module, args: Any, output: Any) -> Any:
+        if not torch.is_grad_enabled():
+            return output
+        params = self.owned(module)
+        if not params:
+            return output
+        zero = torch.stack([p.reshape(-1)[0].to(torch.float64) for p in params]).sum() * 0.0
+        if isinstance(output, Tensor):
+            return output + zero.to(output.dtype)
+        if isinstance(output, tuple) and output and isinstance(output[0], Tensor):
+            return (output[0] + zero.to(output[0].dtype), *output[1:])
+        raise TypeError(f"GradAnchor cannot add to a {type(output).__name__} output of {type(module).__name__}")
+
+
+def decoder_layers(decoder: nn.Module) -> list[nn.Module]:
+    """The decoder's layer list (`.layers`)."""
+    layers = getattr(decoder, "layers", None)
+    if not isinstance(layers, nn.ModuleList):
+        raise ValueError(f"{type(decoder).__name__} has no `layers` ModuleList: FSDP2 units need the decoder layers")
+    return list(layers)
+
+
+def shard(model: nn.Module, decoder: nn.Module, *, mp_dtype: torch.dtype | None = None) -> Shell:
+    """Apply FSDP2 to `model` in place (decoder layers, then the root `Shell`); returns the shell. Call after
+    freezing (requires_grad) and before building the optimizer. `mp_dtype`: bf16 compute with fp32 master weights
+    (MixedPrecisionPolicy) when given."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    policy = MixedPrecisionPolicy(param_dtype=mp_dtype, reduce_dtype=torch.float32) if mp_dtype else None
+    kwargs = {"mp_policy": policy} if policy is not None else {}
+    layers = decoder_layers(decoder)
+    for layer in layers:
+        layer.register_forward_hook(GradAnchor())  # before fully_shard: runs before FSDP2 frees the gathered weights
+        fully_shard(layer, **kwargs)
+        layer.set_gradient_divide_factor(1.0)  # a SUM over ranks, like the replicated strategy's all-reduce
+    shell = Shell(model)
+    shell.register_forward_hook(_RootAnchor(tuple(layers)))
+    fully_shard(shell, **kwargs)
+    shell.set_gradient_divide_factor(1.0)  # a SUM over ranks, like the replicated strategy's all-reduce
+    return shell
+
+
+class _RootAnchor(GradAnchor):
+    """GradAnchor for the shell, whose output is `(loss, aux)`: the zero goes into the loss."""
+
+    def __call__(self, module: nn.Module, args: Any, output: Any) -> Any:
+        loss, aux = output
+        if not torch.is_grad_enabled() or not isinstance(loss, Tensor):
+            return output
+        params = self.owned(module)
+        if not params:
+            return output
+        zero = torch.stack([p.reshape(-1)[0].to(torch.float64) for p in params]).sum() * 0.0
+        return loss + zero.to(loss.dtype), aux
+
+
+def full_tensor(t: Tensor) -> Tensor:
+    """The whole tensor of a sharded DTensor (a collective: every rank must call it, in the same order); a plain
+    tensor as it is."""
+    return t.full_tensor() if hasattr(t, "full_tensor") else t
+
+
+def pad_batch(pad_id: int) -> Any:
+    """A one-sequence text micro-batch for ranks that run out of micro-batches (its loss is multiplied by 0)."""
+    from omni_rl.training.batch import TrainBatch, TrainPrompt, TrainSequence
+
+    return TrainBatch(prompts=[TrainPrompt(prompt_ids=[pad_id, pad_id], mm_tensors={}, uid="fsdp-pad")],
+                      sequences=[TrainSequence(prompt_index=0, response_ids=[pad_id], advantage=0.0)])
