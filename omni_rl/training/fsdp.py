@@ -88,12 +88,20 @@ def shard(model: nn.Module, decoder: nn.Module, *, mp_dtype: torch.dtype | None 
     for layer in layers:
         layer.register_forward_hook(GradAnchor())  # before fully_shard: runs before FSDP2 frees the gathered weights
         fully_shard(layer, **kwargs)
-        layer.set_gradient_divide_factor(1.0)  # a SUM over ranks, like the replicated strategy's all-reduce
+        _sum_gradients(layer)
     shell = Shell(model)
     shell.register_forward_hook(_RootAnchor(tuple(layers)))
     fully_shard(shell, **kwargs)
-    shell.set_gradient_divide_factor(1.0)  # a SUM over ranks, like the replicated strategy's all-reduce
+    _sum_gradients(shell)
     return shell
+
+
+def _sum_gradients(unit: Any) -> None:
+    """Reduce-scatter gradients as a plain SUM over ranks, like the replicated strategy's all-reduce (the loss is
+    already normalised by the step's global count). A divide factor of 1 alone would make FSDP2 use PREMUL_SUM for
+    float32 / bfloat16, which gloo does not have; forcing sum-type collectives keeps it a SUM."""
+    unit.set_gradient_divide_factor(1.0)
+    unit.set_force_sum_reduction_for_comms(True)
 
 
 class _RootAnchor(GradAnchor):
