@@ -147,6 +147,9 @@ class TrainerConfig:
     # gradients and optimizer state sharded over the ranks (torch FSDP2, one unit per decoder layer + a root unit;
     # gloo on CPU, NCCL on GPU); the same result either way (docs/training.md)
     strategy: str = "replicated"
+    # recompute each decoder layer's activations in the backward instead of keeping them (less memory, ~1 more
+    # forward of the decoder per step; the same numbers)
+    activation_checkpointing: bool = False
     # GPUs per rank; None: 1 when the Ray cluster has GPUs, else 0. Fractions share a GPU with the rollout workers
     # (colocated placement, e.g. 0.5 here and rollout.num_gpus_per_worker=0.5)
     num_gpus_per_worker: Optional[float] = None

@@ -302,6 +302,7 @@ def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> "TrainerGroup":
     objective = {"objective": "mpo", "mpo": mpo_settings(a.mpo)} if a.name == "mpo" else {}
     return TrainerGroup(str(policy.path), num_workers=t.num_workers, num_gpus_per_worker=trainer_gpus(cfg),
                         trust_remote_code=cfg.model.trust_remote_code, strategy=t.strategy,
+                        activation_checkpointing=t.activation_checkpointing,
                         lr=t.lr, warmup_steps=t.warmup_steps,
                         lr_schedule=t.lr_schedule, min_lr_ratio=t.min_lr_ratio,
                         total_steps=cfg.run.steps * t.optimizer_steps_per_batch,

@@ -118,6 +118,18 @@ class _RootAnchor(GradAnchor):
         return loss + zero.to(loss.dtype), aux
 
 
+def checkpoint_layers(decoder: nn.Module) -> int:
+    """Activation checkpointing per decoder layer (`trainer.activation_checkpointing`): each layer keeps only its
+    input for the backward and recomputes its activations there (torch's composable `checkpoint`, which keeps the
+    parameter names and composes with FSDP2 when applied before `fully_shard`). Returns the number of layers."""
+    from torch.distributed._composable import checkpoint
+
+    layers = decoder_layers(decoder)
+    for layer in layers:
+        checkpoint(layer)
+    return len(layers)
+
+
 def full_tensor(t: Tensor) -> Tensor:
     """The whole tensor of a sharded DTensor (a collective: every rank must call it, in the same order); a plain
     tensor as it is."""

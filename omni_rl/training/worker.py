@@ -78,7 +78,7 @@ class TrainerWorker:
                  max_logprob_error: float | None = None, kl_beta: float = 0.0, temperature: float = 1.0,
                  seed: int = 0, num_threads: int | None = None, objective: str = "gspo",
                  mpo: Mapping[str, float] | None = None, trust_remote_code: bool = False,
-                 strategy: str = "replicated"):
+                 strategy: str = "replicated", activation_checkpointing: bool = False):
         from omni_rl.models.policy import detect_family, load_model
 
         if num_threads is not None:
@@ -114,6 +114,10 @@ class TrainerWorker:
         self.adapter = make_adapter(self.model, self.family)
         self.frozen = self._freeze(freeze or {})
         self.shell = None
+        if activation_checkpointing:  # before sharding (composes with FSDP2 in that order)
+            from omni_rl.training.fsdp import checkpoint_layers
+
+            checkpoint_layers(self.adapter.decoder())
         if self.sharded:  # after freezing (units see requires_grad), before the optimizer (it holds the shards)
             from omni_rl.training.fsdp import shard
 

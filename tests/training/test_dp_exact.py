@@ -26,8 +26,9 @@ KW = dict(dtype="float64", lr=1e-3, grad_clip=None, eps_low=0.2, eps_high=0.28, 
 
 def _rank_main(rank: int, port: int, model_path: str, batch: TrainBatch, strategy: str, micro: int,
                out: str) -> None:
+    strategy, _, ac = strategy.partition("+")  # "fsdp2+ac": with activation checkpointing
     worker = TrainerWorker(model_path, rank=rank, world_size=2, master_addr="127.0.0.1", master_port=port,
-                           micro_batch_size=micro, strategy=strategy, **KW)
+                           micro_batch_size=micro, strategy=strategy, activation_checkpointing=ac == "ac", **KW)
     shard = batch.split(2)[rank]
     metrics = worker.train_step(shard, global_num_seqs=batch.num_weighted)
     local = {n: p.to_local().numel() if hasattr(p, "to_local") else p.numel() for n, p in worker.model.named_parameters()}
@@ -57,7 +58,7 @@ def _run(model_path: str, batch: TrainBatch, tmp_path: Path, *, strategy: str = 
 
     ranks = run_two_ranks(_rank_main, model_path, batch, strategy, micro, out_dir=tmp_path)
     assert tuple(r["n_micro"] for r in ranks) == n_micro
-    if strategy == "fsdp2":  # each rank holds about half of every parameter
+    if strategy.startswith("fsdp2"):  # each rank holds about half of every parameter
         whole = {n: p.numel() for n, p in ref.model.named_parameters()}
         assert sum(ranks[0]["local_numel"].values()) + sum(ranks[1]["local_numel"].values()) == sum(whole.values())
         assert sum(ranks[0]["local_numel"].values()) <= sum(whole.values()) * 0.55
@@ -98,11 +99,12 @@ def test_omni_two_ranks_two_microbatches_equal_one(omni_model_path, tmp_path):
 
 @pytest.mark.slow
 def test_fsdp2_text_uneven_microbatch_counts_equal_one_rank(text_model_path, tmp_path):
-    """FSDP2, 2 ranks, micro-batch size 4: shards of 5 / 4 sequences -> 2 / 1 micro-batches (rank 1 runs a padding
-    micro-batch so both ranks gather the same weights): loss, gradients and updated weights equal 1 rank x 1."""
+    """FSDP2 with activation checkpointing, 2 ranks, micro-batch size 4: shards of 5 / 4 sequences -> 2 / 1
+    micro-batches (rank 1 runs a padding micro-batch so both ranks gather the same weights): loss, gradients and
+    updated weights equal 1 rank x 1."""
     from training_helpers import text_batch
 
-    _run(text_model_path, text_batch(seed=3), tmp_path, strategy="fsdp2", micro=4, n_micro=(2, 1))
+    _run(text_model_path, text_batch(seed=3), tmp_path, strategy="fsdp2+ac", micro=4, n_micro=(2, 1))
 
 
 @pytest.mark.slow

@@ -157,3 +157,41 @@ def test_train_checks_count_and_weights_are_complete(text_model_path):
     names = {n for n, _ in w.weights()}
     assert "model.embed_tokens.weight" in names and names == {w.checkpoint_name(n) for n in w.model.state_dict()}
     assert set(w.grad_snapshot()) == {n for n, p in w.model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("family", ["text", "omni"])
+def test_activation_checkpointing_gives_the_same_step(family, text_model_path, omni_model_path):
+    """Recomputing each decoder layer in the backward changes memory, not numbers: loss, every gradient and the
+    updated weights equal the plain step (float64). The omni batch has image and audio prompts."""
+    if family == "text":
+        path, batch = text_model_path, text_batch(seed=4)
+    else:
+        path = omni_model_path
+        proc = load_processor(path)
+        batch = TrainBatch(prompts=[mm_prompt(proc, "image", 0), mm_prompt(proc, "image+audio", 1)],
+                           sequences=random_sequences(2, 3, seed=2))
+    plain = TrainerWorker(path, dtype="float64", micro_batch_size=4)
+    ckpt = TrainerWorker(path, dtype="float64", micro_batch_size=4, activation_checkpointing=True)
+    layers = ckpt.adapter.decoder().layers
+    assert all(type(layer).__name__ == type(plain.adapter.decoder().layers[0]).__name__ for layer in layers)
+    calls = {"plain": 0, "ckpt": 0}
+    for key, worker in (("plain", plain), ("ckpt", ckpt)):  # runs of the first layer's MLP (hooks are off in the
+        inner = worker.adapter.decoder().layers[0].mlp      # recompute, so count the forward itself)
+
+        def counted(*args, _forward=inner.forward, _key=key, **kwargs):
+            calls[_key] += 1
+            return _forward(*args, **kwargs)
+
+        inner.forward = counted
+    m_plain = reduce_metrics([plain.train_step(batch, global_num_seqs=batch.num_weighted)])
+    m_ckpt = reduce_metrics([ckpt.train_step(batch, global_num_seqs=batch.num_weighted)])
+    n_micro = len(batch.chunks(4))
+    assert calls == {"plain": n_micro, "ckpt": 2 * n_micro}  # recomputed once in the backward
+    assert m_ckpt["train/loss"] == pytest.approx(m_plain["train/loss"], abs=1e-12)
+    assert m_ckpt["train/grad_norm"] > 0
+    grads_plain, grads_ckpt = plain.grad_snapshot(), ckpt.grad_snapshot()
+    assert sorted(grads_plain) == sorted(grads_ckpt)  # the same parameter names: layers are not wrapped
+    for n, g in grads_plain.items():
+        torch.testing.assert_close(grads_ckpt[n], g, atol=1e-12, rtol=0, msg=n)
+    for (n, a), b in zip(ckpt.model.named_parameters(), plain.model.parameters()):
+        torch.testing.assert_close(a.detach(), b.detach(), atol=1e-12, rtol=0, msg=n)
