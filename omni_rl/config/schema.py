@@ -75,6 +75,9 @@ class RolloutConfig:
     gpu_memory_utilization: float = 0.5
     tensor_parallel_size: int = 1
     num_gpus_per_worker: Optional[float] = None  # None: tensor_parallel_size when the Ray cluster has GPUs, else 0
+    # custom Ray resources each worker asks for, e.g. {rollout_host: 1}: the workers go to the nodes started with
+    # that resource (`ray start --resources='{"rollout_host": 8}'`); docs/scaling.md
+    resources: dict[str, float] = field(default_factory=dict)
     max_model_len: int = 2048
     enforce_eager: bool = True
     timeout_s: float = 600.0  # per generate call; a hung worker is killed and replaced
@@ -153,6 +156,7 @@ class TrainerConfig:
     # GPUs per rank; None: 1 when the Ray cluster has GPUs, else 0. Fractions share a GPU with the rollout workers
     # (colocated placement, e.g. 0.5 here and rollout.num_gpus_per_worker=0.5)
     num_gpus_per_worker: Optional[float] = None
+    resources: dict[str, float] = field(default_factory=dict)  # custom Ray resources per rank, like rollout.resources
     lr: float = 1e-5
     warmup_steps: int = 2
     lr_schedule: str = "constant"  # one of LR_SCHEDULES: after warmup, constant or cosine down to lr * min_lr_ratio

@@ -245,7 +245,7 @@ def build_rollout_group(cfg: OmniRLConfig, policy: Policy) -> "RolloutGroup":
     return RolloutGroup(str(policy.path), num_workers=r.num_workers, worker_kwargs=worker_kwargs, sampling=sampling,
                         banned_token_ids=policy.banned_token_ids, timeout_s=r.timeout_s,
                         refit_timeout_s=r.refit_timeout_s, max_retries=r.max_retries,
-                        num_gpus_per_worker=r.num_gpus_per_worker)
+                        num_gpus_per_worker=r.num_gpus_per_worker, resources=dict(r.resources))
 
 
 def mm_limits(family: str) -> dict[str, int] | None:
@@ -291,6 +291,19 @@ def build_workers(cfg: OmniRLConfig, policy: Policy, *, rollout: bool = True
             raise
 
 
+def record_placement(run: Run, trainer: "TrainerGroup", rollout: "RolloutGroup | None") -> dict[str, list[str]]:
+    """Write `placement.json` in the run dir: the Ray node of every rollout worker and trainer rank (in order)."""
+    placement = {"rollout": list(rollout.node_ids) if rollout is not None else [],
+                 "trainer": [info.get("node_id", "") for info in trainer.infos]}
+    (run.dir / "placement.json").write_text(json.dumps(placement, indent=2))
+    nodes = sorted(set(placement["rollout"]) | set(placement["trainer"]))
+    if len(nodes) > 1:
+        run.console.print(f"placement over {len(nodes)} Ray nodes: rollout on "
+                          f"{sorted({nodes.index(n) for n in placement['rollout']})}, trainer on "
+                          f"{sorted({nodes.index(n) for n in placement['trainer']})} (placement.json)")
+    return placement
+
+
 def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> "TrainerGroup":
     from omni_rl.algorithms.gspo import CLIP_PRESETS
     from omni_rl.training.group import TrainerGroup
@@ -302,6 +315,7 @@ def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> "TrainerGroup":
     objective = {"objective": "mpo", "mpo": mpo_settings(a.mpo)} if a.name == "mpo" else {}
     return TrainerGroup(str(policy.path), num_workers=t.num_workers, num_gpus_per_worker=trainer_gpus(cfg),
                         trust_remote_code=cfg.model.trust_remote_code, strategy=t.strategy,
+                        resources=dict(t.resources),
                         activation_checkpointing=t.activation_checkpointing,
                         lr=t.lr, warmup_steps=t.warmup_steps,
                         lr_schedule=t.lr_schedule, min_lr_ratio=t.min_lr_ratio,

@@ -40,6 +40,7 @@ def train_preference(cfg: OmniRLConfig) -> Path:
     eval_data = B.build_data(cfg, run, policy, split="eval") if cfg.run.eval_every > 0 else None
     B.init_ray(cfg)
     trainer, rollout = B.build_workers(cfg, policy, rollout=eval_data is not None)  # started side by side
+    B.record_placement(run, trainer, rollout)
     verifier = B.build_verifier_pool(cfg) if eval_data is not None else None
     ckpt = RunCheckpointer(run.dir / "checkpoints", keep_last=cfg.run.keep_last)
     start_step = ckpt.restore(trainer, rollout) if cfg.run.resume else 0

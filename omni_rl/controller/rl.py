@@ -34,6 +34,7 @@ def train_rl(cfg: OmniRLConfig) -> Path:
     B.init_ray(cfg)
     verifier = B.build_verifier_pool(cfg)
     trainer, rollout = B.build_workers(cfg, policy)  # started side by side
+    B.record_placement(run, trainer, rollout)
     ckpt = RunCheckpointer(run.dir / "checkpoints", keep_last=cfg.run.keep_last)
     start_step = ckpt.restore(trainer, rollout) if cfg.run.resume else 0
     run.logger.open(resume_step=start_step - 1 if cfg.run.resume else None)

@@ -6,6 +6,7 @@ These are the only places that decide cluster-level Ray settings; worker groups 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 DRIVER_ENV = {"TOKENIZERS_PARALLELISM": "false", "WANDB_SILENT": "true"}
@@ -41,9 +42,20 @@ def cluster_gpus() -> float:
     return float(ray.cluster_resources().get("GPU", 0.0))  # Ray omits the key when there are none
 
 
-def worker_bundle(num_cpus: float, num_gpus: float) -> dict[str, float]:
-    """One worker's placement-group bundle: `{"CPU": num_cpus}` plus `"GPU"` when it uses GPUs."""
-    return {"CPU": float(num_cpus), **({"GPU": float(num_gpus)} if num_gpus > 0 else {})}
+def worker_bundle(num_cpus: float, num_gpus: float, resources: Mapping[str, float] | None = None
+                  ) -> dict[str, float]:
+    """One worker's placement-group bundle: `{"CPU": num_cpus}` plus `"GPU"` when it uses GPUs, plus custom Ray
+    resources (`rollout.resources` / `trainer.resources`, e.g. {"rollout_host": 1} to pin the workers to the nodes
+    started with that resource)."""
+    return {"CPU": float(num_cpus), **({"GPU": float(num_gpus)} if num_gpus > 0 else {}),
+            **{k: float(v) for k, v in (resources or {}).items()}}
+
+
+def node_id() -> str:
+    """The Ray node this process runs on ("" outside Ray)."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
 
 
 def reserve_bundles(bundles: list[dict[str, float]], *, strategy: str, timeout_s: float, name: str) -> Any:

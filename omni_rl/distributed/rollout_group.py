@@ -73,7 +73,8 @@ class RolloutGroup:
     def __init__(self, model_path: str, *, num_workers: int, worker_kwargs: Mapping[str, Any],
                  sampling: Mapping[str, Any], banned_token_ids: Sequence[int] = (), timeout_s: float = 600.0,
                  refit_timeout_s: float = 120.0, max_retries: int = 2, num_cpus_per_worker: float = 1.0,
-                 num_gpus_per_worker: float | None = None, placement_strategy: str = "PACK"):
+                 num_gpus_per_worker: float | None = None, placement_strategy: str = "PACK",
+                 resources: Mapping[str, float] | None = None):
         """`num_gpus_per_worker=None`: the engine's tensor-parallel size when the cluster has GPUs, else 0."""
         import ray
 
@@ -88,7 +89,7 @@ class RolloutGroup:
         env = {**ENGINE_ENV, **QUIET_ENV, **({} if num_gpus_per_worker > 0 else CPU_ENV)}
         self._actor_cls = ray.remote(num_cpus=num_cpus_per_worker, num_gpus=num_gpus_per_worker, max_restarts=0,
                                      runtime_env={"env_vars": env})(RolloutWorker)
-        self._pg = reserve_bundles([worker_bundle(num_cpus_per_worker, num_gpus_per_worker)] * num_workers,
+        self._pg = reserve_bundles([worker_bundle(num_cpus_per_worker, num_gpus_per_worker, resources)] * num_workers,
                                    strategy=placement_strategy, timeout_s=timeout_s, name="rollout workers")
         self._weights_refs: list[Any] | None = None  # latest weights, so a replacement worker can catch up
         self.version = 0
@@ -99,6 +100,7 @@ class RolloutGroup:
             self.shutdown()
             raise RuntimeError(f"rollout workers failed to start: {_describe(failed)}")
         self.start_seconds = max(info["start_seconds"] for info in done.values())
+        self.node_ids = [done[i]["node_id"] for i in range(num_workers)]  # where each worker runs
 
     # ---------------------------------------------------------------------------------------------- generation
     def generate(self, prompts: Sequence[Prompt], *, n: int, seed: int,

@@ -223,8 +223,10 @@ class RolloutWorker:
     def info(self) -> dict[str, Any]:
         import torch
 
+        from omni_rl.distributed.ray_utils import node_id
+
         return {"version": self.version, "start_seconds": self.start_seconds, "pid": os.getpid(),
-                "torch_threads": torch.get_num_threads()}
+                "torch_threads": torch.get_num_threads(), "node_id": node_id()}
 
     def generate(self, prompts: Sequence[Any], *, n: int, temperature: float = 1.0, top_p: float = 1.0,
                  max_tokens: int = 64, stop: Sequence[str] = (), seed: int | None = None,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,8 @@ class _TrainerActor(TrainerWorker):
 
 class TrainerGroup:
     def __init__(self, model_path: str | Path, *, num_workers: int = 1, num_cpus_per_worker: float = 1.0,
-                 num_gpus_per_worker: float = 0.0, refit_chunk_bytes: int = 256 << 20, **worker_kwargs: Any):
+                 num_gpus_per_worker: float = 0.0, refit_chunk_bytes: int = 256 << 20,
+                 resources: Mapping[str, float] | None = None, **worker_kwargs: Any):
         """`worker_kwargs`: keyword arguments of `TrainerWorker` (lr, freeze, micro_batch_size, encoder_once, ...),
         checked against its signature here; rank / world_size / master_addr / master_port are set by the group, and
         `device` defaults to "cuda" when `num_gpus_per_worker` > 0."""
@@ -72,7 +74,9 @@ class TrainerGroup:
         self.objective = (make_objective("mpo", **dict(worker_kwargs.get("mpo") or {}))
                           if worker_kwargs.get("objective", "gspo") == "mpo" else GSPOObjective())
         actor_cls = ray.remote(_TrainerActor)
-        self.actors = [actor_cls.options(num_cpus=num_cpus_per_worker, num_gpus=num_gpus_per_worker).remote()
+        custom = {k: float(v) for k, v in (resources or {}).items()}  # e.g. {"trainer_host": 1}: nodes that have it
+        self.actors = [actor_cls.options(num_cpus=num_cpus_per_worker, num_gpus=num_gpus_per_worker,
+                                         resources=custom).remote()
                        for _ in range(num_workers)]
         addr, port = ray.get(self.actors[0].address.remote())
         self.infos = ray.get([a.setup.remote(str(model_path), rank=r, world_size=num_workers, master_addr=addr,

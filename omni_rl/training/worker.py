@@ -163,7 +163,7 @@ class TrainerWorker:
         n_all = sum(p.numel() for p in self.model.parameters())
         return {"rank": self.rank, "world_size": self.world_size, "family": self.family, "step": self.step,
                 "trainable_params": n_train, "total_params": n_all, "frozen_tensors": self.frozen,
-                "device": str(self.device)}
+                "device": str(self.device), "node_id": _node_id()}
 
     # ----------------------------------------------------------------------------------------------- training
     def train(self, batch: TrainBatch, *, global_num_seqs: float | None = None,
@@ -488,6 +488,12 @@ class TrainerWorker:
 
 
 # ------------------------------------------------------------------------------------------------------ helpers
+def _node_id() -> str:
+    from omni_rl.distributed.ray_utils import node_id
+
+    return node_id()
+
+
 def lr_factor(warmup_steps: int, schedule: str = "constant", *, total_steps: int | None = None,
               min_ratio: float = 0.0):
     """lr multiplier for optimizer step s (0-based): (s + 1) / warmup_steps during warmup; then 1 ("constant"), or
