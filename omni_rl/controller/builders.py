@@ -265,19 +265,55 @@ def trainer_gpus(cfg: OmniRLConfig) -> float:
     return 1.0 if cluster_gpus() > 0 else 0.0
 
 
-def build_workers(cfg: OmniRLConfig, policy: Policy, *, rollout: bool = True
+class StartupClock:
+    """Where a run's start-up seconds go: `lap(name)` after each phase; `report(run)` prints one line and writes
+    `startup.json` in the run dir. The first entry, `process`, is from the process's start to the clock's creation
+    (Python and the library imports, config composition)."""
+
+    def __init__(self) -> None:
+        import time
+
+        import psutil
+
+        self._now = time.perf_counter
+        self._last = self._now()
+        self.parts: dict[str, float] = {"process": max(0.0, time.time() - psutil.Process().create_time())}
+
+    def lap(self, name: str) -> None:
+        now = self._now()
+        self.parts[name] = now - self._last
+        self._last = now
+
+    def report(self, run: Run) -> dict[str, float]:
+        (run.dir / "startup.json").write_text(json.dumps(self.parts, indent=2))
+        total = sum(v for k, v in self.parts.items() if "/" not in k)  # "a/b" entries overlap their phase
+        run.console.print(f"start-up {total:.1f} s: " + ", ".join(f"{k} {v:.1f}" for k, v in self.parts.items()))
+        return self.parts
+
+
+def build_workers(cfg: OmniRLConfig, policy: Policy, *, rollout: bool = True, clock: StartupClock | None = None
                   ) -> tuple["TrainerGroup", "RolloutGroup | None"]:
     """The trainer group and (when `rollout`) the rollout group, started at the same time: the vLLM workers import
     vLLM and start their engines while the trainer ranks import transformers and load the model (these start-ups
-    are most of a run's fixed seconds, and each runs in its own process). If one fails, the other is shut down."""
+    are most of a run's fixed seconds, and each runs in its own process). If one fails, the other is shut down.
+    `clock` gets `workers/trainer` and `workers/rollout`: how long each group took to be ready (they overlap)."""
+    import time
     from concurrent.futures import ThreadPoolExecutor
 
+    t0 = time.perf_counter()
+
+    def timed(name: str, build: Any) -> Any:
+        group = build(cfg, policy)
+        if clock is not None:
+            clock.parts[f"workers/{name}"] = time.perf_counter() - t0
+        return group
+
     if not rollout:
-        return build_trainer_group(cfg, policy), None
+        return timed("trainer", build_trainer_group), None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollout-start") as pool:
-        pending = pool.submit(build_rollout_group, cfg, policy)  # Ray calls are thread-safe; this thread waits
+        pending = pool.submit(timed, "rollout", build_rollout_group)  # Ray calls are thread-safe; this thread waits
         try:
-            trainer = build_trainer_group(cfg, policy)
+            trainer = timed("trainer", build_trainer_group)
         except BaseException:
             try:
                 pending.result().shutdown()

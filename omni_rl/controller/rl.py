@@ -27,16 +27,25 @@ from omni_rl.interrupts import sigint_flag
 
 
 def train_rl(cfg: OmniRLConfig) -> Path:
+    clock = B.StartupClock()  # where the fixed seconds go: startup.json + one printed line
     run = B.build_run(cfg)  # run dir, resolved config, console, metrics logger (truncated to the resume step)
     policy = B.build_policy(cfg, run)  # checkpoint dir (tiny model built / warm-started when needed), processor
+    clock.lap("policy")
     data = B.build_data(cfg, run, policy)  # samples (+ rejects file), mixture sampler, prompt renderer
     eval_data = B.build_data(cfg, run, policy, split="eval") if cfg.run.eval_every > 0 else None  # held-out set
+    clock.lap("data")
     B.init_ray(cfg)
+    clock.lap("ray")
     verifier = B.build_verifier_pool(cfg)
-    trainer, rollout = B.build_workers(cfg, policy)  # started side by side
+    clock.lap("verifiers")
+    trainer, rollout = B.build_workers(cfg, policy, clock=clock)  # started side by side
+    clock.lap("workers")
     B.record_placement(run, trainer, rollout)
     ckpt = RunCheckpointer(run.dir / "checkpoints", keep_last=cfg.run.keep_last)
     start_step = ckpt.restore(trainer, rollout) if cfg.run.resume else 0
+    if cfg.run.resume:
+        clock.lap("restore")
+    clock.report(run)
     run.logger.open(resume_step=start_step - 1 if cfg.run.resume else None)
     run.console.print(f"[bold]{cfg.run.name}[/]: steps {start_step}..{cfg.run.steps - 1}, "
                       f"{cfg.run.prompts_per_step} prompts x {cfg.rollout.n} rollouts, run dir {run.dir}")

@@ -5,6 +5,8 @@ resumed from them continues. Exactness of FSDP2 itself: tests/training/test_dp_e
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from stage_runs import metrics, run_stage
@@ -27,6 +29,10 @@ def test_image_rl_trains_on_two_fsdp2_ranks_and_resumes(tmp_path):
     ckpt = out / "checkpoints" / "step_000002"
     assert {p.name for p in ckpt.glob("trainer_state*")} == {"trainer_state.rank0.pt", "trainer_state.rank1.pt"}
     assert (out / "final" / "model.safetensors").is_file()
+    startup = json.loads((out / "startup.json").read_text())  # where the fixed seconds went
+    assert {"process", "policy", "data", "ray", "verifiers", "workers", "workers/trainer", "workers/rollout"} <= set(
+        startup) and min(startup.values()) >= 0
+    assert startup["workers"] >= max(startup["workers/trainer"], startup["workers/rollout"])  # both inside the lap
 
     run_stage(out, *COMMON, "run.steps=4", "run.resume=true")
     assert [r["step"] for r in metrics(out)] == [0, 1, 2, 3]
