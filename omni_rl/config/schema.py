@@ -153,6 +153,9 @@ class TrainerConfig:
     # recompute each decoder layer's activations in the backward instead of keeping them (less memory, ~1 more
     # forward of the decoder per step; the same numbers)
     activation_checkpointing: bool = False
+    # fsdp2 only: "bfloat16" computes in bf16 with fp32 master weights, gradients reduced and AdamW state in fp32
+    # (FSDP2 MixedPrecisionPolicy); None: "bfloat16" when the trainer ranks have GPUs, else everything in model.dtype
+    mixed_precision: Optional[str] = None
     # GPUs per rank; None: 1 when the Ray cluster has GPUs, else 0. Fractions share a GPU with the rollout workers
     # (colocated placement, e.g. 0.5 here and rollout.num_gpus_per_worker=0.5)
     num_gpus_per_worker: Optional[float] = None

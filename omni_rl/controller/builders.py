@@ -340,6 +340,14 @@ def record_placement(run: Run, trainer: "TrainerGroup", rollout: "RolloutGroup |
     return placement
 
 
+def trainer_mixed_precision(cfg: OmniRLConfig) -> str | None:
+    """`trainer.mixed_precision`, defaulting to bfloat16 compute (fp32 master weights) for FSDP2 ranks on GPUs."""
+    t = cfg.trainer
+    if t.mixed_precision is not None:
+        return t.mixed_precision
+    return "bfloat16" if t.strategy == "fsdp2" and trainer_gpus(cfg) > 0 else None
+
+
 def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> "TrainerGroup":
     from omni_rl.algorithms.gspo import CLIP_PRESETS
     from omni_rl.training.group import TrainerGroup
@@ -353,6 +361,7 @@ def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> "TrainerGroup":
                         trust_remote_code=cfg.model.trust_remote_code, strategy=t.strategy,
                         resources=dict(t.resources),
                         activation_checkpointing=t.activation_checkpointing,
+                        mixed_precision=trainer_mixed_precision(cfg),
                         lr=t.lr, warmup_steps=t.warmup_steps,
                         lr_schedule=t.lr_schedule, min_lr_ratio=t.min_lr_ratio,
                         total_steps=cfg.run.steps * t.optimizer_steps_per_batch,

@@ -78,7 +78,8 @@ class TrainerWorker:
                  max_logprob_error: float | None = None, kl_beta: float = 0.0, temperature: float = 1.0,
                  seed: int = 0, num_threads: int | None = None, objective: str = "gspo",
                  mpo: Mapping[str, float] | None = None, trust_remote_code: bool = False,
-                 strategy: str = "replicated", activation_checkpointing: bool = False):
+                 strategy: str = "replicated", activation_checkpointing: bool = False,
+                 mixed_precision: str | None = None):
         from omni_rl.models.policy import detect_family, load_model
 
         if num_threads is not None:
@@ -101,6 +102,13 @@ class TrainerWorker:
             raise ValueError(f"trainer strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
         self.strategy = strategy
         self.sharded = strategy == "fsdp2"
+        if mixed_precision not in (None, "bfloat16"):
+            raise ValueError(f"mixed_precision={mixed_precision!r}: None (train in `dtype`) or 'bfloat16'")
+        if mixed_precision is not None:
+            if not self.sharded:
+                raise ValueError("mixed_precision needs strategy='fsdp2' (FSDP2's MixedPrecisionPolicy)")
+            dtype = "float32"  # fp32 master weights and AdamW state; FSDP2 casts to bf16 for the compute
+        self.mixed_precision = mixed_precision
         if world_size > 1 or self.sharded:  # FSDP2 needs a process group even with one rank
             from omni_rl.training.dist import default_backend, init_process_group
 
@@ -121,7 +129,8 @@ class TrainerWorker:
         if self.sharded:  # after freezing (units see requires_grad), before the optimizer (it holds the shards)
             from omni_rl.training.fsdp import shard
 
-            self.shell = shard(self.model, self.adapter.decoder())
+            self.shell = shard(self.model, self.adapter.decoder(),
+                               mp_dtype=torch.bfloat16 if mixed_precision == "bfloat16" else None)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         if not self.params:
             raise ValueError(f"every parameter is frozen (freeze={dict(freeze or {})})")
@@ -476,7 +485,7 @@ class TrainerWorker:
             self.objective.load_state_dict(state.get("objective") or {})
 
     def shutdown(self) -> None:
-        if self.world_size > 1:
+        if self.world_size > 1 or self.sharded:
             import torch.distributed as dist
 
             if dist.is_initialized():

@@ -195,3 +195,30 @@ def test_activation_checkpointing_gives_the_same_step(family, text_model_path, o
         torch.testing.assert_close(grads_ckpt[n], g, atol=1e-12, rtol=0, msg=n)
     for (n, a), b in zip(ckpt.model.named_parameters(), plain.model.parameters()):
         torch.testing.assert_close(a.detach(), b.detach(), atol=1e-12, rtol=0, msg=n)
+
+
+def test_fsdp2_bf16_mixed_precision_keeps_fp32_master_weights(text_model_path):
+    """One FSDP2 rank with `mixed_precision="bfloat16"`: the forward runs in bf16 (the loss differs from fp32's by
+    bf16 rounding, not by 0), while parameters, gradients and AdamW state stay float32."""
+    from omni_rl.training.dist import free_port
+
+    batch = text_batch(seed=5)
+    fp32 = TrainerWorker(text_model_path, dtype="float32", micro_batch_size=4)
+    logp32 = fp32.compute_logp(batch)
+    m32 = reduce_metrics([fp32.train_step(batch, global_num_seqs=batch.num_weighted)])
+    mixed = TrainerWorker(text_model_path, dtype="bfloat16", micro_batch_size=4, strategy="fsdp2", rank=0,
+                          world_size=1, master_addr="127.0.0.1", master_port=free_port(), mixed_precision="bfloat16")
+    try:
+        logp16 = mixed.compute_logp(batch)
+        diffs = [abs(a - b) for r32, r16 in zip(logp32, logp16) for a, b in zip(r32, r16)]
+        assert 0 < max(diffs) < 0.1  # bf16 compute: close, not equal
+        m16 = reduce_metrics([mixed.train_step(batch, global_num_seqs=batch.num_weighted)])
+        assert m16["train/loss"] == pytest.approx(m32["train/loss"], abs=0.05)
+        assert all(p.dtype == torch.float32 for p in mixed.model.parameters())
+        assert all(p.grad.dtype == torch.float32 for p in mixed.params)
+        assert all(v.dtype == torch.float32 for s in mixed.optimizer.state.values() for v in s.values()
+                   if torch.is_tensor(v) and v.dim() > 0)
+        with pytest.raises(ValueError, match="needs strategy='fsdp2'"):
+            TrainerWorker(text_model_path, mixed_precision="bfloat16")
+    finally:
+        mixed.shutdown()
