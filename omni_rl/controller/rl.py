@@ -29,13 +29,22 @@ from omni_rl.interrupts import sigint_flag
 def train_rl(cfg: OmniRLConfig) -> Path:
     clock = B.StartupClock()  # where the fixed seconds go: startup.json + one printed line
     run = B.build_run(cfg)  # run dir, resolved config, console, metrics logger (truncated to the resume step)
-    policy = B.build_policy(cfg, run)  # checkpoint dir (tiny model built / warm-started when needed), processor
-    clock.lap("policy")
-    data = B.build_data(cfg, run, policy)  # samples (+ rejects file), mixture sampler, prompt renderer
-    eval_data = B.build_data(cfg, run, policy, split="eval") if cfg.run.eval_every > 0 else None  # held-out set
-    clock.lap("data")
+
+    def policy_and_data() -> tuple[B.Policy, B.Data, B.Data | None]:
+        policy = B.build_policy(cfg, run)  # checkpoint dir (tiny model built / warm-started when needed), processor
+        clock.lap_of("setup/policy")
+        data = B.build_data(cfg, run, policy)  # samples (+ rejects file), mixture sampler, prompt renderer
+        eval_data = B.build_data(cfg, run, policy, split="eval") if cfg.run.eval_every > 0 else None  # held-out
+        clock.lap_of("setup/data")
+        return policy, data, eval_data
+
+    # the policy and data are built while Ray starts (Ray must start in the main thread: its processes die with
+    # the thread that forked them)
+    pending = B.Background(policy_and_data, "omni-rl-policy")
     B.init_ray(cfg)
-    clock.lap("ray")
+    clock.lap_of("setup/ray")
+    policy, data, eval_data = pending.result()
+    clock.lap("setup")
     verifier = B.build_verifier_pool(cfg)
     clock.lap("verifiers")
     trainer, rollout = B.build_workers(cfg, policy, clock=clock)  # started side by side

@@ -27,6 +27,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+def transformers_without_sklearn() -> None:
+    """Keep transformers from importing scikit-learn (installed with librosa): `transformers.generation` imports
+    `sklearn.metrics` at import time (~1.5-2 s per process, measured) for assisted generation's `roc_curve` alone,
+    which omni-rl never runs. Call before transformers' auto classes or vLLM are imported; a no-op after."""
+    import sys
+
+    if "transformers.generation.candidate_generator" in sys.modules:
+        return
+    import transformers.utils
+
+    transformers.utils.is_sklearn_available = lambda: False
+
+
 def detect_family(path: str | Path) -> str:
     """Family name of a checkpoint dir from its config.json (`omni_rl.models.families`); an UnknownModelError naming
     the supported families when no family owns its architecture."""
@@ -64,6 +77,7 @@ def _torch_dtype(dtype: Any) -> Any:
 def load_processor(path: str | Path, *, trust_remote_code: bool = False) -> Any:
     """The checkpoint's HF processor (a tokenizer for text-only checkpoints). `trust_remote_code` lets transformers
     run processor / tokenizer code shipped in the checkpoint dir."""
+    transformers_without_sklearn()
     from transformers import AutoProcessor, AutoTokenizer
 
     from omni_rl.models.families import get_family
@@ -77,6 +91,7 @@ def load_model(path: str | Path, dtype: Any = "float32", *, family: str | None =
                trust_remote_code: bool = False) -> Any:
     """The trainable HF module of the checkpoint (for omni: the thinker), in train mode off (eval()). Parameters the
     family never trains (`never_train`: weights vLLM ignores) come with requires_grad False."""
+    transformers_without_sklearn()
     import transformers as tf
 
     from omni_rl.models.families import get_family

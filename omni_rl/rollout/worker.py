@@ -191,6 +191,9 @@ class RolloutWorker:
             os.environ.setdefault(k, v)  # the caller's environment (e.g. the actor's runtime_env) wins
         if not gpu:
             os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(kv_cache_gib)  # the argument is the explicit setting
+        from omni_rl.models.policy import transformers_without_sklearn
+
+        transformers_without_sklearn()
         from vllm import LLM
 
         t0 = time.perf_counter()

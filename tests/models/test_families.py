@@ -74,3 +74,17 @@ def test_not_a_checkpoint_dir(tmp_path):
 ])
 def test_checkpoint_key(family, name, key):
     assert get_family(family).checkpoint_key(name) == key
+
+
+def test_transformers_loads_without_sklearn():
+    """A fresh process that loads a processor the way omni-rl does never imports scikit-learn (librosa installs it;
+    transformers would import sklearn.metrics at import time for a generation feature omni-rl does not use)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from omni_rl.models.policy import transformers_without_sklearn; "
+            "transformers_without_sklearn(); from transformers import AutoProcessor, AutoTokenizer; "
+            "import transformers.generation; print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"
