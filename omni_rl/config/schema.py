@@ -75,8 +75,8 @@ class RolloutConfig:
     gpu_memory_utilization: float = 0.5
     tensor_parallel_size: int = 1
     num_gpus_per_worker: Optional[float] = None  # None: tensor_parallel_size when the Ray cluster has GPUs, else 0
-    # custom Ray resources each worker asks for, e.g. {rollout_host: 1}: the workers go to the nodes started with
-    # that resource (`ray start --resources='{"rollout_host": 8}'`); docs/scaling.md
+    # custom Ray resources each worker asks for (`+rollout.resources.rollout_host=1`): the workers go to the nodes
+    # started with that resource (`ray start --resources='{"rollout_host": 8}'`); docs/scaling.md
     resources: dict[str, float] = field(default_factory=dict)
     max_model_len: int = 2048
     enforce_eager: bool = True

@@ -29,8 +29,8 @@ def two_nodes():
 
 def test_image_rl_with_rollout_and_trainer_on_different_nodes(two_nodes, tmp_path):
     out = run_stage(tmp_path / "run", "stage=image_rl", "run.steps=3", "run.prompts_per_step=4", "rollout.n=4",
-                    "run.eval_every=0", "trainer.num_workers=2", "rollout.resources={rollout_host:1}",
-                    "trainer.resources={trainer_host:1}", f"ray_address={two_nodes}", "logging.plot=false",
+                    "run.eval_every=0", "trainer.num_workers=2", "+rollout.resources.rollout_host=1",
+                    "+trainer.resources.trainer_host=1", f"ray_address={two_nodes}", "logging.plot=false",
                     "verify.num_workers=1")
     placement = json.loads((out / "placement.json").read_text())
     assert len(placement["rollout"]) == 1 and len(placement["trainer"]) == 2
