@@ -328,6 +328,10 @@ def check_values(cfg: OmniRLConfig) -> None:
                              f"{', '.join(MPO_PRESETS)} or null (then beta / w_pref / w_quality / w_sft apply)")
     if cfg.trainer.strategy not in TRAINER_STRATEGIES:
         raise ValueError(f"trainer.strategy={cfg.trainer.strategy!r}: choose one of {', '.join(TRAINER_STRATEGIES)}")
+    if cfg.trainer.mixed_precision not in (None, "bfloat16"):
+        raise ValueError(f"trainer.mixed_precision={cfg.trainer.mixed_precision!r}: null or bfloat16")
+    if cfg.trainer.mixed_precision is not None and cfg.trainer.strategy != "fsdp2":
+        raise ValueError("trainer.mixed_precision needs trainer.strategy=fsdp2 (FSDP2's MixedPrecisionPolicy)")
     if cfg.run.eval_every < 0:
         raise ValueError(f"run.eval_every={cfg.run.eval_every}: must be >= 0 (0 turns evaluation off)")
     if cfg.model.checkpoint is not None and cfg.model.path is None:

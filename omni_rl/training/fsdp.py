@@ -50,17 +50,20 @@ class GradAnchor:
     def __init__(self, skip: tuple[nn.Module, ...] = ()):
         self.skip = skip
 
-    def owned(self, module: nn.Module) -> list[Tensor]:
+    def zero(self, module: nn.Module) -> Tensor | None:
+        """0 * (one element of each trainable parameter the unit owns), or None (no grad mode / no such parameter)."""
+        if not torch.is_grad_enabled():
+            return None
         skipped = {id(p) for s in self.skip for p in s.parameters()}
-        return [p for p in module.parameters() if p.requires_grad and id(p) not in skipped]
+        params = [p for p in module.parameters() if p.requires_grad and id(p) not in skipped]
+        if not params:
+            return None
+        return torch.stack([p.reshape(-1)[0].to(torch.float64) for p in params]).sum() * 0.0
 
     def __call__(self, module: nn.Module, args: Any, output: Any) -> Any:
-        if not torch.is_grad_enabled():
+        zero = self.zero(module)
+        if zero is None:
             return output
-        params = self.owned(module)
-        if not params:
-            return output
-        zero = torch.stack([p.reshape(-1)[0].to(torch.float64) for p in params]).sum() * 0.0
         if isinstance(output, Tensor):
             return output + zero.to(output.dtype)
         if isinstance(output, tuple) and output and isinstance(output[0], Tensor):
@@ -109,13 +112,8 @@ class _RootAnchor(GradAnchor):
 
     def __call__(self, module: nn.Module, args: Any, output: Any) -> Any:
         loss, aux = output
-        if not torch.is_grad_enabled() or not isinstance(loss, Tensor):
-            return output
-        params = self.owned(module)
-        if not params:
-            return output
-        zero = torch.stack([p.reshape(-1)[0].to(torch.float64) for p in params]).sum() * 0.0
-        return loss + zero.to(loss.dtype), aux
+        zero = self.zero(module) if isinstance(loss, Tensor) else None
+        return output if zero is None else (loss + zero.to(loss.dtype), aux)
 
 
 def checkpoint_layers(decoder: nn.Module) -> int:

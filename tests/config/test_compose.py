@@ -59,3 +59,12 @@ def test_image_rl_schedule_and_eval():
     assert cfg.data.mixture == {"image_colour": 1.0, "image_count": 1.0, "image_shape": 1.0, "gui_button": 1.0}
     assert sorted(cfg.data.synthetic_tasks) == sorted(cfg.data.mixture)  # every default task is in the mixture
     assert compose_config(["stage=image_rl", "trainer.lr_schedule=constant"]).trainer.lr_schedule == "constant"
+
+
+def test_trainer_strategy_and_mixed_precision_are_checked_at_compose():
+    assert compose_config(["trainer.strategy=fsdp2", "trainer.mixed_precision=bfloat16"]).trainer.strategy == "fsdp2"
+    for overrides, message in ((["trainer.strategy=zero3"], "choose one of replicated, fsdp2"),
+                               (["trainer.strategy=fsdp2", "trainer.mixed_precision=fp16"], "null or bfloat16"),
+                               (["trainer.mixed_precision=bfloat16"], "needs trainer.strategy=fsdp2")):
+        with pytest.raises(ConfigError, match=message):
+            compose_config(overrides)
