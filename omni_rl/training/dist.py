@@ -24,7 +24,15 @@ def free_port() -> int:
 
 
 def init_process_group(*, rank: int, world_size: int, master_addr: str, master_port: int, backend: str) -> None:
-    """Join the trainer's process group (sets MASTER_ADDR / MASTER_PORT for env:// rendezvous)."""
+    """Join the trainer's process group (sets MASTER_ADDR / MASTER_PORT for env:// rendezvous).
+
+    A process holds one default group. An in-process vLLM engine creates its own (world size 1), so a sharded or
+    multi-rank trainer cannot share a process with one: Ray gives each trainer rank its own process."""
+    if dist.is_initialized():
+        raise RuntimeError(
+            f"this process already has a torch.distributed default group (backend {dist.get_backend()}, world size "
+            f"{dist.get_world_size()}; an in-process vLLM engine creates one). Run each trainer rank in its own process "
+            "(TrainerGroup does, one Ray actor per rank) or call torch.distributed.destroy_process_group() first.")
     os.environ["MASTER_ADDR"] = master_addr
     os.environ["MASTER_PORT"] = str(master_port)
     dist.init_process_group(backend=backend, rank=rank, world_size=world_size, init_method="env://")

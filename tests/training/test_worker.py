@@ -197,28 +197,53 @@ def test_activation_checkpointing_gives_the_same_step(family, text_model_path, o
         torch.testing.assert_close(a.detach(), b.detach(), atol=1e-12, rtol=0, msg=n)
 
 
-def test_fsdp2_bf16_mixed_precision_keeps_fp32_master_weights(text_model_path):
+def _mixed_precision_rank(rank: int, port: int, model_path: str, batch: TrainBatch, out: str) -> None:
+    from pathlib import Path
+
+    worker = TrainerWorker(model_path, dtype="bfloat16", micro_batch_size=4, strategy="fsdp2", rank=rank,
+                           world_size=1, master_addr="127.0.0.1", master_port=port, mixed_precision="bfloat16")
+    logp = worker.compute_logp(batch)
+    metrics = worker.train_step(batch, global_num_seqs=batch.num_weighted)
+    torch.save({"logp": logp, "metrics": metrics,
+                "param_dtypes": {p.dtype for p in worker.model.parameters()},
+                "grad_dtypes": {p.grad.dtype for p in worker.params},
+                "adam_dtypes": {v.dtype for s in worker.optimizer.state.values() for v in s.values()
+                                if torch.is_tensor(v) and v.dim() > 0}}, Path(out) / f"{rank}.pt")
+    worker.shutdown()
+
+
+def test_fsdp2_bf16_mixed_precision_keeps_fp32_master_weights(text_model_path, tmp_path):
     """One FSDP2 rank with `mixed_precision="bfloat16"`: the forward runs in bf16 (the loss differs from fp32's by
-    bf16 rounding, not by 0), while parameters, gradients and AdamW state stay float32."""
-    from omni_rl.training.dist import free_port
+    bf16 rounding, not by 0), while parameters, gradients and AdamW state stay float32. The rank runs in a spawned
+    process, as under Ray: its process group must not meet one left in this process."""
+    from training_helpers import run_two_ranks
 
     batch = text_batch(seed=5)
     fp32 = TrainerWorker(text_model_path, dtype="float32", micro_batch_size=4)
     logp32 = fp32.compute_logp(batch)
     m32 = reduce_metrics([fp32.train_step(batch, global_num_seqs=batch.num_weighted)])
-    mixed = TrainerWorker(text_model_path, dtype="bfloat16", micro_batch_size=4, strategy="fsdp2", rank=0,
-                          world_size=1, master_addr="127.0.0.1", master_port=free_port(), mixed_precision="bfloat16")
+    [mixed] = run_two_ranks(_mixed_precision_rank, text_model_path, batch, out_dir=tmp_path, world_size=1)
+    diffs = [abs(a - b) for r32, r16 in zip(logp32, mixed["logp"]) for a, b in zip(r32, r16)]
+    assert 0 < max(diffs) < 0.1  # bf16 compute: close, not equal
+    assert reduce_metrics([mixed["metrics"]])["train/loss"] == pytest.approx(m32["train/loss"], abs=0.05)
+    assert mixed["param_dtypes"] == mixed["grad_dtypes"] == mixed["adam_dtypes"] == {torch.float32}
+    with pytest.raises(ValueError, match="needs strategy='fsdp2'"):
+        TrainerWorker(text_model_path, mixed_precision="bfloat16")
+
+
+def test_a_second_process_group_is_refused_with_what_to_do():
+    """A trainer rank cannot join a group in a process that already has one (an in-process vLLM engine makes one):
+    the error says so instead of torch's bare "initialize the default process group twice"."""
+    import torch.distributed as dist
+
+    from omni_rl.training.dist import free_port, init_process_group
+
+    ours = not dist.is_initialized()  # an in-process vLLM test earlier on this pytest worker may have left one
+    if ours:
+        init_process_group(rank=0, world_size=1, master_addr="127.0.0.1", master_port=free_port(), backend="gloo")
     try:
-        logp16 = mixed.compute_logp(batch)
-        diffs = [abs(a - b) for r32, r16 in zip(logp32, logp16) for a, b in zip(r32, r16)]
-        assert 0 < max(diffs) < 0.1  # bf16 compute: close, not equal
-        m16 = reduce_metrics([mixed.train_step(batch, global_num_seqs=batch.num_weighted)])
-        assert m16["train/loss"] == pytest.approx(m32["train/loss"], abs=0.05)
-        assert all(p.dtype == torch.float32 for p in mixed.model.parameters())
-        assert all(p.grad.dtype == torch.float32 for p in mixed.params)
-        assert all(v.dtype == torch.float32 for s in mixed.optimizer.state.values() for v in s.values()
-                   if torch.is_tensor(v) and v.dim() > 0)
-        with pytest.raises(ValueError, match="needs strategy='fsdp2'"):
-            TrainerWorker(text_model_path, mixed_precision="bfloat16")
+        with pytest.raises(RuntimeError, match="already has a torch.distributed default group .* own process"):
+            init_process_group(rank=0, world_size=1, master_addr="127.0.0.1", master_port=free_port(), backend="gloo")
     finally:
-        mixed.shutdown()
+        if ours:
+            dist.destroy_process_group()

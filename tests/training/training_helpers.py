@@ -60,9 +60,10 @@ def text_batch(seed: int = 0) -> TrainBatch:
     return TrainBatch(prompts=prompts, sequences=random_sequences(3, 3, seed=seed))
 
 
-def run_two_ranks(target, *args, out_dir) -> list[dict]:
-    """Run `target(rank, port, *args, out_dir)` in 2 spawned processes (a real gloo group on a free port), assert
-    both exit 0, and return what each saved to `<out_dir>/<rank>.pt`."""
+def run_two_ranks(target, *args, out_dir, world_size: int = 2) -> list[dict]:
+    """Run `target(rank, port, *args, out_dir)` in `world_size` spawned processes (a real gloo group on a free port),
+    assert all exit 0, and return what each saved to `<out_dir>/<rank>.pt`. Spawned, so a group cannot clash with
+    one left in the pytest process (an in-process vLLM engine leaves one)."""
     import multiprocessing as mp
     from pathlib import Path
 
@@ -70,10 +71,10 @@ def run_two_ranks(target, *args, out_dir) -> list[dict]:
 
     port = free_port()
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=target, args=(r, port, *args, str(out_dir))) for r in range(2)]
+    procs = [ctx.Process(target=target, args=(r, port, *args, str(out_dir))) for r in range(world_size)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(timeout=240)
         assert p.exitcode == 0, f"rank process exit code {p.exitcode}"
-    return [torch.load(Path(out_dir) / f"{r}.pt", weights_only=False) for r in range(2)]
+    return [torch.load(Path(out_dir) / f"{r}.pt", weights_only=False) for r in range(world_size)]
