@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 
@@ -67,25 +65,15 @@ def make_batch(model_path: Path, *, prompts: int, group: int, image_size: int, r
 
 
 def time_interleaved(model_path: Path, batch, *, steps: int, micro_batch_size: int) -> dict[bool, dict]:
-    """Alternate timed steps of the two settings (a shared, busy machine drifts; interleaving cancels most of it)."""
+    from omni_rl.bench.models import interleaved_train_steps
     from omni_rl.training.worker import TrainerWorker
 
     workers = {once: TrainerWorker(str(model_path), encoder_once=once, micro_batch_size=micro_batch_size, lr=1e-6,
                                    freeze={"audio_encoder": True, "router": True}) for once in (True, False)}
-    times: dict[bool, list[float]] = {True: [], False: []}
-    media: dict[bool, float] = {}
-    forwards: dict[bool, float] = {}
-    for i in range(steps + 1):
-        for once, w in workers.items():
-            t = time.perf_counter()
-            metrics = w.train(batch)
-            if i > 0:  # step 0 is a warm-up (allocator, first-call overheads)
-                times[once].append(time.perf_counter() - t)
-            media[once] = metrics["train/encoder_media_items"]
-            forwards[once] = metrics["encoder/forwards"]
-    return {once: {"median_s": statistics.median(ts), "min_s": min(ts), "media_encoded": media[once],
-                   "encoder_forwards": forwards[once]}
-            for once, ts in times.items()}
+    res = interleaved_train_steps(workers, batch, steps=steps)
+    return {once: {"median_s": r["median_s"], "min_s": r["min_s"],
+                   "media_encoded": r["metrics"]["train/encoder_media_items"],
+                   "encoder_forwards": r["metrics"]["encoder/forwards"]} for once, r in res.items()}
 
 
 def main() -> None:

@@ -76,18 +76,6 @@ def _rank(rank: int, port: int, model: str, strategy: str, ac: bool, args: dict,
     worker.shutdown()
 
 
-def build_model(out: Path, args: argparse.Namespace) -> Path:
-    from omni_rl.models.families import get_family
-    from omni_rl.models.tiny import cached_build
-
-    fam = get_family("text")
-    spec = {**fam.tiny_spec_of(None), "hidden_size": args.hidden, "num_hidden_layers": args.layers,
-            "num_attention_heads": args.heads, "num_key_value_heads": args.kv_heads, "head_dim": args.hidden // args.heads,
-            "intermediate_size": args.mlp}
-    name = f"text-h{args.hidden}-l{args.layers}-m{args.mlp}"
-    return cached_build(out, name, lambda d: fam.build_tiny(d, seed=0, spec=spec))
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hidden", type=int, default=768)
@@ -102,7 +90,10 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("outputs/bench_memory"))
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    model = build_model(args.out / "model", args)
+    from omni_rl.bench.models import scaled_text_model
+
+    model = scaled_text_model(args.out / "model", hidden=args.hidden, layers=args.layers, heads=args.heads,
+                              kv_heads=args.kv_heads, mlp=args.mlp)
 
     from omni_rl.training.dist import free_port
 

@@ -95,13 +95,56 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     mpo.add_argument("--trl-format", choices=TRL_FORMATS, default="standard",
                      help="standard: prompt pre-rendered by omni-rl's chat template, response + EOS (identical "
                           "token ids on both sides); conversational: TRL's chat-template path (one more token)")
+    sized = ap.add_argument_group("image size (GSPO image mode)")
+    sized.add_argument("--image-size", nargs="+", default=None, metavar="WxH|S",
+                       help="run the image mode once per size (e.g. 80x64 224 448; S = SxS): every prompt image "
+                            "resized to it, a vision tower of --vision-depth x --vision-hidden, and a processor "
+                            "that keeps the image at full size (28 px per LM token), the same on both sides")
+    sized.add_argument("--vision-depth", type=int, default=8, help="vision blocks with --image-size")
+    sized.add_argument("--vision-hidden", type=int, default=128, help="vision width with --image-size")
     ap.add_argument("--threads", type=int, default=1,
                     help="OMP_NUM_THREADS of every process of both sides (1: robust on a small shared CPU box)")
     ap.add_argument("--out", default="outputs/bench_vs_trl", help="work dir: prompts, run dirs, logs, results.json")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per side before it is killed")
     args = ap.parse_args(argv)
     args.modes = list(dict.fromkeys(m for mode in args.modes for m in MODE_ALIASES.get(mode, (mode,))))
+    if args.image_size:
+        sizes = [f"image@{'x'.join(map(str, parse_size(v)))}" for v in args.image_size]
+        args.modes = [m for mode in args.modes for m in (sizes if mode == "image" else [mode])]
     return args
+
+
+def parse_size(value: str) -> tuple[int, int]:
+    """'80x64' -> (80, 64); '224' -> (224, 224)."""
+    try:
+        w, _, h = value.lower().partition("x")
+        size = (int(w), int(h or w))
+    except ValueError:
+        raise SystemExit(f"--image-size {value!r}: give WxH (80x64) or one side S (224)") from None
+    if min(size) < 28:
+        raise SystemExit(f"--image-size {value!r}: each side must be >= 28 px (one LM token)")
+    return size
+
+
+def resized_prompts(data_path: Path, size: tuple[int, int], out: Path) -> Path:
+    """The prompts of `data_path` with every image resized to `size` (W, H) and written under `out/media`."""
+    from PIL import Image
+
+    from omni_rl.bench.trl_baseline import load_prompts, write_prompts_jsonl
+
+    samples = load_prompts(data_path)
+    (out / "media").mkdir(parents=True, exist_ok=True)
+    n = 0
+    for s in samples:
+        for m in s.messages:
+            for part in m["content"] if isinstance(m["content"], list) else []:
+                if part.get("type") == "image":
+                    dst = out / "media" / f"{n:05d}.png"
+                    with Image.open(part["image"]) as img:
+                        img.convert("RGB").resize(size, Image.Resampling.BICUBIC).save(dst)
+                    part["image"] = str(dst)
+                    n += 1
+    return write_prompts_jsonl(samples, out / "prompts.jsonl")
 
 
 def prepare_model(mode: str, family: str, tasks: list[str], *, warm_start: bool, seed: int,
@@ -131,6 +174,10 @@ def prepare_prompts(tasks: list[str], *, n: int, seed: int, out: Path) -> Path:
 
 
 def run_mode(mode: str, args: argparse.Namespace, out: Path) -> dict[str, dict[str, Any]]:
+    """One GSPO mode ("text", "image", or "image@WxH": image prompts resized to W x H, a --vision-depth x
+    --vision-hidden vision tower) run by each side."""
+    mode, _, size_str = mode.partition("@")
+    label = f"{mode}@{size_str}" if size_str else mode
     family = args.family_text if mode == "text" else args.family_image
     tasks = args.text_tasks if mode == "text" else args.image_tasks
     given = args.model_text if mode == "text" else args.model_image
@@ -138,11 +185,19 @@ def run_mode(mode: str, args: argparse.Namespace, out: Path) -> dict[str, dict[s
                  else prepare_model(mode, family, tasks, warm_start=args.warm_start, seed=args.seed, out=out / mode))
     n = max(32, args.steps * args.prompts_per_step)
     data_path = prepare_prompts(tasks, n=n, seed=args.seed, out=out / mode)
+    if size_str:
+        from omni_rl.bench.models import scaled_vl_model
+
+        size = parse_size(size_str)
+        model_dir = scaled_vl_model(model_dir, out / "scaled_models", depth=args.vision_depth,
+                                    hidden=args.vision_hidden, max_pixels=size[0] * size[1], seed=args.seed)
+        data_path = resized_prompts(data_path, size, out / label)
+        mode = label
     results: dict[str, dict[str, Any]] = {}
     for side in args.sides:
         spec = SideSpec(side=side, model_dir=str(model_dir), data_path=str(data_path), family=family,
-                        images=mode == "image", G=args.G, max_tokens=args.max_tokens, lr=args.lr, steps=args.steps,
-                        prompts_per_step=args.prompts_per_step, seed=args.seed, threads=args.threads,
+                        images=mode.startswith("image"), G=args.G, max_tokens=args.max_tokens, lr=args.lr,
+                        steps=args.steps, prompts_per_step=args.prompts_per_step, seed=args.seed, threads=args.threads,
                         extra_overrides=list(args.omni_rl_override),
                         out_dir=str(out / mode / side.replace("-", "_")))
         print(f"[{mode}] {side}: {args.steps} steps of {args.prompts_per_step} x {args.G} on {model_dir.name} ...",
@@ -404,11 +459,13 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve()
     for mode in args.modes:
         shutil.rmtree(out / mode, ignore_errors=True)
+        if "@" in mode:
+            shutil.rmtree(out / mode.partition("@")[0], ignore_errors=True)
     all_results = {mode: run_mpo_mode(mode, args, out) if mode in MPO_MODES else run_mode(mode, args, out)
                    for mode in args.modes}
     (out / "results.json").write_text(json.dumps(all_results, indent=2, default=str))
     failures = []
-    gspo = {m: r for m, r in all_results.items() if m in GSPO_MODES}
+    gspo = {m: r for m, r in all_results.items() if m.partition("@")[0] in GSPO_MODES}
     mpo = {m: r for m, r in all_results.items() if m in MPO_MODES}
     if gspo:
         failures += print_table(gspo, args)

@@ -170,6 +170,9 @@ class TrainerConfig:
     micro_batch_size: int = 16  # sequences per forward
     optimizer_steps_per_batch: int = 1  # mini-batches per rollout batch (the recipe's vision stage uses 4)
     encoder_once: bool = True  # one vision/audio encoder forward per unique prompt media per micro-batch
+    # each unique prompt through the LM decoder once per micro-batch, its rollouts attending to its cached keys /
+    # values with gradients flowing back (the same logp and gradients; attention decoders: text, vl, omni, audio)
+    prompt_once: bool = False
     freeze: FreezeConfig = field(default_factory=FreezeConfig)
 
 
@@ -332,6 +335,9 @@ def check_values(cfg: OmniRLConfig) -> None:
         raise ValueError(f"trainer.mixed_precision={cfg.trainer.mixed_precision!r}: null or bfloat16")
     if cfg.trainer.mixed_precision is not None and cfg.trainer.strategy != "fsdp2":
         raise ValueError("trainer.mixed_precision needs trainer.strategy=fsdp2 (FSDP2's MixedPrecisionPolicy)")
+    if cfg.trainer.prompt_once and cfg.trainer.activation_checkpointing:
+        raise ValueError("trainer.prompt_once=true with trainer.activation_checkpointing=true: a recomputed layer "
+                         "would append its keys / values to the prompt cache a second time; choose one")
     if cfg.run.eval_every < 0:
         raise ValueError(f"run.eval_every={cfg.run.eval_every}: must be >= 0 (0 turns evaluation off)")
     if cfg.model.checkpoint is not None and cfg.model.path is None:

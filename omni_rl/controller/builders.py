@@ -399,6 +399,7 @@ def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> "TrainerGroup":
                         total_steps=cfg.run.steps * t.optimizer_steps_per_batch,
                         weight_decay=t.weight_decay, betas=tuple(t.betas), grad_clip=t.grad_clip,
                         micro_batch_size=t.micro_batch_size, encoder_once=t.encoder_once,
+                        prompt_once=t.prompt_once,
                         freeze=asdict(t.freeze), eps_low=eps_low, eps_high=eps_high, kl_beta=a.kl_beta,
                         max_logprob_error=a.max_logprob_error, seed=cfg.run.seed, dtype=cfg.model.dtype, **objective)
 

@@ -50,6 +50,9 @@ class ModelAdapter:
     """Family-specific forward pieces. Subclasses set `media_keys` and override `encode` / `positions`."""
 
     family = "text"
+    # the decoder keeps its keys / values in a transformers DynamicCache that `prompt_once` continues from
+    prompt_once = True
+    prompt_once_missing = ""  # why not, where prompt_once is False
 
     def __init__(self, model: Any):
         self.model = model
@@ -117,15 +120,25 @@ def make_adapter(model: Any, family: str) -> ModelAdapter:
 
 # ------------------------------------------------------------------------------------------------------ scoring
 def score(adapter: ModelAdapter, batch: TrainBatch, *, encoder_once: bool = True, temperature: float = 1.0,
-          pad_id: int = 0) -> ScoreOutput:
-    """Per-token logp of every sequence's response tokens (logits / temperature, log-softmax in float32+)."""
+          pad_id: int = 0, prompt_once: bool = False) -> ScoreOutput:
+    """Per-token logp of every sequence's response tokens (logits / temperature, log-softmax in float32+).
+    `prompt_once`: each unique prompt goes through the decoder once (`_selected_hidden_prompt_once`; implies
+    encoder-once)."""
+    if prompt_once and not adapter.prompt_once:
+        raise ValueError(f"family {adapter.family!r} has no prompt-once forward ({adapter.prompt_once_missing}); "
+                         "set trainer.prompt_once=false")
     device = next(adapter.model.parameters()).device
     rows = [batch.prompts[s.prompt_index].prompt_ids + s.response_ids for s in batch.sequences]
     prompt_lens = [len(batch.prompts[s.prompt_index].prompt_ids) for s in batch.sequences]
     resp_lens = [len(s.response_ids) for s in batch.sequences]
     input_ids, attention_mask = _pad(rows, pad_id, device)  # [B, T]
     mms = [{k: v.to(device) for k, v in p.mm_tensors.items()} for p in batch.prompts]
-    if encoder_once:
+    if prompt_once:
+        sel, n_media = _selected_hidden_prompt_once(adapter, batch, mms, prompt_lens, resp_lens, pad_id, device)
+        n_forwards = sum(1 for p_idx, _ in batch.groups() if adapter.count_media(mms[p_idx]))
+        mask = _response_index(prompt_lens, resp_lens, device)[1]
+        logits = adapter.head(sel)  # [B, R, V]
+    elif encoder_once:
         hidden, n_media = _hidden_encoder_once(adapter, batch, mms, input_ids, attention_mask, prompt_lens)
         n_forwards = sum(1 for p_idx, _ in batch.groups() if adapter.count_media(mms[p_idx]))
         gather_idx, mask = _response_index(prompt_lens, resp_lens, device)  # [B, R]
@@ -152,39 +165,107 @@ def score(adapter: ModelAdapter, batch: TrainBatch, *, encoder_once: bool = True
 
 
 def sequence_logp(model: Any, family: str, batch: TrainBatch, *, encoder_once: bool = True,
-                  temperature: float = 1.0) -> tuple[list[Tensor], dict[str, int]]:
+                  temperature: float = 1.0, prompt_once: bool = False) -> tuple[list[Tensor], dict[str, int]]:
     """Functional form of `score`: ([logp [T_i] per sequence, in batch order], {"encoder_forwards", "media_encoded"}).
     Gradients flow through the returned tensors (wrap in `torch.no_grad()` to score only)."""
-    out = score(make_adapter(model, family), batch, encoder_once=encoder_once, temperature=temperature)
+    out = score(make_adapter(model, family), batch, encoder_once=encoder_once, temperature=temperature,
+                prompt_once=prompt_once)
     rows = [out.logp[i, :len(s.response_ids)] for i, s in enumerate(batch.sequences)]
     return rows, {"encoder_forwards": out.encoder_forwards, "media_encoded": out.media_encoded}
 
 
-def _hidden_encoder_once(adapter: ModelAdapter, batch: TrainBatch, mms: list[dict[str, Tensor]], input_ids: Tensor,
-                         attention_mask: Tensor, prompt_lens: list[int]) -> tuple[Tensor, int]:
+def _encode_prompts(adapter: ModelAdapter, batch: TrainBatch, mms: list[dict[str, Tensor]], device: Any
+                    ) -> tuple[dict[int, list[tuple[int, Tensor]]], dict[int, Tensor | None], int]:
+    """Per unique prompt: its media features (ONE encoder forward) and its positions (ONE rope-index computation);
+    and the number of media items encoded."""
     features: dict[int, list[tuple[int, Tensor]]] = {}  # prompt index -> [(token id, features)]
     positions: dict[int, Tensor | None] = {}
     n_media = 0
     for p_idx, _ in batch.groups():
-        features[p_idx] = adapter.encode(mms[p_idx])  # ONE encoder forward per unique prompt media
+        features[p_idx] = adapter.encode(mms[p_idx])
         n_media += adapter.count_media(mms[p_idx])
-        ids = torch.tensor(batch.prompts[p_idx].prompt_ids, dtype=torch.long, device=input_ids.device)
-        positions[p_idx] = adapter.positions(ids, mms[p_idx])  # ONE rope-index computation per prompt
+        ids = torch.tensor(batch.prompts[p_idx].prompt_ids, dtype=torch.long, device=device)
+        positions[p_idx] = adapter.positions(ids, mms[p_idx])
+    return features, positions, n_media
+
+
+def _prompt_embeds(adapter: ModelAdapter, input_ids: Tensor, prompt_lens: Sequence[int], row_prompts: Sequence[int],
+                   features: dict[int, list[tuple[int, Tensor]]]) -> Tensor:
+    """Token embeddings of the rows, with each row's prompt media features at its placeholders (row b holds prompt
+    `row_prompts[b]` in its first `prompt_lens[b]` tokens)."""
     embeds = adapter.embed(input_ids)  # [B, T, H]
     in_prompt = torch.arange(input_ids.shape[1], device=input_ids.device)[None, :] < torch.tensor(
         prompt_lens, device=input_ids.device)[:, None]  # [B, T]
     token_ids = sorted({tok for feats in features.values() for tok, _ in feats})
     for tok in token_ids:
-        rows = [dict(features[s.prompt_index]).get(tok) for s in batch.sequences]
+        rows = [dict(features[p]).get(tok) for p in row_prompts]
         src = torch.cat([r for r in rows if r is not None], dim=0).to(embeds.dtype)  # [N_total, H]
         where = (input_ids == tok) & in_prompt  # [B, T]
         if int(where.sum()) != src.shape[0]:
             raise ValueError(f"{int(where.sum())} placeholder tokens {tok} in the prompts but {src.shape[0]} features")
         embeds = embeds.masked_scatter(where[..., None], src)
+    return embeds
+
+
+def _hidden_encoder_once(adapter: ModelAdapter, batch: TrainBatch, mms: list[dict[str, Tensor]], input_ids: Tensor,
+                         attention_mask: Tensor, prompt_lens: list[int]) -> tuple[Tensor, int]:
+    features, positions, n_media = _encode_prompts(adapter, batch, mms, input_ids.device)
+    embeds = _prompt_embeds(adapter, input_ids, prompt_lens, [s.prompt_index for s in batch.sequences], features)
     position_ids = _position_ids(batch, positions, prompt_lens, input_ids.shape)
     out = adapter.decoder()(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
                             use_cache=False)
     return out.last_hidden_state, n_media
+
+
+def _selected_hidden_prompt_once(adapter: ModelAdapter, batch: TrainBatch, mms: list[dict[str, Tensor]],
+                                 prompt_lens: list[int], resp_lens: list[int], pad_id: int, device: Any
+                                 ) -> tuple[Tensor, int]:
+    """([B, R, H] the hidden states that predict each response token, media encoded) with every prompt run through
+    the decoder ONCE: pass 1 runs the unique prompts (right-padded, [P, Lp]) and keeps their keys / values; pass 2
+    runs all responses ([B, R]) attending to their prompt's cached keys / values, gathered per row. The cache stays in
+    the autograd graph, so each prompt's gradient is the sum over its rollouts: the same logp and gradients as the
+    full forward, with the decoder seeing P * Lp + B * R tokens instead of B * (Lp + R)."""
+    features, positions, n_media = _encode_prompts(adapter, batch, mms, device)
+    uniq = [p_idx for p_idx, _ in batch.groups()]
+    slot = {p: i for i, p in enumerate(uniq)}
+    p_lens = [len(batch.prompts[p].prompt_ids) for p in uniq]
+    p_ids, p_att = _pad([batch.prompts[p].prompt_ids for p in uniq], pad_id, device)  # [P, Lp]
+    embeds = _prompt_embeds(adapter, p_ids, p_lens, uniq, features)
+    prompt_pos = [positions[p] for p in uniq]
+    p_position_ids = None
+    if any(p is not None for p in prompt_pos):  # M-RoPE: [3, P, Lp]; padding positions are never attended to
+        p_position_ids = torch.zeros(3, len(uniq), p_ids.shape[1], dtype=torch.long, device=device)
+        for i, pos in enumerate(prompt_pos):
+            p_position_ids[:, i, :p_lens[i]] = _as_3d(pos, p_lens[i], device)
+    decoder = adapter.decoder()
+    first = decoder(inputs_embeds=embeds, attention_mask=p_att, position_ids=p_position_ids, use_cache=True)
+    cache = first.past_key_values
+    rows = torch.tensor([slot[s.prompt_index] for s in batch.sequences], device=device)  # [B] prompt slot per row
+    cache.reorder_cache(rows)  # index_select per layer: [P, ...] -> [B, ...], differentiable
+    r_ids, r_att = _pad([s.response_ids for s in batch.sequences], pad_id, device)  # [B, R]
+    R = r_ids.shape[1]
+    if R == 0:
+        return first.last_hidden_state[rows][:, :0], n_media
+    steps = torch.arange(R, device=device)[None, :]
+    if p_position_ids is None:
+        lens = torch.tensor(p_lens, device=device)[rows]
+        r_position_ids = lens[:, None] + steps  # [B, R]
+    else:
+        last = torch.stack([_as_3d(positions[s.prompt_index], p_lens[slot[s.prompt_index]], device)[:, -1]
+                            for s in batch.sequences], dim=1)  # [3, B]
+        r_position_ids = last[..., None] + 1 + steps[None]  # [3, B, R]
+    second = decoder(inputs_embeds=adapter.embed(r_ids), attention_mask=torch.cat([p_att[rows], r_att], dim=1),
+                     position_ids=r_position_ids, past_key_values=cache, use_cache=True)
+    last_prompt = first.last_hidden_state[rows, torch.tensor(p_lens, device=device)[rows] - 1]  # [B, H]
+    hidden = torch.cat([last_prompt[:, None], second.last_hidden_state[:, :R - 1]], dim=1)  # [B, R, H]
+    return hidden, n_media
+
+
+def _as_3d(pos: Tensor | None, length: int, device: Any) -> Tensor:
+    """A prompt's positions as [3, L] (1-D positions on all three M-RoPE axes for a text-only prompt)."""
+    if pos is None:
+        pos = torch.arange(length, device=device)
+    return pos if pos.dim() == 2 else pos[None].expand(3, -1)
 
 
 def _position_ids(batch: TrainBatch, positions: dict[int, Tensor | None], prompt_lens: list[int],
@@ -198,9 +279,7 @@ def _position_ids(batch: TrainBatch, positions: dict[int, Tensor | None], prompt
     for b, s in enumerate(batch.sequences):
         pos = positions[s.prompt_index]
         L = prompt_lens[b]
-        if pos is None:  # text-only prompt in a multimodal model: 1-D positions on all three axes
-            pos = torch.arange(L, device=device)[None].expand(3, -1)
-        pos = pos if pos.dim() == 2 else pos[None].expand(3, -1)
+        pos = _as_3d(pos, L, device)  # a text-only prompt in a multimodal model: 1-D positions on all three axes
         R = len(s.response_ids)
         out[:, b, :L] = pos
         out[:, b, L:L + R] = pos[:, -1:] + torch.arange(1, R + 1, device=device)[None]

@@ -79,7 +79,7 @@ class TrainerWorker:
                  seed: int = 0, num_threads: int | None = None, objective: str = "gspo",
                  mpo: Mapping[str, float] | None = None, trust_remote_code: bool = False,
                  strategy: str = "replicated", activation_checkpointing: bool = False,
-                 mixed_precision: str | None = None):
+                 mixed_precision: str | None = None, prompt_once: bool = False):
         from omni_rl.models.policy import detect_family, load_model
 
         if num_threads is not None:
@@ -91,6 +91,10 @@ class TrainerWorker:
         self.rank, self.world_size = rank, world_size
         self.micro_batch_size = micro_batch_size
         self.encoder_once = encoder_once
+        self.prompt_once = prompt_once
+        if prompt_once and activation_checkpointing:
+            raise ValueError("prompt_once with activation_checkpointing: a recomputed layer would append its keys / "
+                             "values to the prompt cache a second time; choose one")
         self.eps_low, self.eps_high = eps_low, eps_high
         self.max_logprob_error = max_logprob_error
         self.temperature = temperature
@@ -120,6 +124,9 @@ class TrainerWorker:
         self.model = load_model(model_path, dtype, family=self.family,
                                 trust_remote_code=trust_remote_code).to(self.device).eval()
         self.adapter = make_adapter(self.model, self.family)
+        if prompt_once and not self.adapter.prompt_once:
+            raise ValueError(f"trainer.prompt_once: family {self.family!r} has no prompt-once forward "
+                             f"({self.adapter.prompt_once_missing}); set trainer.prompt_once=false")
         self.frozen = self._freeze(freeze or {})
         self.shell = None
         if activation_checkpointing:  # before sharding (composes with FSDP2 in that order)
@@ -339,7 +346,8 @@ class TrainerWorker:
         gathers the non-layer weights for this forward and reduce-scatters their grads after its backward."""
 
         def run() -> tuple[Any, Any]:
-            out = score(self.adapter, mb, encoder_once=self.encoder_once, temperature=self.temperature)
+            out = score(self.adapter, mb, encoder_once=self.encoder_once, temperature=self.temperature,
+                        prompt_once=self.prompt_once)
             return (loss_fn(out) if loss_fn is not None else None), out
 
         return self.shell(run) if self.shell is not None else run()

@@ -63,8 +63,11 @@ def test_image_rl_schedule_and_eval():
 
 def test_trainer_strategy_and_mixed_precision_are_checked_at_compose():
     assert compose_config(["trainer.strategy=fsdp2", "trainer.mixed_precision=bfloat16"]).trainer.strategy == "fsdp2"
+    assert compose_config(["trainer.strategy=fsdp2", "trainer.prompt_once=true"]).trainer.prompt_once is True
     for overrides, message in ((["trainer.strategy=zero3"], "choose one of replicated, fsdp2"),
                                (["trainer.strategy=fsdp2", "trainer.mixed_precision=fp16"], "null or bfloat16"),
-                               (["trainer.mixed_precision=bfloat16"], "needs trainer.strategy=fsdp2")):
+                               (["trainer.mixed_precision=bfloat16"], "needs trainer.strategy=fsdp2"),
+                               (["trainer.prompt_once=true", "trainer.activation_checkpointing=true"],
+                                "a second time; choose one")):
         with pytest.raises(ConfigError, match=message):
             compose_config(overrides)

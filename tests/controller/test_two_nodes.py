@@ -2,7 +2,9 @@
 stage runs with its vLLM rollout worker on one node and its 2 trainer ranks on the other, chosen by custom Ray
 resources (`rollout.resources` / `trainer.resources`), exactly as on a real cluster started with
 `ray start --resources=...`. Every refit sends the weights from the trainer node to the rollout node (and the
-trainer ranks all-reduce across processes on theirs): trainer and vLLM log-probs still agree after each one."""
+trainer ranks all-reduce across processes on theirs): trainer and vLLM log-probs still agree after each one. The
+trainer scores with `trainer.prompt_once=true` (each prompt through the decoder once per micro-batch), so that
+agreement also checks the prompt-once forward against vLLM."""
 
 from __future__ import annotations
 
@@ -29,9 +31,9 @@ def two_nodes():
 
 def test_image_rl_with_rollout_and_trainer_on_different_nodes(two_nodes, tmp_path):
     out = run_stage(tmp_path / "run", "stage=image_rl", "run.steps=3", "run.prompts_per_step=4", "rollout.n=4",
-                    "run.eval_every=0", "trainer.num_workers=2", "+rollout.resources.rollout_host=1",
-                    "+trainer.resources.trainer_host=1", f"ray_address={two_nodes}", "logging.plot=false",
-                    "verify.num_workers=1")
+                    "run.eval_every=0", "trainer.num_workers=2", "trainer.prompt_once=true",
+                    "+rollout.resources.rollout_host=1", "+trainer.resources.trainer_host=1",
+                    f"ray_address={two_nodes}", "logging.plot=false", "verify.num_workers=1")
     placement = json.loads((out / "placement.json").read_text())
     assert len(placement["rollout"]) == 1 and len(placement["trainer"]) == 2
     assert len(set(placement["trainer"])) == 1  # both ranks on the trainer node

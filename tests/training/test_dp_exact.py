@@ -26,9 +26,10 @@ KW = dict(dtype="float64", lr=1e-3, grad_clip=None, eps_low=0.2, eps_high=0.28, 
 
 def _rank_main(rank: int, port: int, model_path: str, batch: TrainBatch, strategy: str, micro: int,
                out: str) -> None:
-    strategy, _, ac = strategy.partition("+")  # "fsdp2+ac": with activation checkpointing
+    strategy, *flags = strategy.split("+")  # "fsdp2+ac": with activation checkpointing; "+po": prompt once
     worker = TrainerWorker(model_path, rank=rank, world_size=2, master_addr="127.0.0.1", master_port=port,
-                           micro_batch_size=micro, strategy=strategy, activation_checkpointing=ac == "ac", **KW)
+                           micro_batch_size=micro, strategy=strategy, activation_checkpointing="ac" in flags,
+                           prompt_once="po" in flags, **KW)
     shard = batch.split(2)[rank]
     metrics = worker.train_step(shard, global_num_seqs=batch.num_weighted)
     local = {n: p.to_local().numel() if hasattr(p, "to_local") else p.numel() for n, p in worker.model.named_parameters()}
@@ -108,16 +109,18 @@ def test_fsdp2_text_uneven_microbatch_counts_equal_one_rank(text_model_path, tmp
 
 
 @pytest.mark.slow
-def test_fsdp2_omni_rank_without_audio_equals_one_rank(omni_model_path, tmp_path):
+@pytest.mark.parametrize("strategy", ["fsdp2", "fsdp2+po"])
+def test_fsdp2_omni_rank_without_audio_equals_one_rank(strategy, omni_model_path, tmp_path):
     """FSDP2, 2 ranks x 2 micro-batches, rank 0 never sees audio (its audio encoder is not called, yet it takes part
-    in every gather and reduce-scatter): equal to 1 rank x 1 micro-batch."""
+    in every gather and reduce-scatter): equal to 1 rank x 1 micro-batch. "+po": the ranks score with
+    prompt_once (two decoder passes per micro-batch on every rank, so the gathers still match)."""
     from training_helpers import mm_prompt, random_sequences
     from omni_rl.models.policy import load_processor
 
     proc = load_processor(omni_model_path)
     prompts = [mm_prompt(proc, "image", 0), mm_prompt(proc, "text", 1), mm_prompt(proc, "image+audio", 2)]
     _run(omni_model_path, TrainBatch(prompts=prompts, sequences=random_sequences(3, 3, seed=5)), tmp_path,
-         strategy="fsdp2")
+         strategy=strategy)
 
 
 def _rank_train_main(rank: int, port: int, model_path: str, batch: TrainBatch, out: str) -> None:

@@ -252,6 +252,9 @@ class NemotronOmniAdapter(ModelAdapter):
     `get_audio_features` (RADIO + pixel shuffle + projector; Parakeet + `embed_audio`)."""
 
     family = "nemotron_omni"
+    prompt_once = False
+    prompt_once_missing = ("its Mamba2 layers would have to continue from the prompt's SSM and conv states with "
+                           "gradients; transformers' NemotronH cache does not keep them in the autograd graph")
 
     def decoder(self) -> Any:
         return self.model.language_model.model
