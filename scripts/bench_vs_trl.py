@@ -289,14 +289,15 @@ def _ratio(results: dict[str, dict[str, Any]], key: str) -> str:
     return _fmt(a / b, ".2f") if isinstance(a, float) and isinstance(b, float) and b > 0 else "-"
 
 
-COLUMNS = ("mode", "side", "mean step s", "warm-up s", "setup s", "peak RSS MiB", "peak PSS MiB", "main RSS MiB",
-           "reward first->last", "resp len", "zero-var groups")
+COLUMNS = ("mode", "side", "mean step s", "warm-up s", "setup s", "peak RSS MiB", "peak PSS MiB", "fixed PSS MiB",
+           "steps add MiB", "main RSS MiB", "reward first->last", "resp len", "zero-var groups")
 
 
 def side_row(mode: str, r: dict[str, Any]) -> list[str]:
     rewards = r["rewards"]
     return [mode, r["side"], _fmt(r["mean_step_s"], ".3f"), _fmt(r["warmup_step_s"], ".2f"), _fmt(r["setup_s"], ".1f"),
             _fmt(r["peak_tree_rss_mib"], ".0f"), _fmt(r["peak_tree_pss_mib"], ".0f"),
+            _fmt(r.get("fixed_tree_pss_mib"), ".0f"), _fmt(r.get("step_growth_pss_mib"), ".0f"),
             _fmt(r["peak_main_rss_mib"], ".0f"),
             f"{_fmt(rewards[0], '.3f')}->{_fmt(rewards[-1], '.3f')}" if rewards else "-",
             _fmt(_mean(r["completion_len_mean"]), ".1f"), _fmt(_mean(r["zero_std_group_frac"]), ".2f")]
@@ -317,6 +318,7 @@ def print_table(all_results: dict[str, dict[str, dict[str, Any]]], args: argpars
         if len(args.sides) == 2:
             rows.append([mode, "omni-rl/TRL", _ratio(results, "mean_step_s"), "", "",
                          _ratio(results, "peak_tree_rss_mib"), _ratio(results, "peak_tree_pss_mib"),
+                         _ratio(results, "fixed_tree_pss_mib"), _ratio(results, "step_growth_pss_mib"),
                          _ratio(results, "peak_main_rss_mib"), "", "", ""])
     print(f"\n== omni-rl vs TRL {_trl_version()} GRPOTrainer (GSPO): G={args.G}, {args.prompts_per_step} prompts/step, "
           f"<= {args.max_tokens} new tokens, {args.steps} steps (mean excludes the first), lr {args.lr}, "
@@ -324,9 +326,11 @@ def print_table(all_results: dict[str, dict[str, dict[str, Any]]], args: argpars
     widths = [max(len(row[i]) for row in [list(COLUMNS), *rows]) for i in range(len(COLUMNS))]
     for row in [list(COLUMNS), *rows]:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
-    print("peak RSS / PSS: summed over the side's process tree (PSS counts shared pages once); main RSS: the side's "
-          "main process (ru_maxrss). resp len: mean response tokens; zero-var groups: fraction of groups whose G "
-          "rewards are all equal (TRL trains on them with advantage 0, omni-rl drops them).")
+    print("peak RSS / PSS: summed over the side's process tree (PSS counts shared pages once); fixed PSS: the peak "
+          "before the first step began (model, vLLM engine, processes); steps add: peak PSS minus that (activations, "
+          "gradients, optimizer state, batches); main RSS: the side's main process (ru_maxrss). resp len: mean "
+          "response tokens; zero-var groups: fraction of groups whose G rewards are all equal (both sides train on "
+          "them with advantage 0: the omni-rl side sets algorithm.train_zero_variance_groups=true).")
     print("\nmean step-time split (s; same steps as the mean): generate / verify / refit / other (TRL: batching, "
           "forward/backward, optimizer; omni-rl: render, advantages, train)")
     for mode, results in all_results.items():

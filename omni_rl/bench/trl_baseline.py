@@ -62,9 +62,13 @@ the thinker itself (`base_model_prefix = "thinker"`) and returns logits, not hid
 `AttributeError: 'Qwen2_5OmniThinkerCausalLMOutputWithPast' object has no attribute 'last_hidden_state'`.
 `check_trl_supports` raises with this explanation instead of letting TRL fail a minute in.
 
+Zero-variance groups (all G rewards equal). TRL runs forward/backward on them (advantage 0) and counts them in the
+loss mean; omni-rl drops them by default. The omni-rl side sets `algorithm.train_zero_variance_groups=true`, so both
+sides do the same work per step and the loss means match (a run where most groups have zero variance would
+otherwise flatter omni-rl's step time).
+
 What TRL does differently by design, left as is: generation sends G copies of each prompt (n=1 each) instead of
-one request with n=G; zero-variance groups still run forward/backward (advantage 0) and count in the loss mean,
-where omni-rl drops them; the trainer forward encodes each prompt's image once per rollout (G times), where omni-rl
+one request with n=G; the trainer forward encodes each prompt's image once per rollout (G times), where omni-rl
 encodes it once per micro-batch (`trainer.encoder_once`).
 
 omni-rl side (`run_omni_rl_gspo`): composes the stage config with the same knobs (everything trainable, no lr warm-up,
@@ -300,6 +304,7 @@ def step_clock() -> Any:
             self.logs: list[dict[str, float]] = []
             self._t0 = 0.0
             self._phases: dict[str, float] = {}
+            self.first_step_at: float | None = None  # time.time() when the first step began
 
         def timed(self, phase: str, fn: Any) -> Any:
             def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -315,6 +320,8 @@ def step_clock() -> Any:
         def on_step_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
             self._phases = {}
             self._t0 = time.perf_counter()
+            if self.first_step_at is None:
+                self.first_step_at = time.time()
 
         def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
             self.step_times.append(time.perf_counter() - self._t0)
@@ -406,6 +413,7 @@ def run_trl_gspo(model_dir: str | Path, prompts: Sequence[Sample], *, G: int, ma
         "verifier_errors": reward_fn.errors,
         "time_split_mean_s": phase_means(clock.step_times, clock.phase_times),
         "trl_logs": logs,
+        "first_step_at": clock.first_step_at,
     }
     return summarise("trl", clock.step_times, [row["reward"] for row in logs], setup_s=setup_s, wall_s=wall_s,
                      extra=extra)
@@ -445,8 +453,10 @@ def write_prompts_jsonl(prompts: Sequence[Sample], path: Path) -> Path:
 
 def omni_rl_overrides(model_dir: str | Path, data_path: str | Path, *, family: str, images: bool, G: int,
                       max_tokens: int, lr: float, steps: int, prompts_per_step: int, seed: int, out_dir: str | Path,
-                      format_weight: float = FORMAT_WEIGHT) -> list[str]:
-    """Hydra overrides that make an omni-rl stage run the same work as `run_trl_gspo` (module docstring)."""
+                      format_weight: float = FORMAT_WEIGHT, sources: Sequence[str] = ()) -> list[str]:
+    """Hydra overrides that make an omni-rl stage run the same work as `run_trl_gspo` (module docstring). `sources`:
+    the data file's sources, weighted 1 each (the benchmark writes as many rows per source), every other task of the
+    stage's default mixture 0."""
     return [
         f"stage={'image_rl' if images else 'text_rl_1'}",
         f"model.family={family}", f"model.path={Path(model_dir).resolve()}", "model.warm_start=false",
@@ -457,6 +467,7 @@ def omni_rl_overrides(model_dir: str | Path, data_path: str | Path, *, family: s
         "rollout.num_workers=1", "rollout.kv_cache_gib=1",
         "rollout.enforce_eager=false",  # TRL's colocated vLLM is compiled (it cannot pass enforce_eager): same here
         "algorithm.clip_preset=recipe", "algorithm.kl_beta=0.0", "algorithm.overlong_filter=true",
+        "algorithm.train_zero_variance_groups=true",  # TRL trains on them (advantage 0): the same work per step
         f"verify.format_weight={format_weight}",
         f"trainer.lr={lr}", "trainer.warmup_steps=0", "trainer.weight_decay=0.0", "trainer.betas=[0.9,0.999]",
         "trainer.grad_clip=1.0", f"trainer.micro_batch_size={G}", "trainer.optimizer_steps_per_batch=1",
@@ -464,7 +475,15 @@ def omni_rl_overrides(model_dir: str | Path, data_path: str | Path, *, family: s
         *(f"trainer.freeze.{part}=false" for part in ("vision_encoder", "audio_encoder", "projector", "lm_body",
                                                       "lm_embeddings", "lm_head", "router")),
         "logging.wandb_mode=disabled", "logging.progress=false", "logging.plot=false",
+        *(f"data.mixture.{task}={int(task in sources)}" for task in sorted({*stage_mixture(images), *sources})),
     ]
+
+
+def stage_mixture(images: bool) -> list[str]:
+    """The tasks the GSPO stage's config weighs in `data.mixture` (image_rl for image prompts, else text_rl_1)."""
+    from omni_rl.config import compose_config
+
+    return sorted(compose_config([f"stage={'image_rl' if images else 'text_rl_1'}"]).data.mixture)
 
 
 def run_omni_rl_gspo(model_dir: str | Path, prompts: Sequence[Sample], *, family: str, G: int, max_tokens: int,
@@ -484,7 +503,7 @@ def run_omni_rl_gspo(model_dir: str | Path, prompts: Sequence[Sample], *, family
     data_path = write_prompts_jsonl(prompts, out_dir.parent / f"{out_dir.name}_prompts.jsonl")
     overrides = omni_rl_overrides(model_dir, data_path, family=family, images=images, G=G, max_tokens=max_tokens,
                                   lr=lr, steps=steps, prompts_per_step=prompts_per_step, seed=seed, out_dir=out_dir,
-                                  format_weight=format_weight)
+                                  format_weight=format_weight, sources=sorted({s.source for s in prompts}))
     cfg = compose_config([*overrides, *extra_overrides])
     t0 = time.perf_counter()
     run_dir = Path(run_stage(cfg))
@@ -497,6 +516,7 @@ def run_omni_rl_gspo(model_dir: str | Path, prompts: Sequence[Sample], *, family
         "train_skipped": [r.get("train/skipped_empty_batch", 0.0) for r in rows],
         "time_split_mean_s": omni_rl_phase_means(rows),
         "overrides": overrides,
+        "first_step_at": (run_dir / "startup.json").stat().st_mtime,  # written as the start-up ends
     }
     # setup = wall time not spent inside steps (model load, Ray + vLLM start, data, final export)
     return summarise("omni-rl", step_times, [r["reward/mean"] for r in rows], setup_s=wall_s - sum(step_times),
@@ -505,13 +525,16 @@ def run_omni_rl_gspo(model_dir: str | Path, prompts: Sequence[Sample], *, family
 
 # ------------------------------------------------------------------------------------------- per-side processes
 class TreeMemorySampler:
-    """Peak summed RSS / PSS of this process and all its descendants, sampled every `interval_s` in a thread."""
+    """Peak summed RSS / PSS of this process and all its descendants, sampled every `interval_s` in a thread. The
+    samples are kept with their wall-clock time, so `result(first_step_at=t)` also gives the fixed part: the peak
+    PSS before the first step began (model, vLLM engine, processes), apart from what the steps add."""
 
     def __init__(self, interval_s: float = MEMORY_SAMPLE_S):
         self.interval_s = interval_s
         self.peak_rss = 0
         self.peak_pss = 0
         self.samples = 0
+        self.timeline: list[tuple[float, int]] = []  # (time.time(), summed PSS)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tree-memory-sampler", daemon=True)
 
@@ -543,11 +566,17 @@ class TreeMemorySampler:
         self.peak_rss = max(self.peak_rss, rss)
         self.peak_pss = max(self.peak_pss, pss)
         self.samples += 1
+        self.timeline.append((time.time(), pss))
 
-    def result(self) -> dict[str, float]:
-        return {"peak_tree_rss_mib": self.peak_rss / 2**20, "peak_tree_pss_mib": self.peak_pss / 2**20,
-                "peak_main_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux: KiB
-                "memory_samples": self.samples}
+    def result(self, first_step_at: float | None = None) -> dict[str, float]:
+        out = {"peak_tree_rss_mib": self.peak_rss / 2**20, "peak_tree_pss_mib": self.peak_pss / 2**20,
+               "peak_main_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux: KiB
+               "memory_samples": self.samples}
+        before = [pss for t, pss in self.timeline if first_step_at is not None and t <= first_step_at]
+        if before:
+            out["fixed_tree_pss_mib"] = max(before) / 2**20
+            out["step_growth_pss_mib"] = (self.peak_pss - max(before)) / 2**20
+        return out
 
 
 @dataclass
@@ -595,7 +624,7 @@ def run_side(spec: SideSpec) -> dict[str, Any]:
         else:
             result = run_omni_rl_gspo(spec.model_dir, prompts, family=spec.family,
                                       extra_overrides=spec.extra_overrides, **common)
-    return {**result, **mem.result(), "spec": asdict(spec)}
+    return {**result, **mem.result(result.get("first_step_at")), "spec": asdict(spec)}
 
 
 def measure_side(spec: SideSpec, *, timeout_s: float = 3600.0) -> dict[str, Any]:

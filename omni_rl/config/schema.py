@@ -124,6 +124,10 @@ class AlgorithmConfig:
     adv_eps: float = 1e-6
     kl_beta: float = 0.0  # 0 = no reference model (recipe)
     overlong_filter: bool = True  # truncated rollouts get zero loss weight
+    # zero-variance groups (all G rewards equal: advantage 0) are dropped from the trainer's batch; true keeps them:
+    # no policy gradient from them, but they cost a forward / backward and count in the loss's sequence mean (TRL's
+    # behaviour; scripts/bench_vs_trl.py sets it for parity)
+    train_zero_variance_groups: bool = False
     max_logprob_error: Optional[float] = None  # mask sequences whose |trainer - rollout| mean logp error exceeds this
     mpo: MPOConfig = field(default_factory=MPOConfig)
 

@@ -407,7 +407,7 @@ def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> "TrainerGroup":
 def build_train_batch(cfg: OmniRLConfig, prompts: Sequence[Prompt], scored: Sequence[Sequence[ScoredRollout]]
                       ) -> tuple["TrainBatch", dict[str, float]]:
     """Group-normalised advantages -> the trainer's batch. Zero-variance groups (all G rewards equal) carry no
-    signal and are left out (counted); truncated rollouts get zero loss weight when overlong filtering is on (they
+    signal and are left out (counted) unless `algorithm.train_zero_variance_groups`; truncated rollouts get zero loss weight when overlong filtering is on (they
     still count in their group's mean/std)."""
     import torch
 
@@ -419,7 +419,7 @@ def build_train_batch(cfg: OmniRLConfig, prompts: Sequence[Prompt], scored: Sequ
     batch = TrainBatch(prompts=[], sequences=[])
     overlong = 0
     for p_idx, (prompt, group) in enumerate(zip(prompts, scored)):
-        if bool(zero_var[p_idx]):
+        if bool(zero_var[p_idx]) and not cfg.algorithm.train_zero_variance_groups:
             continue
         batch.prompts.append(TrainPrompt(prompt_ids=prompt.prompt_ids, mm_tensors=prompt.mm_tensors,
                                          uid=prompt.sample.id))

@@ -19,14 +19,18 @@ import numpy as np
 class MixtureSampler:
     def __init__(self, sources: Sequence[str], *, weights: dict[str, float] | None, seed: int):
         """`sources[i]` is the source name of row i. `weights` maps source -> weight; None/empty -> every row
-        equally likely (source weight proportional to its row count)."""
+        equally likely (source weight proportional to its row count). A weight of 0 turns a source off, and may
+        name a source the data does not have: that is how a command line drops a stage's default weights (Hydra
+        merges `data.mixture` overrides into the stage's dict, it cannot delete keys)."""
         self.seed = seed
         names = sorted(set(sources))
         self.rows_by_source = {s: np.array([i for i, x in enumerate(sources) if x == s]) for s in names}
         if weights:
-            unknown = set(weights) - set(names)
+            unknown = {s for s, w in weights.items() if s not in names and w != 0}
             if unknown:
-                raise ValueError(f"mixture weights name unknown sources {sorted(unknown)}; sources are {names}")
+                off = " ".join(f"data.mixture.{s}=0" for s in sorted(unknown))
+                raise ValueError(f"mixture weights name unknown sources {sorted(unknown)}; sources are {names}. A "
+                                 f"stage's default weights for tasks your data lacks are turned off with: {off}")
             names = [s for s in names if weights.get(s, 0.0) > 0]
             if not names:
                 raise ValueError("mixture weights are all zero")

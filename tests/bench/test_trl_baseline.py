@@ -98,14 +98,18 @@ def test_omni_rl_overrides_compose(tmp_path):
     from omni_rl.config import compose_config
 
     ov = omni_rl_overrides(tmp_path / "model", tmp_path / "p.jsonl", family="vl", images=True, G=16, max_tokens=32,
-                           lr=2e-4, steps=6, prompts_per_step=4, seed=3, out_dir=tmp_path / "run")
+                           lr=2e-4, steps=6, prompts_per_step=4, seed=3, out_dir=tmp_path / "run",
+                           sources=["image_colour", "image_count"])
     cfg = compose_config(ov)
+    # the data's two sources 1:1 (the stage's default mixture weighs four tasks; the other two are turned off)
+    assert dict(cfg.data.mixture) == {"image_colour": 1, "image_count": 1, "image_shape": 0, "gui_button": 0}
     assert (cfg.run.name, cfg.model.family, cfg.model.path) == ("image_rl", "vl", str((tmp_path / "model").resolve()))
     assert (cfg.rollout.n, cfg.rollout.max_tokens, cfg.run.steps, cfg.run.prompts_per_step) == (16, 32, 6, 4)
     assert (cfg.trainer.lr, cfg.trainer.warmup_steps, cfg.trainer.micro_batch_size, cfg.trainer.betas) == (
         2e-4, 0, 16, [0.9, 0.999])
     assert not any(vars(cfg.trainer.freeze).values())  # everything trains, as in TRL
     assert (cfg.algorithm.kl_beta, cfg.algorithm.overlong_filter, cfg.verify.format_weight) == (0.0, True, 0.1)
+    assert cfg.algorithm.train_zero_variance_groups  # TRL trains on them too
 
 
 def test_check_trl_supports_rejects_omni_checkpoints(tmp_path):

@@ -31,5 +31,11 @@ def test_weights_steer_source_frequency():
 
 
 def test_unknown_source_weight_is_an_error():
-    with pytest.raises(ValueError, match="unknown sources"):
+    with pytest.raises(ValueError, match=r"unknown sources \['zzz'\].*turned off with: data.mixture.zzz=0"):
         MixtureSampler(SOURCES, weights={"zzz": 1.0}, seed=0)
+
+
+def test_a_zero_weight_may_name_a_source_the_data_lacks():
+    """How a command line drops a stage's default weight: `data.mixture.<task>=0` (Hydra cannot delete the key)."""
+    s = MixtureSampler(SOURCES, weights={"zzz": 0.0, "b": 1.0, "c": 1.0}, seed=0)
+    assert s.names == ["b", "c"] and s.probs.tolist() == [0.5, 0.5]
