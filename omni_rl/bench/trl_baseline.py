@@ -475,8 +475,18 @@ def omni_rl_overrides(model_dir: str | Path, data_path: str | Path, *, family: s
         *(f"trainer.freeze.{part}=false" for part in ("vision_encoder", "audio_encoder", "projector", "lm_body",
                                                       "lm_embeddings", "lm_head", "router")),
         "logging.wandb_mode=disabled", "logging.progress=false", "logging.plot=false",
-        *(f"data.mixture.{task}={int(task in sources)}" for task in sorted({*stage_mixture(images), *sources})),
+        *mixture_overrides(stage_mixture(images), sources),
     ]
+
+
+def mixture_overrides(stage_tasks: Sequence[str], sources: Sequence[str]) -> list[str]:
+    """`data.mixture` overrides that weigh `sources` 1 each and the stage's other tasks 0; none when the stage sets
+    no mixture (every row is then equally likely already). A source the stage's dict lacks is added with Hydra's
+    `+` (the dict is a struct)."""
+    if not stage_tasks:
+        return []
+    return [f"{'' if t in stage_tasks else '+'}data.mixture.{t}={int(t in sources)}"
+            for t in sorted({*stage_tasks, *sources})]
 
 
 def stage_mixture(images: bool) -> list[str]:

@@ -110,6 +110,14 @@ def test_omni_rl_overrides_compose(tmp_path):
     assert not any(vars(cfg.trainer.freeze).values())  # everything trains, as in TRL
     assert (cfg.algorithm.kl_beta, cfg.algorithm.overlong_filter, cfg.verify.format_weight) == (0.0, True, 0.1)
     assert cfg.algorithm.train_zero_variance_groups  # TRL trains on them too
+    for images, sources, want in ((True, ["image_colour", "charts"], {"image_colour": 1, "image_count": 0,
+                                                                       "image_shape": 0, "gui_button": 0,
+                                                                       "charts": 1}),
+                                  (False, ["text_math"], {})):  # text_rl_1 sets no mixture: rows are uniform already
+        ov = omni_rl_overrides(tmp_path / "model", tmp_path / "p.jsonl", family="vl" if images else "text",
+                               images=images, G=16, max_tokens=32, lr=2e-4, steps=6, prompts_per_step=4, seed=3,
+                               out_dir=tmp_path / "run", sources=sources)
+        assert dict(compose_config(ov).data.mixture) == want
 
 
 def test_check_trl_supports_rejects_omni_checkpoints(tmp_path):
