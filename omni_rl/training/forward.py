@@ -128,19 +128,21 @@ def score(adapter: ModelAdapter, batch: TrainBatch, *, encoder_once: bool = True
         raise ValueError(f"family {adapter.family!r} has no prompt-once forward ({adapter.prompt_once_missing}); "
                          "set trainer.prompt_once=false")
     device = next(adapter.model.parameters()).device
-    rows = [batch.prompts[s.prompt_index].prompt_ids + s.response_ids for s in batch.sequences]
     prompt_lens = [len(batch.prompts[s.prompt_index].prompt_ids) for s in batch.sequences]
     resp_lens = [len(s.response_ids) for s in batch.sequences]
-    input_ids, attention_mask = _pad(rows, pad_id, device)  # [B, T]
     mms = [{k: v.to(device) for k, v in p.mm_tensors.items()} for p in batch.prompts]
-    if prompt_once:
+    once_forwards = sum(1 for p_idx, _ in batch.groups() if adapter.count_media(mms[p_idx]))  # one per unique prompt
+    if prompt_once:  # never builds the [B, prompt + response] rows
         sel, n_media = _selected_hidden_prompt_once(adapter, batch, mms, prompt_lens, resp_lens, pad_id, device)
-        n_forwards = sum(1 for p_idx, _ in batch.groups() if adapter.count_media(mms[p_idx]))
+        n_forwards = once_forwards
         mask = _response_index(prompt_lens, resp_lens, device)[1]
         logits = adapter.head(sel)  # [B, R, V]
-    elif encoder_once:
+        return _response_logp(logits, mask, batch, temperature, pad_id, device, n_media, n_forwards)
+    rows = [batch.prompts[s.prompt_index].prompt_ids + s.response_ids for s in batch.sequences]
+    input_ids, attention_mask = _pad(rows, pad_id, device)  # [B, T]
+    if encoder_once:
         hidden, n_media = _hidden_encoder_once(adapter, batch, mms, input_ids, attention_mask, prompt_lens)
-        n_forwards = sum(1 for p_idx, _ in batch.groups() if adapter.count_media(mms[p_idx]))
+        n_forwards = once_forwards
         gather_idx, mask = _response_index(prompt_lens, resp_lens, device)  # [B, R]
         sel = hidden.gather(1, gather_idx[..., None].expand(-1, -1, hidden.shape[-1]))  # [B, R, H]
         logits = adapter.head(sel)  # [B, R, V]
@@ -157,6 +159,12 @@ def score(adapter: ModelAdapter, batch: TrainBatch, *, encoder_once: bool = True
         full = adapter.hf_logits(input_ids, attention_mask, mm_rows, position_ids)  # [B, T, V]
         gather_idx, mask = _response_index(prompt_lens, resp_lens, device)
         logits = full.gather(1, gather_idx[..., None].expand(-1, -1, full.shape[-1]))  # [B, R, V]
+    return _response_logp(logits, mask, batch, temperature, pad_id, device, n_media, n_forwards)
+
+
+def _response_logp(logits: Tensor, mask: Tensor, batch: TrainBatch, temperature: float, pad_id: int, device: Any,
+                   n_media: int, n_forwards: int) -> ScoreOutput:
+    """The ScoreOutput from the logits that predict each response token ([B, R, V])."""
     targets = _pad([s.response_ids for s in batch.sequences], pad_id, device)[0]  # [B, R]
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature
     logp = torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None]).squeeze(-1)  # [B, R]
