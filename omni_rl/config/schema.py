@@ -13,6 +13,7 @@ from typing import Any, Optional
 from omegaconf import MISSING
 
 
+PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")  # rollout.placement_strategy (Ray's)
 TRAINER_STRATEGIES = ("replicated", "fsdp2")  # trainer.strategy (omni_rl.training.fsdp)
 
 
@@ -78,6 +79,9 @@ class RolloutConfig:
     # custom Ray resources each worker asks for (`+rollout.resources.rollout_host=1`): the workers go to the nodes
     # started with that resource (`ray start --resources='{"rollout_host": 8}'`); docs/scaling.md
     resources: dict[str, float] = field(default_factory=dict)
+    # how the workers' placement-group bundles go to nodes: PACK (as few nodes as fit), SPREAD (over the nodes, best
+    # effort: a bundle whose node dies moves to another node), STRICT_PACK (one node), STRICT_SPREAD (one node each)
+    placement_strategy: str = "PACK"
     max_model_len: int = 2048
     enforce_eager: bool = True
     timeout_s: float = 600.0  # per generate call; a hung worker is killed and replaced
@@ -177,6 +181,9 @@ class TrainerConfig:
     # each unique prompt through the LM decoder once per micro-batch, its rollouts attending to its cached keys /
     # values with gradients flowing back (the same logp and gradients; attention decoders: text, vl, omni, audio)
     prompt_once: bool = False
+    # the weight refit streams the trainer's weights to vLLM in chunks of whole decoder layers / encoder blocks of
+    # up to this size: the refit's extra memory per process is about one chunk (docs/rollout.md)
+    refit_chunk_mib: float = 256.0
     freeze: FreezeConfig = field(default_factory=FreezeConfig)
 
 
@@ -342,6 +349,11 @@ def check_values(cfg: OmniRLConfig) -> None:
     if cfg.trainer.prompt_once and cfg.trainer.activation_checkpointing:
         raise ValueError("trainer.prompt_once=true with trainer.activation_checkpointing=true: a recomputed layer "
                          "would append its keys / values to the prompt cache a second time; choose one")
+    if cfg.rollout.placement_strategy not in PLACEMENT_STRATEGIES:
+        raise ValueError(f"rollout.placement_strategy={cfg.rollout.placement_strategy!r}: choose one of "
+                         f"{', '.join(PLACEMENT_STRATEGIES)}")
+    if not cfg.trainer.refit_chunk_mib > 0:
+        raise ValueError(f"trainer.refit_chunk_mib={cfg.trainer.refit_chunk_mib}: must be > 0 (MiB per refit chunk)")
     if cfg.run.eval_every < 0:
         raise ValueError(f"run.eval_every={cfg.run.eval_every}: must be >= 0 (0 turns evaluation off)")
     if cfg.model.checkpoint is not None and cfg.model.path is None:

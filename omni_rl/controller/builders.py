@@ -245,7 +245,8 @@ def build_rollout_group(cfg: OmniRLConfig, policy: Policy) -> "RolloutGroup":
     return RolloutGroup(str(policy.path), num_workers=r.num_workers, worker_kwargs=worker_kwargs, sampling=sampling,
                         banned_token_ids=policy.banned_token_ids, timeout_s=r.timeout_s,
                         refit_timeout_s=r.refit_timeout_s, max_retries=r.max_retries,
-                        num_gpus_per_worker=r.num_gpus_per_worker, resources=dict(r.resources))
+                        num_gpus_per_worker=r.num_gpus_per_worker, resources=dict(r.resources),
+                        placement_strategy=r.placement_strategy)
 
 
 def mm_limits(family: str) -> dict[str, int] | None:
@@ -391,7 +392,7 @@ def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> "TrainerGroup":
     objective = {"objective": "mpo", "mpo": mpo_settings(a.mpo)} if a.name == "mpo" else {}
     return TrainerGroup(str(policy.path), num_workers=t.num_workers, num_gpus_per_worker=trainer_gpus(cfg),
                         trust_remote_code=cfg.model.trust_remote_code, strategy=t.strategy,
-                        resources=dict(t.resources),
+                        resources=dict(t.resources), refit_chunk_bytes=int(t.refit_chunk_mib * 2**20),
                         activation_checkpointing=t.activation_checkpointing,
                         mixed_precision=trainer_mixed_precision(cfg),
                         lr=t.lr, warmup_steps=t.warmup_steps,

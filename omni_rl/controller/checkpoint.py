@@ -57,7 +57,7 @@ class RunCheckpointer:
         path, state = found
         trainer.load(path)
         if rollout is not None:  # a preference run without evaluation has no rollout workers
-            rollout.update_weights(trainer.weights(), version=state["policy_version"])
+            rollout.update_weights(trainer.weight_stream(), version=state["policy_version"])
         return int(state["step"]) + 1
 
     def export_final(self, trainer: Any, out_dir: Path, *, copy_from: Path | None = None) -> Path:

@@ -54,7 +54,7 @@ def train_preference(cfg: OmniRLConfig) -> Path:
                 evals = {}
                 if eval_data is not None and step % cfg.run.eval_every == 0:
                     if step > 0:  # the workers hold the initial weights until the first update is pushed
-                        rollout.update_weights(trainer.weights(), version=step)
+                        rollout.update_weights(trainer.weight_stream(), version=step)
                     evals = B.evaluate(eval_data, rollout, verifier, step=step)
                 metrics = {**preference_step(cfg, step, pairs, trainer), **evals}
                 run.logger.log(step, metrics)
@@ -66,7 +66,7 @@ def train_preference(cfg: OmniRLConfig) -> Path:
                     B.simulate_crash(run.console)
                 ctrl_c.check()  # a Ctrl-C swallowed by a finalizer still stops the run after this step
         if eval_data is not None:  # the held-out reward after the last update
-            rollout.update_weights(trainer.weights(), version=cfg.run.steps)
+            rollout.update_weights(trainer.weight_stream(), version=cfg.run.steps)
             final = B.evaluate(eval_data, rollout, verifier, step=cfg.run.steps)
             run.logger.log(cfg.run.steps, final)
             run.console.print(f"held-out greedy reward after {cfg.run.steps} steps: {final['eval/mean']:.3f}")

@@ -116,7 +116,7 @@ def rl_step(cfg: OmniRLConfig, step: int, data: B.Data, rollout: B.RolloutGroup,
 
     # 6. push the new weights into every vLLM worker (in place, versioned; fails loudly on timeout)
     t = time.perf_counter()
-    rollout.update_weights(trainer.weights(), version=step + 1)
+    rollout.update_weights(trainer.weight_stream(), version=step + 1)
     timings["time/refit"] = time.perf_counter() - t
 
     timings["time/step"] = time.perf_counter() - t_step

@@ -8,8 +8,12 @@
 * Media dedup (`omni_rl.rollout.dedup`): each distinct prompt's vLLM inputs (token ids + decoded media) are
   `ray.put` ONCE per step and only the ref goes to the worker that serves the prompt, which sends ONE request with
   n=G. Media never travels back. The step metrics count unique / logical (G copies) / physical / sent bytes.
-* Weight refit: the trainer's tensors are `ray.put` ONCE (in chunks) and every worker loads from the same objects;
-  the latest refs are kept so a replacement worker catches up with the current weights and version.
+* Weight refit, streamed (a `WeightStream` from `TrainerGroup.weight_stream()`): every worker starts ONE
+  `load_weight_stream` call, then each chunk's object ref (made by trainer rank 0) is fed to every worker in turn
+  (`feed_weights`, on a second actor thread, returns once the worker has taken the previous chunk). Neither the driver
+  nor a worker ever holds more than about one chunk, so the refit's extra memory is a chunk, not the model. A
+  replacement worker catches up by streaming the trainer's weights again. Weights given as a list (tests,
+  benchmarks) are `ray.put` ONCE in chunks and the refs kept for replacements.
 * Streaming (`stream`, the offline jobs): chunks of prompts go to whichever worker has fewer than
   `calls_per_worker` calls queued, as workers free up; each prompt carries its own seed; results come back as they
   finish. The same fault rules apply per chunk, and a chunk that keeps failing comes back with an error instead of
@@ -87,11 +91,14 @@ class RolloutGroup:
             tp = int(worker_arg(self.worker_kwargs, "tensor_parallel_size"))
             num_gpus_per_worker = float(tp) if cluster_gpus() > 0 else 0.0
         env = {**ENGINE_ENV, **QUIET_ENV, **({} if num_gpus_per_worker > 0 else CPU_ENV)}
+        # "feed": feed_weights runs beside load_weight_stream (the default group stays one call at a time)
         self._actor_cls = ray.remote(num_cpus=num_cpus_per_worker, num_gpus=num_gpus_per_worker, max_restarts=0,
-                                     runtime_env={"env_vars": env})(RolloutWorker)
+                                     concurrency_groups={"feed": 1}, runtime_env={"env_vars": env})(RolloutWorker)
         self._pg = reserve_bundles([worker_bundle(num_cpus_per_worker, num_gpus_per_worker, resources)] * num_workers,
                                    strategy=placement_strategy, timeout_s=timeout_s, name="rollout workers")
         self._weights_refs: list[Any] | None = None  # latest weights, so a replacement worker can catch up
+        self._weight_stream: Any = None  # ... or the stream they came from
+        self._streams = 0
         self.version = 0
         self.replacements = 0
         self.workers = [self._spawn(i) for i in range(num_workers)]
@@ -100,7 +107,10 @@ class RolloutGroup:
             self.shutdown()
             raise RuntimeError(f"rollout workers failed to start: {_describe(failed)}")
         self.start_seconds = max(info["start_seconds"] for info in done.values())
-        self.node_ids = [done[i]["node_id"] for i in range(num_workers)]  # where each worker runs
+        self.node_ids = [done[i]["node_id"] for i in range(num_workers)]  # where each worker runs (now)
+        # media bytes sent to the workers of each Ray node (a prompt's media goes to the node that serves it, once
+        # per call; a call re-sent after a failure counts again)
+        self.media_bytes_by_node: dict[str, int] = {}
 
     # ---------------------------------------------------------------------------------------------- generation
     def generate(self, prompts: Sequence[Prompt], *, n: int, seed: int,
@@ -121,7 +131,9 @@ class RolloutGroup:
             calls = {}
             for w, shard in pending.items():
                 mine = sorted({slot[j] for j in shard})
-                sent += sum(media_bytes(inputs[s]) for s in mine)
+                nbytes = sum(media_bytes(inputs[s]) for s in mine)
+                sent += nbytes
+                self._count_media(w, nbytes)
                 calls[self.workers[w].generate.remote([refs[slot[j]] for j in shard], n=n, seed=seed,
                                                       prompt_offset=shard[0], **params)] = w
             done, failed = self._gather(calls, self.timeout_s)
@@ -177,6 +189,7 @@ class RolloutGroup:
                                                             f"{w}: {failure.kind} ({failure.detail})"))
                 else:
                     submit(w, chunk, refs, attempt + 1)
+                    self._count_media(w, sum(media_bytes(x) for x in chunk.inputs))
             return given_up
 
         while True:
@@ -187,6 +200,7 @@ class RolloutGroup:
                         exhausted = True
                         break
                     submit(w, chunk, [ray.put(x) for x in chunk.inputs], 0)
+                    self._count_media(w, sum(media_bytes(x) for x in chunk.inputs))
             if not calls:
                 return
             now = time.monotonic()
@@ -212,29 +226,61 @@ class RolloutGroup:
             yield ChunkResult(chunk, groups, None)
 
     # ------------------------------------------------------------------------------------------------- refit
-    def update_weights(self, weights: Sequence[Any], *, version: int) -> float:
+    def update_weights(self, weights: Any, *, version: int) -> float:
         """Load new weights into every worker in place and tag later rollouts with `version`; returns seconds.
 
-        `weights`: [(checkpoint_name, tensor)] (chunked here) or a list of such chunks (e.g. the trainer's
-        `state_dict_chunks()`). Each chunk is `ray.put` ONCE; all workers load from the same objects. A worker
-        that dies meanwhile is replaced (and loads these weights); one that does not finish within
+        `weights`: a `WeightStream` (`TrainerGroup.weight_stream()`: streamed chunk by chunk, module docstring), or
+        [(checkpoint_name, tensor)] (chunked here) / a list of such chunks, each `ray.put` ONCE for all workers. A
+        worker that dies meanwhile is replaced (and loads these weights); one that does not finish within
         `refit_timeout_s` raises a RuntimeError."""
         import ray
 
         t0 = time.perf_counter()
-        refs = [ray.put(chunk) for chunk in as_chunks(weights, REFIT_CHUNK_BYTES)]
-        calls = {w.update_weights.remote(refs, version): i for i, w in enumerate(self.workers)}
-        _, failed = self._gather(calls, self.refit_timeout_s)  # a worker that raised (bad weights) raises here
+        everyone = range(len(self.workers))
+        if hasattr(weights, "chunk_refs"):
+            failed = self._stream_to(everyone, weights, version)
+            self._weights_refs, self._weight_stream = None, weights
+        else:
+            refs = [ray.put(chunk) for chunk in as_chunks(weights, REFIT_CHUNK_BYTES)]
+            calls = {w.update_weights.remote(refs, version): i for i, w in enumerate(self.workers)}
+            _, failed = self._gather(calls, self.refit_timeout_s)  # a worker that raised (bad weights) raises here
+            self._weights_refs, self._weight_stream = refs, None
         timeouts = {w: f for w, f in failed.items() if f.kind == "timeout"}
         if timeouts:
             raise RuntimeError(f"weight refit to version {version} did not finish within {self.refit_timeout_s:g}s "
                                f"(rollout.refit_timeout_s): {_describe(timeouts)}")
-        self._weights_refs, self.version = refs, version
+        self.version = version
         for w, failure in failed.items():  # died during the refit: the replacement loads the new weights
             self._replace(w, failure)
         return time.perf_counter() - t0
 
+    def _stream_to(self, indices: Iterable[int], stream: Any, version: int) -> dict[int, Failure]:
+        """Stream `stream`'s chunks into the workers `indices` (one `load_weight_stream` each, fed chunk by chunk);
+        returns the workers that died or timed out. The driver holds the ref of one chunk at a time."""
+        self._streams += 1
+        token = f"v{version}.{self._streams}"
+        deadline = time.monotonic() + self.refit_timeout_s
+        left = lambda: max(0.0, deadline - time.monotonic())  # noqa: E731
+        loads = {self.workers[i].load_weight_stream.remote(version, stream.plan, token, self.refit_timeout_s): i
+                 for i in indices}
+        failed: dict[int, Failure] = {}
+        for ref in stream.chunk_refs():
+            feeds = {self.workers[i].feed_weights.options(concurrency_group="feed").remote(token, [ref], left()): i
+                     for i in loads.values() if i not in failed}
+            done, lost = self._gather(feeds, left())
+            failed.update(lost)
+            if not all(done.values()):  # a stream ended early: its load call says why (below)
+                break
+            del ref
+        done, lost = self._gather({ref: i for ref, i in loads.items() if i not in failed}, left())
+        failed.update(lost)
+        return failed
+
     # ---------------------------------------------------------------------------------------------- workers
+    def _count_media(self, worker: int, nbytes: int) -> None:
+        node = self.node_ids[worker]
+        self.media_bytes_by_node[node] = self.media_bytes_by_node.get(node, 0) + int(nbytes)
+
     def _spawn(self, index: int) -> Any:
         return self._actor_cls.options(scheduling_strategy=in_bundle(self._pg, index)).remote(
             self.model_path, **self.worker_kwargs)
@@ -247,12 +293,21 @@ class RolloutGroup:
         self.workers[index] = self._spawn(index)
         self.replacements += 1
         worker = self.workers[index]
-        steps = [(worker.info.remote(), self.timeout_s, "start")]
+        def start() -> dict[int, Failure]:
+            done, failed = self._gather({worker.info.remote(): index}, self.timeout_s)
+            if index in done:  # its bundle may have moved to another node (the old node died)
+                self.node_ids[index] = done[index]["node_id"]
+            return failed
+
+        steps = [(start, "start")]
         if self._weights_refs is not None:
-            steps.append((worker.update_weights.remote(self._weights_refs, self.version), self.refit_timeout_s,
-                          f"load weights version {self.version}"))
-        for ref, timeout, what in steps:
-            _, failed = self._gather({ref: index}, timeout)
+            steps.append((lambda: self._gather({worker.update_weights.remote(self._weights_refs, self.version): index},
+                                               self.refit_timeout_s)[1], f"load weights version {self.version}"))
+        elif self._weight_stream is not None:  # the trainer has not stepped since: stream its weights again
+            steps.append((lambda: self._stream_to([index], self._weight_stream, self.version),
+                          f"stream weights version {self.version}"))
+        for run, what in steps:
+            failed = run()
             if failed:
                 raise RuntimeError(f"replacement for rollout worker {index} failed to {what}: {_describe(failed)}; "
                                    f"it replaced the worker because of {failure.kind}: {failure.detail}")

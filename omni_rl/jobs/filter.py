@@ -152,6 +152,10 @@ def finalize(cfg: OmniRLConfig, job: JobDir, bands: list[Band]) -> dict[str, Any
         "generation_seconds": round(gen_seconds, 2), "prompts_generated": gen_prompts,
         "prompts_per_s": round(gen_prompts / gen_seconds, 3) if gen_seconds > 0 else None,
         "sessions": len(sessions), "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        # per generating session: the Ray node of each rollout worker at the start, media bytes sent to each node,
+        # workers replaced (died or hung)
+        "rollout": [{k: s[k] for k in ("rollout_nodes", "media_bytes_by_node", "replaced_workers") if k in s}
+                    for s in sessions if "rollout_nodes" in s],
     }
     (job.path / "report.json").write_text(json.dumps(report, indent=2))
     (job.path / "report.md").write_text(report_markdown(report))

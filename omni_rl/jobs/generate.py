@@ -177,6 +177,7 @@ def generate_and_score(cfg: OmniRLConfig, job: JobDir, *, record_file: str, n: i
     B.init_ray(cfg)
     verifier = B.build_verifier_pool(cfg)
     rollout = B.build_rollout_group(cfg, policy)
+    job.session["rollout_nodes"] = list(rollout.node_ids)  # where each worker started (Ray node ids)
     t0 = time.perf_counter()
     try:
         with sigint_flag() as ctrl_c, progress_bar(console, cfg.logging.progress) as bar:
@@ -202,6 +203,8 @@ def generate_and_score(cfg: OmniRLConfig, job: JobDir, *, record_file: str, n: i
     finally:
         job.session["seconds"] = round(time.perf_counter() - t0, 3)
         job.session["prompts"] = counts["prompts"]
+        job.session["media_bytes_by_node"] = dict(rollout.media_bytes_by_node)
+        job.session["replaced_workers"] = rollout.replacements
         rollout.shutdown()
         verifier.close()
     return counts

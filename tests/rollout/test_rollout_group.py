@@ -197,3 +197,76 @@ def test_deadlines_raise_clear_errors(group, hf, text_model):
             group.update_weights(same, version=9)
     finally:
         group.refit_timeout_s = refit_timeout
+
+
+@pytest.fixture(scope="module")
+def moved_trainer(text_model, tmp_path_factory):
+    """A one-rank TrainerGroup whose weights differ from what the vLLM workers hold, and the same model in HF."""
+    import shutil
+
+    from omni_rl.models.policy import load_model
+    from omni_rl.training.group import TrainerGroup
+
+    path = tmp_path_factory.mktemp("moved") / "ckpt"
+    shutil.copytree(text_model, path)
+    model = load_model(text_model)
+    gen = torch.Generator().manual_seed(1)
+    model.load_state_dict({k: v + 0.2 * torch.randn(v.shape, generator=gen) for k, v in model.state_dict().items()})
+    model.save_pretrained(path)
+    trainer = TrainerGroup(str(path), num_workers=1, num_threads=1, refit_chunk_bytes=256 << 10)
+    yield trainer, model
+    trainer.shutdown()
+
+
+def _greedy_matches(group, hf, model, version):
+    prompts = _prompts(hf, 2)
+    groups, _ = group.generate(prompts, n=1, seed=0, sampling={"temperature": 0.0})
+    for p, g in zip(prompts, groups):
+        assert g[0].policy_version == version
+        with torch.no_grad():
+            ref = model.generate(torch.tensor([p.prompt_ids]), max_new_tokens=12, do_sample=False)
+        assert g[0].token_ids == ref[0, len(p.prompt_ids):].tolist()
+    return groups
+
+
+def test_streamed_refit_from_the_trainer_matches_transformers(group, hf, moved_trainer):
+    """The trainer's weights reach both workers chunk by chunk (whole decoder layers per chunk, several chunks), and
+    greedy decoding then equals transformers' on the same weights."""
+    trainer, model = moved_trainer
+    stream = trainer.weight_stream()
+    assert len(stream) >= 4  # 256 KiB chunks of a ~1.3 MiB model
+    assert group.update_weights(stream, version=11) > 0
+    total = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    assert stream.bytes_streamed == total and stream.step == 0
+    assert [n for c in stream.plan for n, _, _ in c] == list(model.state_dict())
+    _greedy_matches(group, hf, model, 11)
+
+
+def test_a_worker_replaced_after_a_streamed_refit_streams_the_weights_again(group, hf, moved_trainer):
+    import ray
+
+    trainer, model = moved_trainer
+    group.update_weights(trainer.weight_stream(), version=12)
+    before = group.replacements
+    ray.kill(group.workers[1], no_restart=True)
+    _greedy_matches(group, hf, model, 12)  # worker 1's shard: its replacement loaded version 12 from the trainer
+    assert group.replacements == before + 1
+
+
+def test_a_streamed_refit_with_part_of_a_module_is_refused_before_loading(group, hf, moved_trainer):
+    trainer, model = moved_trainer
+    stream = trainer.weight_stream()
+    stream.plan = [[w for w in c if w[0] != "model.layers.1.self_attn.k_proj.weight"] for c in stream.plan]
+    with pytest.raises(RuntimeError, match=r"only part of module\(s\) \['model.layers.1.self_attn.\*_proj'\]"):
+        group.update_weights(stream, version=13)
+    assert group.version == 12
+    _greedy_matches(group, hf, model, 12)  # the engines still hold version 12, whole
+
+
+def test_a_stream_refuses_to_repeat_after_the_trainer_stepped(moved_trainer):
+    trainer, _ = moved_trainer
+    stream = trainer.weight_stream()
+    assert len(list(stream.chunk_refs())) == len(stream) and stream.step == 0
+    stream.step = 5  # as if these weights came from step 5 and the trainer had stepped since
+    with pytest.raises(RuntimeError, match=r"the trainer has stepped \(5 -> 0\)"):
+        next(iter(stream.chunk_refs()))

@@ -8,7 +8,7 @@ from training_helpers import mm_prompt, random_sequences, text_batch
 from omni_rl.models.parts import param_groups
 from omni_rl.models.policy import load_model, load_processor
 from omni_rl.training.batch import TrainBatch
-from omni_rl.training.worker import TrainerWorker, reduce_metrics
+from omni_rl.training.worker import TrainerWorker, reduce_metrics, weight_block
 
 TEXT_RL_FREEZE = dict(vision_encoder=True, audio_encoder=True, projector=True, lm_body=False, lm_embeddings=True,
                       lm_head=False, router=True)
@@ -120,8 +120,15 @@ def test_state_dict_chunks_use_checkpoint_names(omni_model_path):
     with safe_open(f"{omni_model_path}/model.safetensors", "pt") as f:
         assert set(names) == set(f.keys())  # "thinker.*": what vLLM and the checkpoint use
     assert len(chunks) > 1
-    for c in chunks:
-        assert len(c) == 1 or sum(t.numel() * t.element_size() for _, t in c) <= 64 << 10
+    plan = w.weight_plan(max_bytes=64 << 10)
+    assert [[ckpt for _, ckpt, _, _ in c] for c in plan] == [[n for n, _ in c] for c in chunks]
+    assert [k for c in plan for k, _, _, _ in c] == list(w.model.state_dict())  # every weight once, in order
+    blocks = [{weight_block(k) for k, _, _, _ in c} for c in plan]
+    for c, tensors in zip(blocks, chunks):  # over the budget only when one block alone is bigger
+        assert len(c) == 1 or sum(t.numel() * t.element_size() for _, t in tensors) <= 64 << 10
+    for a, b in zip(blocks, blocks[1:]):
+        assert not a & b  # a block (a decoder layer: vLLM fuses its q/k/v) is never split
+    assert {"model.layers.0", "audio_tower.layers.0"} <= {b for c in blocks for b in c}
     trainable = [n for c in w.state_dict_chunks(trainable_only=True) for n, _ in c]
     assert trainable and set(trainable) < set(names)
     assert all(not n.startswith(("thinker.visual.", "thinker.audio_tower.")) for n in trainable)

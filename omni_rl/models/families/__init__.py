@@ -59,6 +59,9 @@ class ModelFamily:
     # vllm_refit_fixup(vllm_model, [(vLLM name, tensor)]) -> tensors copied: weights vLLM's `reload_weights` does not
     # refit (its model loads them outside the layerwise reload), copied straight into the running model after it
     vllm_refit_fixup: Callable[[Any, list[tuple[str, Any]]], int] | None = None
+    # the names the fixup reads start with one of these (a streamed refit keeps only those until the reload ends);
+    # empty: it may read any weight
+    vllm_refit_fixup_prefixes: tuple[str, ...] = ()
     # substrings of parameter names that never train (vLLM ignores those weights, so training them would make the
     # rollouts and the trainer disagree)
     never_train: tuple[str, ...] = ()

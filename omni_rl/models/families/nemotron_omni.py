@@ -340,6 +340,7 @@ FAMILY = ModelFamily(
     vllm_serve=vllm_serve,
     vllm_weights=released_weights,
     vllm_refit_fixup=refit_projector,
+    vllm_refit_fixup_prefixes=("mlp1.",),
     never_train=(".layer_scale",),
     tiny_spec=TINY_SPEC,
     tiny_variants=TINY_VARIANTS,
