@@ -181,6 +181,11 @@ class TrainerConfig:
     # each unique prompt through the LM decoder once per micro-batch, its rollouts attending to its cached keys /
     # values with gradients flowing back (the same logp and gradients; attention decoders: text, vl, omni, audio)
     prompt_once: bool = False
+    # the micro-batch's sequences packed into as few rows as fit (no padding to the longest), kept apart by position
+    # ids that restart per sequence: the same logp and gradients, 3x faster on mixed lengths (scripts/bench_packing.py).
+    # null: wherever the family can (text and audio: 1-D positions; not vl / omni: M-RoPE, nor nemotron_omni: Mamba2);
+    # true: required (an error for those); false: pad to the longest. The prompt-once forward does not pack.
+    packing: Optional[bool] = None
     # the weight refit streams the trainer's weights to vLLM in chunks of whole decoder layers / encoder blocks of
     # up to this size: the refit's extra memory per process is about one chunk (docs/rollout.md)
     refit_chunk_mib: float = 256.0

@@ -393,7 +393,7 @@ def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> "TrainerGroup":
     return TrainerGroup(str(policy.path), num_workers=t.num_workers, num_gpus_per_worker=trainer_gpus(cfg),
                         trust_remote_code=cfg.model.trust_remote_code, strategy=t.strategy,
                         resources=dict(t.resources), refit_chunk_bytes=int(t.refit_chunk_mib * 2**20),
-                        activation_checkpointing=t.activation_checkpointing,
+                        activation_checkpointing=t.activation_checkpointing, packing=t.packing,
                         mixed_precision=trainer_mixed_precision(cfg),
                         lr=t.lr, warmup_steps=t.warmup_steps,
                         lr_schedule=t.lr_schedule, min_lr_ratio=t.min_lr_ratio,

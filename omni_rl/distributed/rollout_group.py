@@ -286,31 +286,37 @@ class RolloutGroup:
             self.model_path, **self.worker_kwargs)
 
     def _replace(self, index: int, failure: Failure) -> None:
-        """Kill worker `index`, start a new one in its bundle and bring it to the latest weights and version."""
+        """Kill worker `index`, start a new one in its bundle and bring it to the latest weights and version.
+
+        A replacement that dies while starting is started again, up to `max_retries` times: when a whole node
+        fails, Ray may place the replacement on it before it knows the node is gone, and moves the bundle to another
+        node (placement strategy permitting, e.g. SPREAD) once it does."""
         import ray
 
-        ray.kill(self.workers[index], no_restart=True)
-        self.workers[index] = self._spawn(index)
-        self.replacements += 1
-        worker = self.workers[index]
-        def start() -> dict[int, Failure]:
-            done, failed = self._gather({worker.info.remote(): index}, self.timeout_s)
+        for attempt in range(self.max_retries + 1):
+            ray.kill(self.workers[index], no_restart=True)
+            self.workers[index] = self._spawn(index)
+            done, failed = self._gather({self.workers[index].info.remote(): index}, self.timeout_s)
             if index in done:  # its bundle may have moved to another node (the old node died)
                 self.node_ids[index] = done[index]["node_id"]
-            return failed
-
-        steps = [(start, "start")]
+                break
+            if failed[index].kind != "died" or attempt == self.max_retries:
+                raise RuntimeError(f"replacement for rollout worker {index} failed to start ({attempt + 1} "
+                                   f"attempt(s)): {_describe(failed)}; it replaced the worker because of "
+                                   f"{failure.kind}: {failure.detail}")
+        self.replacements += 1
+        worker = self.workers[index]
         if self._weights_refs is not None:
-            steps.append((lambda: self._gather({worker.update_weights.remote(self._weights_refs, self.version): index},
-                                               self.refit_timeout_s)[1], f"load weights version {self.version}"))
+            failed = self._gather({worker.update_weights.remote(self._weights_refs, self.version): index},
+                                  self.refit_timeout_s)[1]
         elif self._weight_stream is not None:  # the trainer has not stepped since: stream its weights again
-            steps.append((lambda: self._stream_to([index], self._weight_stream, self.version),
-                          f"stream weights version {self.version}"))
-        for run, what in steps:
-            failed = run()
-            if failed:
-                raise RuntimeError(f"replacement for rollout worker {index} failed to {what}: {_describe(failed)}; "
-                                   f"it replaced the worker because of {failure.kind}: {failure.detail}")
+            failed = self._stream_to([index], self._weight_stream, self.version)
+        else:
+            failed = {}
+        if failed:
+            raise RuntimeError(f"replacement for rollout worker {index} failed to load weights version "
+                               f"{self.version}: {_describe(failed)}; it replaced the worker because of "
+                               f"{failure.kind}: {failure.detail}")
         print(f"[rollout] worker {index} replaced ({failure.kind}: {failure.detail}); "
               f"weights version {self.version}", flush=True)
 

@@ -53,6 +53,10 @@ class ModelAdapter:
     # the decoder keeps its keys / values in a transformers DynamicCache that `prompt_once` continues from
     prompt_once = True
     prompt_once_missing = ""  # why not, where prompt_once is False
+    # the decoder runs several sequences packed in one row, kept apart by position ids that restart at 0 (transformers
+    # builds the block-diagonal causal mask from them): attention decoders with 1-D positions
+    packing = True
+    packing_missing = ""  # why not, where packing is False
 
     def __init__(self, model: Any):
         self.model = model
@@ -120,13 +124,17 @@ def make_adapter(model: Any, family: str) -> ModelAdapter:
 
 # ------------------------------------------------------------------------------------------------------ scoring
 def score(adapter: ModelAdapter, batch: TrainBatch, *, encoder_once: bool = True, temperature: float = 1.0,
-          pad_id: int = 0, prompt_once: bool = False) -> ScoreOutput:
+          pad_id: int = 0, prompt_once: bool = False, packing: bool = False) -> ScoreOutput:
     """Per-token logp of every sequence's response tokens (logits / temperature, log-softmax in float32+).
     `prompt_once`: each unique prompt goes through the decoder once (`_selected_hidden_prompt_once`; implies
-    encoder-once)."""
+    encoder-once). `packing`: the encoder-once forward packs the micro-batch's sequences into as few rows as fit
+    (`pack_rows`) instead of padding each to the longest (`_packed_decoder`); ignored with `prompt_once`."""
     if prompt_once and not adapter.prompt_once:
         raise ValueError(f"family {adapter.family!r} has no prompt-once forward ({adapter.prompt_once_missing}); "
                          "set trainer.prompt_once=false")
+    if packing and not adapter.packing:
+        raise ValueError(f"family {adapter.family!r} cannot pack sequences ({adapter.packing_missing}); "
+                         "set trainer.packing=false")
     device = next(adapter.model.parameters()).device
     prompt_lens = [len(batch.prompts[s.prompt_index].prompt_ids) for s in batch.sequences]
     resp_lens = [len(s.response_ids) for s in batch.sequences]
@@ -141,7 +149,8 @@ def score(adapter: ModelAdapter, batch: TrainBatch, *, encoder_once: bool = True
     rows = [batch.prompts[s.prompt_index].prompt_ids + s.response_ids for s in batch.sequences]
     input_ids, attention_mask = _pad(rows, pad_id, device)  # [B, T]
     if encoder_once:
-        hidden, n_media = _hidden_encoder_once(adapter, batch, mms, input_ids, attention_mask, prompt_lens)
+        hidden, n_media = _hidden_encoder_once(adapter, batch, mms, input_ids, attention_mask, prompt_lens,
+                                               packing=packing)
         n_forwards = once_forwards
         gather_idx, mask = _response_index(prompt_lens, resp_lens, device)  # [B, R]
         sel = hidden.gather(1, gather_idx[..., None].expand(-1, -1, hidden.shape[-1]))  # [B, R, H]
@@ -173,11 +182,12 @@ def _response_logp(logits: Tensor, mask: Tensor, batch: TrainBatch, temperature:
 
 
 def sequence_logp(model: Any, family: str, batch: TrainBatch, *, encoder_once: bool = True,
-                  temperature: float = 1.0, prompt_once: bool = False) -> tuple[list[Tensor], dict[str, int]]:
+                  temperature: float = 1.0, prompt_once: bool = False, packing: bool = False
+                  ) -> tuple[list[Tensor], dict[str, int]]:
     """Functional form of `score`: ([logp [T_i] per sequence, in batch order], {"encoder_forwards", "media_encoded"}).
     Gradients flow through the returned tensors (wrap in `torch.no_grad()` to score only)."""
     out = score(make_adapter(model, family), batch, encoder_once=encoder_once, temperature=temperature,
-                prompt_once=prompt_once)
+                prompt_once=prompt_once, packing=packing)
     rows = [out.logp[i, :len(s.response_ids)] for i, s in enumerate(batch.sequences)]
     return rows, {"encoder_forwards": out.encoder_forwards, "media_encoded": out.media_encoded}
 
@@ -216,13 +226,62 @@ def _prompt_embeds(adapter: ModelAdapter, input_ids: Tensor, prompt_lens: Sequen
 
 
 def _hidden_encoder_once(adapter: ModelAdapter, batch: TrainBatch, mms: list[dict[str, Tensor]], input_ids: Tensor,
-                         attention_mask: Tensor, prompt_lens: list[int]) -> tuple[Tensor, int]:
+                         attention_mask: Tensor, prompt_lens: list[int], *, packing: bool = False
+                         ) -> tuple[Tensor, int]:
     features, positions, n_media = _encode_prompts(adapter, batch, mms, input_ids.device)
     embeds = _prompt_embeds(adapter, input_ids, prompt_lens, [s.prompt_index for s in batch.sequences], features)
     position_ids = _position_ids(batch, positions, prompt_lens, input_ids.shape)
+    if packing:
+        if position_ids is not None:
+            raise ValueError(f"family {adapter.family!r}: packing needs 1-D positions, these prompts have M-RoPE ones")
+        return _packed_decoder(adapter, embeds, attention_mask.sum(1).tolist()), n_media
     out = adapter.decoder()(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
                             use_cache=False)
     return out.last_hidden_state, n_media
+
+
+def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """Sequence indices grouped into rows whose lengths sum to at most `capacity` (first fit, longest first); every
+    index once. A sequence longer than `capacity` gets a row of its own."""
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        for r, free in enumerate(room):
+            if lengths[i] <= free:
+                rows[r].append(i)
+                room[r] -= lengths[i]
+                break
+        else:
+            rows.append([i])
+            room.append(capacity - lengths[i])
+    return rows
+
+
+def _packed_decoder(adapter: ModelAdapter, embeds: Tensor, lengths: Sequence[int]) -> Tensor:
+    """The decoder's last hidden states [B, T, H] for right-padded rows (`embeds` [B, T, H], `lengths` real tokens per
+    row), computed on the sequences packed into `pack_rows(lengths, T)` rows: each sequence's positions restart at
+    0 and no attention mask is given, so transformers masks attention to each sequence's own tokens (its packed-
+    sequence mask); a row's unused tail is one more sequence whose output is dropped. Hidden states at padding
+    positions come back as copies of row 0's first one (callers mask them)."""
+    B, T, H = embeds.shape
+    rows = pack_rows(lengths, T)
+    src = torch.zeros(len(rows), T, dtype=torch.long)  # packed slot -> flat index into embeds [B * T]
+    pos = torch.zeros(len(rows), T, dtype=torch.long)
+    back = torch.zeros(B, T, dtype=torch.long)  # (row b, token t) -> flat index into the packed output
+    for r, members in enumerate(rows):
+        offset = 0
+        for b in members:
+            n = int(lengths[b])
+            t = torch.arange(n)
+            src[r, offset:offset + n] = b * T + t
+            pos[r, offset:offset + n] = t
+            back[b, :n] = r * T + offset + t
+            offset += n
+        pos[r, offset:] = torch.arange(T - offset)  # the unused tail: a separate sequence
+    device = embeds.device
+    packed = embeds.reshape(B * T, H)[src.reshape(-1).to(device)].reshape(len(rows), T, H)
+    out = adapter.decoder()(inputs_embeds=packed, attention_mask=None, position_ids=pos.to(device), use_cache=False)
+    return out.last_hidden_state.reshape(len(rows) * T, H)[back.reshape(-1).to(device)].reshape(B, T, H)
 
 
 def _selected_hidden_prompt_once(adapter: ModelAdapter, batch: TrainBatch, mms: list[dict[str, Tensor]],

@@ -92,7 +92,8 @@ class GSPOObjective:
         if worker.ref_adapter is not None:
             with torch.no_grad():
                 ref_logp = score(worker.ref_adapter, mb, encoder_once=worker.encoder_once,
-                                 temperature=worker.temperature, prompt_once=worker.prompt_once).logp
+                                 temperature=worker.temperature, prompt_once=worker.prompt_once,
+                                 packing=worker.packing).logp
             kl = kl_k3(logp, ref_logp, mask)  # [B]
             per_seq = per_seq + self.kl_beta * kl
             sums["kl_sum"] += float((kl.detach() * weights).sum())

@@ -82,7 +82,7 @@ class TrainerWorker:
                  seed: int = 0, num_threads: int | None = None, objective: str = "gspo",
                  mpo: Mapping[str, float] | None = None, trust_remote_code: bool = False,
                  strategy: str = "replicated", activation_checkpointing: bool = False,
-                 mixed_precision: str | None = None, prompt_once: bool = False):
+                 mixed_precision: str | None = None, prompt_once: bool = False, packing: bool | None = None):
         from omni_rl.models.policy import detect_family, load_model
 
         if num_threads is not None:
@@ -130,6 +130,11 @@ class TrainerWorker:
         if prompt_once and not self.adapter.prompt_once:
             raise ValueError(f"trainer.prompt_once: family {self.family!r} has no prompt-once forward "
                              f"({self.adapter.prompt_once_missing}); set trainer.prompt_once=false")
+        if packing and not self.adapter.packing:
+            raise ValueError(f"trainer.packing=true: family {self.family!r} cannot pack sequences "
+                             f"({self.adapter.packing_missing}); set trainer.packing=null (pack where the family "
+                             "can) or false")
+        self.packing = self.adapter.packing if packing is None else packing  # None: wherever the family can
         self.frozen = self._freeze(freeze or {})
         self.shell = None
         if activation_checkpointing:  # before sharding (composes with FSDP2 in that order)
@@ -350,7 +355,7 @@ class TrainerWorker:
 
         def run() -> tuple[Any, Any]:
             out = score(self.adapter, mb, encoder_once=self.encoder_once, temperature=self.temperature,
-                        prompt_once=self.prompt_once)
+                        prompt_once=self.prompt_once, packing=self.packing)
             return (loss_fn(out) if loss_fn is not None else None), out
 
         return self.shell(run) if self.shell is not None else run()

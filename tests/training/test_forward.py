@@ -235,3 +235,52 @@ def test_prompt_once_is_refused_for_a_mamba_family():
     batch = text_batch(seed=0)
     with pytest.raises(ValueError, match="nemotron_omni.*no prompt-once forward.*Mamba2.*trainer.prompt_once=false"):
         score(adapter, batch, prompt_once=True)
+
+
+def test_pack_rows_is_first_fit_longest_first():
+    from omni_rl.training.forward import pack_rows
+
+    assert pack_rows([5, 3, 8, 2, 6], 8) == [[2], [4, 3], [0, 1]]  # 8 | 6+2 | 5+3
+    assert pack_rows([9, 1], 8) == [[0], [1]]  # longer than a row: a row of its own
+    assert pack_rows([], 8) == []
+
+
+@pytest.mark.parametrize("family", ["text", "audio"])
+def test_packing_equals_the_padded_forward_in_float64(family):
+    """The micro-batch's sequences packed into fewer rows (positions restarting per sequence, no attention mask):
+    the same logp and the same gradients (audio encoder and every LM weight trainable) as the padded forward."""
+    from omni_rl.models.tiny import build_tiny_model
+    from omni_rl.training.forward import pack_rows
+
+    path = build_tiny_model(family)
+    model = load_model(path, "float64").train()
+    adapter = make_adapter(model, family)
+    if family == "text":
+        batch = text_batch(seed=2)
+    else:
+        proc = load_processor(path)
+        prompts = [mm_prompt(proc, k, seed=i) for i, k in enumerate(["audio", "text", "audio"])]
+        batch = TrainBatch(prompts=prompts, sequences=random_sequences(3, 3, seed=7, max_len=12))
+    lengths = [len(batch.prompts[s.prompt_index].prompt_ids) + len(s.response_ids) for s in batch.sequences]
+    assert len(pack_rows(lengths, max(lengths))) < len(lengths)  # the packing really shares rows
+    padded, _, g_padded = _loss_and_grads(model, adapter, batch, encoder_once=True)
+    model.zero_grad(set_to_none=True)
+    packed = score(adapter, batch, packing=True)
+    adv = torch.tensor([s.advantage for s in batch.sequences], dtype=torch.float64)
+    (packed.logp.sum(-1) * adv).sum().backward()
+    g_packed = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    assert torch.equal(packed.mask, padded.mask) and packed.media_encoded == padded.media_encoded
+    # transformers' RMSNorm computes in float32 (see the prompt-once test): 1e-6, not float64's 1e-12
+    torch.testing.assert_close(packed.logp, padded.logp, atol=1e-6, rtol=0)
+    assert set(g_packed) == set(g_padded)
+    for n in g_padded:
+        torch.testing.assert_close(g_packed[n], g_padded[n], atol=1e-6, rtol=1e-5, msg=n)
+
+
+@pytest.mark.parametrize("family", ["vl", "nemotron_omni"])
+def test_packing_is_refused_where_positions_or_state_cross_sequences(family):
+    from omni_rl.models.families import get_family
+
+    adapter = get_family(family).adapter(model=None)
+    with pytest.raises(ValueError, match=f"{family}.*cannot pack sequences.*trainer.packing=false"):
+        score(adapter, text_batch(seed=0), packing=True)

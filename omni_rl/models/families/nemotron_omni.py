@@ -255,6 +255,8 @@ class NemotronOmniAdapter(ModelAdapter):
     prompt_once = False
     prompt_once_missing = ("its Mamba2 layers would have to continue from the prompt's SSM and conv states with "
                            "gradients; transformers' NemotronH cache does not keep them in the autograd graph")
+    packing = False
+    packing_missing = "its Mamba2 layers would carry their state from one packed sequence into the next"
 
     def decoder(self) -> Any:
         return self.model.language_model.model

@@ -35,6 +35,8 @@ class OmniAdapter(ModelAdapter):
     `use_audio_in_video` rule."""
 
     family = "omni"
+    packing = False
+    packing_missing = "its M-RoPE positions are 3-D; transformers finds packed sequences from 1-D positions only"
 
     def encode(self, mm: dict[str, Tensor]) -> list[tuple[int, Tensor]]:
         m, cfg, out = self.model, self.model.config, []

@@ -27,6 +27,8 @@ class VLAdapter(ModelAdapter):
     """Qwen2.5-VL: the LM decoder is `model.model.language_model`; images and videos go through its vision tower."""
 
     family = "vl"
+    packing = False
+    packing_missing = "its M-RoPE positions are 3-D; transformers finds packed sequences from 1-D positions only"
 
     def decoder(self) -> Any:
         return self.model.model.language_model
