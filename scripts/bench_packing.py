@@ -19,7 +19,6 @@ micro-batch of 16 (a mix like a text + long-context curriculum step).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def make_batch(*, prompt_lens: list[int], group: int, response_min: int, response_max: int, vocab: int, seed: int):
@@ -40,35 +39,21 @@ def make_batch(*, prompt_lens: list[int], group: int, response_min: int, respons
 
 
 def main() -> None:
+    from omni_rl.bench.models import add_step_bench_args, interleaved_train_steps, print_step_times, step_bench_workers
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prompt-lens", type=int, nargs="+", default=[64, 128, 256, 1024], help="one prompt per length")
     ap.add_argument("--group", type=int, default=4, help="rollouts per prompt (G)")
     ap.add_argument("--response-min", type=int, default=8)
     ap.add_argument("--response-max", type=int, default=200)
-    ap.add_argument("--micro-batch-size", type=int, default=16, help="sequences per forward")
-    ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--kv-heads", type=int, default=2)
-    ap.add_argument("--mlp", type=int, default=768)
-    ap.add_argument("--steps", type=int, default=3, help="timed optimizer steps per setting (after 1 warm-up)")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=Path("outputs/bench_packing"), help="model cache")
+    add_step_bench_args(ap, out="outputs/bench_packing")
     args = ap.parse_args()
 
     import torch
 
-    from omni_rl.bench.models import interleaved_train_steps, scaled_text_model
     from omni_rl.training.forward import pack_rows
-    from omni_rl.training.worker import TrainerWorker
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model = scaled_text_model(args.out / "model", hidden=args.hidden, layers=args.layers, heads=args.heads,
-                              kv_heads=args.kv_heads, mlp=args.mlp, seed=args.seed)
-    workers = {packing: TrainerWorker(str(model), packing=packing, micro_batch_size=args.micro_batch_size, lr=1e-6,
-                                      seed=args.seed) for packing in (False, True)}
+    workers = step_bench_workers(args, {p: {"packing": p} for p in (False, True)})
     vocab = workers[False].model.config.vocab_size
     batch = make_batch(prompt_lens=args.prompt_lens, group=args.group, response_min=args.response_min,
                        response_max=args.response_max, vocab=vocab, seed=args.seed)
@@ -88,12 +73,7 @@ def main() -> None:
     logp = {p: w.compute_logp(batch) for p, w in workers.items()}
     diff = max(abs(a - b) for ra, rb in zip(logp[False], logp[True]) for a, b in zip(ra, rb))
     print(f"max |logp(packed) - logp(padded)| on this batch: {diff:.2e}")
-    res = interleaved_train_steps(workers, batch, steps=args.steps)
-    for p in (False, True):
-        print(f"packing={str(p):5s}: step median {res[p]['median_s']:.3f} s (min {res[p]['min_s']:.3f} s), "
-              f"loss {res[p]['metrics']['train/loss']:+.6f}")
-    print(f"speedup padded / packed: {res[False]['median_s'] / res[True]['median_s']:.2f}x (median step time), "
-          f"{res[False]['min_s'] / res[True]['min_s']:.2f}x (min step time)")
+    print_step_times(interleaved_train_steps(workers, batch, steps=args.steps), "packing", False, True)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ so the ratio carries over to a long image / video / audio prompt of the same tok
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def make_batch(*, prompts: int, group: int, prompt_len: int, response_len: int, vocab: int, seed: int):
@@ -40,34 +39,19 @@ def make_batch(*, prompts: int, group: int, prompt_len: int, response_len: int, 
 
 
 def main() -> None:
+    from omni_rl.bench.models import add_step_bench_args, interleaved_train_steps, print_step_times, step_bench_workers
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prompts", type=int, default=1, help="unique prompts per step")
     ap.add_argument("--group", type=int, default=16, help="rollouts per prompt (G)")
     ap.add_argument("--prompt-len", type=int, default=2000, help="prompt tokens")
     ap.add_argument("--response-len", type=int, default=40, help="response tokens per rollout")
-    ap.add_argument("--micro-batch-size", type=int, default=16, help="sequences per forward")
-    ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--kv-heads", type=int, default=2)
-    ap.add_argument("--mlp", type=int, default=768)
-    ap.add_argument("--steps", type=int, default=3, help="timed optimizer steps per setting (after 1 warm-up)")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=Path("outputs/bench_prompt_once"), help="model cache")
+    add_step_bench_args(ap, out="outputs/bench_prompt_once")
     args = ap.parse_args()
 
     import torch
 
-    from omni_rl.bench.models import interleaved_train_steps, scaled_text_model
-    from omni_rl.training.worker import TrainerWorker
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model = scaled_text_model(args.out / "model", hidden=args.hidden, layers=args.layers, heads=args.heads,
-                              kv_heads=args.kv_heads, mlp=args.mlp, seed=args.seed)
-    workers = {once: TrainerWorker(str(model), prompt_once=once, micro_batch_size=args.micro_batch_size, lr=1e-6,
-                                   seed=args.seed) for once in (False, True)}
+    workers = step_bench_workers(args, {once: {"prompt_once": once} for once in (False, True)})
     vocab = workers[False].model.config.vocab_size
     batch = make_batch(prompts=args.prompts, group=args.group, prompt_len=args.prompt_len,
                        response_len=args.response_len, vocab=vocab, seed=args.seed)
@@ -82,12 +66,7 @@ def main() -> None:
     logp = {once: w.compute_logp(batch) for once, w in workers.items()}
     diff = max(abs(a - b) for ra, rb in zip(logp[False], logp[True]) for a, b in zip(ra, rb))
     print(f"max |logp(prompt_once) - logp(full)| on this batch: {diff:.2e}")
-    res = interleaved_train_steps(workers, batch, steps=args.steps)
-    for once in (False, True):
-        print(f"prompt_once={str(once):5s}: step median {res[once]['median_s']:.3f} s (min {res[once]['min_s']:.3f} s)"
-              f", loss {res[once]['metrics']['train/loss']:+.6f}")
-    print(f"speedup full / prompt-once: {res[False]['median_s'] / res[True]['median_s']:.2f}x (median step time), "
-          f"{res[False]['min_s'] / res[True]['min_s']:.2f}x (min step time)")
+    print_step_times(interleaved_train_steps(workers, batch, steps=args.steps), "prompt_once", False, True)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 def scaled_text_model(out: Path, *, hidden: int, layers: int, heads: int, kv_heads: int, mlp: int,
@@ -18,6 +19,44 @@ def scaled_text_model(out: Path, *, hidden: int, layers: int, heads: int, kv_hea
             "intermediate_size": mlp}
     name = f"text-h{hidden}-l{layers}-a{heads}-kv{kv_heads}-m{mlp}-s{seed}"
     return cached_build(out, name, lambda d: fam.build_tiny(d, seed=seed, spec=spec))
+
+
+def add_step_bench_args(ap: Any, *, out: str, micro_batch_size: int = 16) -> None:
+    """The arguments the trainer step-time benchmarks share: model size, timing, threads, seed, model cache."""
+    ap.add_argument("--micro-batch-size", type=int, default=micro_batch_size, help="sequences per forward")
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--kv-heads", type=int, default=2)
+    ap.add_argument("--mlp", type=int, default=768)
+    ap.add_argument("--steps", type=int, default=3, help="timed optimizer steps per setting (after 1 warm-up)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=Path(out), help="model cache")
+
+
+def step_bench_workers(args: Any, settings: dict) -> dict:
+    """{label: TrainerWorker(**settings[label])} on the text architecture at `args`' sizes (`add_step_bench_args`),
+    after setting the torch threads."""
+    import torch
+
+    from omni_rl.training.worker import TrainerWorker
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = scaled_text_model(args.out / "model", hidden=args.hidden, layers=args.layers, heads=args.heads,
+                              kv_heads=args.kv_heads, mlp=args.mlp, seed=args.seed)
+    return {label: TrainerWorker(str(model), micro_batch_size=args.micro_batch_size, lr=1e-6, seed=args.seed, **kw)
+            for label, kw in settings.items()}
+
+
+def print_step_times(res: dict, name: str, slow: Any, fast: Any) -> None:
+    """One line per setting of an `interleaved_train_steps` result, then the speed-up slow / fast."""
+    for label in (slow, fast):
+        print(f"{name}={str(label):5s}: step median {res[label]['median_s']:.3f} s (min {res[label]['min_s']:.3f} s), "
+              f"loss {res[label]['metrics']['train/loss']:+.6f}")
+    print(f"speedup {name}={slow} / {name}={fast}: {res[slow]['median_s'] / res[fast]['median_s']:.2f}x (median step "
+          f"time), {res[slow]['min_s'] / res[fast]['min_s']:.2f}x (min step time)")
 
 
 def interleaved_train_steps(workers: dict, batch, *, steps: int) -> dict:

@@ -10,10 +10,10 @@ from omni_rl.training.batch import TrainBatch
 from omni_rl.training.forward import make_adapter, score
 
 
-def _loss_and_grads(model, adapter, batch, encoder_once):
+def _loss_and_grads(model, adapter, batch, encoder_once=True, **score_kwargs):
     model.zero_grad(set_to_none=True)
-    out = score(adapter, batch, encoder_once=encoder_once)
-    adv = torch.tensor([s.advantage for s in batch.sequences])
+    out = score(adapter, batch, encoder_once=encoder_once, **score_kwargs)
+    adv = torch.tensor([s.advantage for s in batch.sequences], dtype=out.logp.dtype)
     loss = (out.logp.sum(-1) * adv).sum()  # any scalar of all logp: exercises every gradient path
     loss.backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
@@ -211,21 +211,22 @@ def test_prompt_once_equals_the_full_forward_in_float64(family):
         prompts = [mm_prompt(proc, k, seed=i) for i, k in enumerate(kinds)]
         batch = TrainBatch(prompts=prompts, sequences=random_sequences(len(prompts), 4, seed=7))
     assert len({len(p.prompt_ids) for p in batch.prompts}) > 1
-    full, loss_full, g_full = _loss_and_grads(model, adapter, batch, encoder_once=True)
-    model.zero_grad(set_to_none=True)
-    once = score(adapter, batch, prompt_once=True)
-    adv = torch.tensor([s.advantage for s in batch.sequences], dtype=torch.float64)
-    (once.logp.sum(-1) * adv).sum().backward()
-    g_once = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-    assert once.logp.dtype == torch.float64 and torch.equal(once.mask, full.mask)
-    assert once.media_encoded == full.media_encoded
+    _assert_same_logp_and_grads(_loss_and_grads(model, adapter, batch, prompt_once=True),
+                                _loss_and_grads(model, adapter, batch))
+
+
+def _assert_same_logp_and_grads(got, want):
+    """(ScoreOutput, loss, grads) pairs from `_loss_and_grads` of two forwards of one float64 model."""
+    (out, _, grads), (ref, _, ref_grads) = got, want
+    assert out.logp.dtype == torch.float64 and torch.equal(out.mask, ref.mask)
+    assert out.media_encoded == ref.media_encoded
     # float64 weights, but transformers' RMSNorm computes in float32: a 1e-16 difference in what reaches a norm
     # (other batch shapes, other summation order) comes out as ~1e-8 relative, measured up to 4e-7 absolute on
     # gradients of magnitude ~5 -- hence 1e-6 and not float64's 1e-12
-    torch.testing.assert_close(once.logp, full.logp, atol=1e-6, rtol=0)
-    assert set(g_once) == set(g_full)
-    for n in g_full:
-        torch.testing.assert_close(g_once[n], g_full[n], atol=1e-6, rtol=1e-5, msg=n)
+    torch.testing.assert_close(out.logp, ref.logp, atol=1e-6, rtol=0)
+    assert set(grads) == set(ref_grads)
+    for n in ref_grads:
+        torch.testing.assert_close(grads[n], ref_grads[n], atol=1e-6, rtol=1e-5, msg=n)
 
 
 def test_prompt_once_is_refused_for_a_mamba_family():
@@ -263,18 +264,8 @@ def test_packing_equals_the_padded_forward_in_float64(family):
         batch = TrainBatch(prompts=prompts, sequences=random_sequences(3, 3, seed=7, max_len=12))
     lengths = [len(batch.prompts[s.prompt_index].prompt_ids) + len(s.response_ids) for s in batch.sequences]
     assert len(pack_rows(lengths, max(lengths))) < len(lengths)  # the packing really shares rows
-    padded, _, g_padded = _loss_and_grads(model, adapter, batch, encoder_once=True)
-    model.zero_grad(set_to_none=True)
-    packed = score(adapter, batch, packing=True)
-    adv = torch.tensor([s.advantage for s in batch.sequences], dtype=torch.float64)
-    (packed.logp.sum(-1) * adv).sum().backward()
-    g_packed = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-    assert torch.equal(packed.mask, padded.mask) and packed.media_encoded == padded.media_encoded
-    # transformers' RMSNorm computes in float32 (see the prompt-once test): 1e-6, not float64's 1e-12
-    torch.testing.assert_close(packed.logp, padded.logp, atol=1e-6, rtol=0)
-    assert set(g_packed) == set(g_padded)
-    for n in g_padded:
-        torch.testing.assert_close(g_packed[n], g_padded[n], atol=1e-6, rtol=1e-5, msg=n)
+    _assert_same_logp_and_grads(_loss_and_grads(model, adapter, batch, packing=True),
+                                _loss_and_grads(model, adapter, batch))
 
 
 @pytest.mark.parametrize("family", ["vl", "nemotron_omni"])
