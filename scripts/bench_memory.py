@@ -10,7 +10,10 @@ Printed per rank (rank 0; rank 1 is within a few MiB):
   step peak MiB  the process's peak resident memory during the measured steps (VmHWM reset after a warm-up step)
                  minus its resident memory before them: what a step adds on top (activations, gradients, gathered
                  weights)
+  load peak MiB  the peak resident memory while the worker builds and loads the model, above what the process held
+                 before (FSDP2: built on the meta device, then only this rank's shards are read, a block at a time)
   resident MiB   resident memory after the steps (everything: Python, torch, the model, the optimizer)
+  trimmed MiB    the same after malloc_trim(0): glibc keeps freed heap pages for reuse, which resident counts
   step s         seconds per optimizer step
 and the ratios to replicated without checkpointing, side by side in one run (absolute figures vary between machines).
 
@@ -37,6 +40,15 @@ def _rss_kib(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
+def _trimmed_rss_kib() -> int:
+    """Resident memory after glibc hands its freed heap pages back to the OS (malloc_trim): what is live, without
+    the allocator's retained free space (which a later step would reuse)."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return _rss_kib("VmRSS")
+
+
 def _rank(rank: int, port: int, model: str, strategy: str, ac: bool, args: dict, out: str) -> None:
     import torch
 
@@ -44,9 +56,11 @@ def _rank(rank: int, port: int, model: str, strategy: str, ac: bool, args: dict,
     from omni_rl.training.batch import TrainBatch, TrainPrompt, TrainSequence
     from omni_rl.training.worker import TrainerWorker
 
+    start = _rss_kib("VmRSS")
     worker = TrainerWorker(model, rank=rank, world_size=2, master_addr="127.0.0.1", master_port=port,
                            strategy=strategy, activation_checkpointing=ac, micro_batch_size=args["seqs"],
                            lr=1e-5, grad_clip=1.0, num_threads=1)
+    load_peak = _rss_kib("VmHWM") - start  # building / loading the model (fsdp2: meta device + this rank's shards)
     g = torch.Generator().manual_seed(rank)
     prompts = [TrainPrompt(prompt_ids=torch.randint(10, 600, (args["prompt"],), generator=g).tolist(), uid=f"p{i}")
                for i in range(args["seqs"])]
@@ -72,7 +86,8 @@ def _rank(rank: int, port: int, model: str, strategy: str, ac: bool, args: dict,
     total = sum(p.numel() for p in worker.model.parameters())
     Path(out, f"{strategy}-{int(ac)}-{rank}.json").write_text(json.dumps(
         {"state_mib": state / 2**20, "step_peak_mib": (peak - before) / 1024, "resident_mib": _rss_kib("VmRSS") / 1024,
-         "step_s": step_s, "params": total}))
+         "load_peak_mib": load_peak / 1024, "trimmed_mib": _trimmed_rss_kib() / 1024, "step_s": step_s,
+         "params": total}))
     worker.shutdown()
 
 
@@ -118,14 +133,21 @@ def main() -> None:
     print(f"\nper-rank trainer memory, 2 gloo ranks, {n / 1e6:.1f}M parameters (fp32, AdamW), {args.seqs} seqs x "
           f"{args.prompt}+{args.response} tokens per rank, {args.steps} steps")
     print(f"{'strategy':<11}{'act. ckpt':>10}{'state MiB':>11}{'x':>6}{'step peak MiB':>15}{'x':>6}"
-          f"{'resident MiB':>14}{'step s':>8}{'x':>6}")
+          f"{'load peak MiB':>15}{'x':>6}{'resident MiB':>14}{'x':>6}{'trimmed MiB':>13}{'x':>6}{'step s':>8}{'x':>6}")
     for strategy, ac, r in rows:
         print(f"{strategy:<11}{str(ac):>10}{r['state_mib']:>11.1f}{r['state_mib'] / base['state_mib']:>6.2f}"
               f"{r['step_peak_mib']:>15.1f}{r['step_peak_mib'] / max(base['step_peak_mib'], 1e-9):>6.2f}"
-              f"{r['resident_mib']:>14.1f}{r['step_s']:>8.2f}{r['step_s'] / base['step_s']:>6.2f}")
+              f"{r['load_peak_mib']:>15.1f}{r['load_peak_mib'] / max(base['load_peak_mib'], 1e-9):>6.2f}"
+              f"{r['resident_mib']:>14.1f}{r['resident_mib'] / base['resident_mib']:>6.2f}"
+              f"{r['trimmed_mib']:>13.1f}{r['trimmed_mib'] / base['trimmed_mib']:>6.2f}"
+              f"{r['step_s']:>8.2f}{r['step_s'] / base['step_s']:>6.2f}")
     print("\nstate = parameters + gradients + AdamW moments held by the rank (goal with FSDP2 at 2 ranks: ~1/2);")
     print("step peak = peak resident memory during a step above the resident memory before it (activations,")
     print("gradients, gathered weights); measured after a warm-up step.")
+    print("load peak = peak resident memory while the worker builds and loads the model, above the process's")
+    print("resident memory before (fsdp2 builds on the meta device and reads only its shards);")
+    print("resident = the process's resident memory after the steps (Python, torch, model, optimizer);")
+    print("trimmed = the same after malloc_trim(0): without the free heap pages glibc keeps for reuse.")
 
 
 if __name__ == "__main__":

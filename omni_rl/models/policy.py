@@ -88,17 +88,30 @@ def load_processor(path: str | Path, *, trust_remote_code: bool = False) -> Any:
 
 
 def load_model(path: str | Path, dtype: Any = "float32", *, family: str | None = None,
-               trust_remote_code: bool = False) -> Any:
+               trust_remote_code: bool = False, empty: bool = False) -> Any:
     """The trainable HF module of the checkpoint (for omni: the thinker), in train mode off (eval()). Parameters the
-    family never trains (`never_train`: weights vLLM ignores) come with requires_grad False."""
+    family never trains (`never_train`: weights vLLM ignores) come with requires_grad False. `empty`: the module
+    built from the checkpoint's config with its parameters on the meta device (no memory, no values; buffers are
+    real), for a caller that shards it and then loads only its shards (`omni_rl.training.fsdp.load_sharded`)."""
     transformers_without_sklearn()
     import transformers as tf
 
     from omni_rl.models.families import get_family
 
     fam = get_family(family or detect_family(path))
-    model = getattr(tf, fam.hf_class).from_pretrained(str(path), dtype=_torch_dtype(dtype),
-                                                       trust_remote_code=trust_remote_code)
+    if empty:
+        from accelerate import init_empty_weights
+
+        config = tf.AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+        with init_empty_weights(include_buffers=False):
+            cls = getattr(tf, fam.hf_class)
+            if hasattr(cls, "from_config"):  # an Auto* class
+                model = cls.from_config(config, dtype=_torch_dtype(dtype), trust_remote_code=trust_remote_code)
+            else:  # a model class
+                model = cls._from_config(config, dtype=_torch_dtype(dtype))
+    else:
+        model = getattr(tf, fam.hf_class).from_pretrained(str(path), dtype=_torch_dtype(dtype),
+                                                           trust_remote_code=trust_remote_code)
     if fam.submodule is not None:
         model = getattr(model, fam.submodule)
     if fam.after_load is not None:

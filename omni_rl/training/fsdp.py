@@ -21,6 +21,7 @@ the step's global count.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -126,6 +127,68 @@ def checkpoint_layers(decoder: nn.Module) -> int:
     for layer in layers:
         checkpoint(layer)
     return len(layers)
+
+
+def load_sharded(model: nn.Module, checkpoint_dir: Any, checkpoint_name: Callable[[str], str],
+                 device: torch.device) -> int:
+    """Give a sharded model built on the meta device (`load_model(..., empty=True)`, then `shard`) its weights:
+    allocate this rank's shards (`to_empty`; the real buffers, e.g. rotary frequencies, are put back), then read the
+    checkpoint one block at a time (`weight_block`: a decoder layer, else a module) and keep this rank's part of
+    each tensor (`set_model_state_dict`, full-state-dict mode). So a rank never holds more than its shards plus one
+    block of whole tensors, instead of the whole model. A weight tied to another one (an LM head sharing the
+    embedding) may be absent from the checkpoint. Returns the number of tensors read; raises KeyError naming what the
+    checkpoint lacks."""
+    import json
+    from pathlib import Path
+
+    from safetensors import safe_open
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    from omni_rl.training.worker import weight_block
+
+    ckpt = Path(checkpoint_dir)
+    index = ckpt / "model.safetensors.index.json"
+    if index.is_file():
+        where = {k: ckpt / f for k, f in json.loads(index.read_text())["weight_map"].items()}
+    else:
+        where = {}
+        for f in sorted(ckpt.glob("*.safetensors")):
+            with safe_open(str(f), "pt") as h:
+                where.update({k: f for k in h.keys()})
+    buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
+    model.to_empty(device=device)
+    with torch.no_grad():
+        for n, b in model.named_buffers():
+            b.copy_(buffers[n])
+    names_of: dict[int, list[str]] = {}  # tied parameters: one object, several names
+    for n, p in model.named_parameters(remove_duplicate=False):
+        names_of.setdefault(id(p), []).append(n)
+    tied = {n: names for names in names_of.values() if len(names) > 1 for n in names}
+    state = model.state_dict()
+    blocks: dict[str, list[str]] = {}
+    for key in state:
+        blocks.setdefault(weight_block(key), []).append(key)
+    read = 0
+    missing = []
+    for keys in blocks.values():
+        full = {}
+        for key in keys:
+            name = checkpoint_name(key)
+            if name in where:
+                full[key] = name
+            elif not any(checkpoint_name(other) in where for other in tied.get(key, ())):
+                missing.append(name)
+        if not full:
+            continue
+        with contextlib.ExitStack() as stack:  # the files are mapped for this block only
+            handles = {f: stack.enter_context(safe_open(str(f), "pt")) for f in {where[n] for n in full.values()}}
+            tensors = {key: handles[where[name]].get_tensor(name) for key, name in full.items()}
+            set_model_state_dict(model, tensors, options=StateDictOptions(full_state_dict=True, strict=False))
+        read += len(tensors)
+        del tensors
+    if missing:
+        raise KeyError(f"{ckpt} lacks {len(missing)} weights, e.g. {sorted(missing)[:3]}")
+    return read
 
 
 def full_tensor(t: Tensor) -> Tensor:

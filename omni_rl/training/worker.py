@@ -124,8 +124,11 @@ class TrainerWorker:
             init_process_group(rank=rank, world_size=world_size, master_addr=master_addr, master_port=master_port,
                                backend=default_backend(self.device))
         self.trust_remote_code = trust_remote_code
-        self.model = load_model(model_path, dtype, family=self.family,
-                                trust_remote_code=trust_remote_code).to(self.device).eval()
+        # fsdp2: built on the meta device and sharded first; each rank then reads only its shards (load_sharded)
+        self.model = load_model(model_path, dtype, family=self.family, trust_remote_code=trust_remote_code,
+                                empty=self.sharded)
+        if not self.sharded:
+            self.model = self.model.to(self.device)
         self.adapter = make_adapter(self.model, self.family)
         if prompt_once and not self.adapter.prompt_once:
             raise ValueError(f"trainer.prompt_once: family {self.family!r} has no prompt-once forward "
@@ -142,10 +145,11 @@ class TrainerWorker:
 
             checkpoint_layers(self.adapter.decoder())
         if self.sharded:  # after freezing (units see requires_grad), before the optimizer (it holds the shards)
-            from omni_rl.training.fsdp import shard
+            from omni_rl.training.fsdp import load_sharded, shard
 
             self.shell = shard(self.model, self.adapter.decoder(),
                                mp_dtype=torch.bfloat16 if mixed_precision == "bfloat16" else None)
+            load_sharded(self.model, model_path, self.checkpoint_name, self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         if not self.params:
             raise ValueError(f"every parameter is frozen (freeze={dict(freeze or {})})")

@@ -254,3 +254,60 @@ def test_a_second_process_group_is_refused_with_what_to_do():
     finally:
         if ours:
             dist.destroy_process_group()
+
+
+def _sharded_load_rank(rank: int, port: int, model_path: str, world_size: int, out: str) -> None:
+    from pathlib import Path
+
+    try:
+        worker = TrainerWorker(model_path, strategy="fsdp2", rank=rank, world_size=world_size,
+                               master_addr="127.0.0.1", master_port=port, num_threads=1)
+    except KeyError as e:  # a checkpoint that lacks a weight
+        torch.save({"error": str(e)}, Path(out) / f"{rank}.pt")
+        return
+    local = sum(p.to_local().numel() for p in worker.model.parameters())
+    full = sum(p.numel() for p in worker.model.parameters())
+    params = worker.params_snapshot()  # gathered: every rank takes part
+    buffers = {n: b.detach().clone() for n, b in worker.model.named_buffers()}
+    torch.save({"share": local / full, "params": params if rank == 0 else None, "buffers": buffers},
+               Path(out) / f"{rank}.pt")
+    worker.shutdown()
+
+
+@pytest.mark.parametrize("family", ["text", "vl", "omni", "audio", "nemotron_omni"])
+def test_fsdp2_ranks_read_only_their_shards_and_hold_the_checkpoint(family, tmp_path):
+    """FSDP2 ranks build the model on the meta device, shard it, and read only their part of each tensor from the
+    checkpoint (one block at a time): gathered back, every parameter equals a plain full load bit for bit, every
+    buffer (rotary frequencies, ...) too, and each rank holds about half of the parameters."""
+    from training_helpers import run_two_ranks
+
+    from omni_rl.models.tiny import build_tiny_model
+
+    path = str(build_tiny_model(family))
+    ranks = run_two_ranks(_sharded_load_rank, path, 2, out_dir=tmp_path)
+    model = load_model(path, "float32", family=family)
+    assert ranks[0]["params"].keys() == dict(model.named_parameters()).keys()
+    for n, p in model.named_parameters():
+        assert torch.equal(ranks[0]["params"][n], p.detach()), n
+    for r in ranks:
+        assert r["buffers"].keys() == dict(model.named_buffers()).keys()
+        for n, b in model.named_buffers():
+            assert torch.equal(r["buffers"][n], b), n
+        assert 0.4 < r["share"] < 0.6  # sharded: not every rank holding everything
+
+
+def test_fsdp2_load_names_the_weight_a_checkpoint_lacks(text_model_path, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+    from training_helpers import run_two_ranks
+
+    broken = tmp_path / "ckpt"
+    shutil.copytree(text_model_path, broken)
+    tensors = load_file(str(broken / "model.safetensors"))
+    del tensors["model.layers.1.mlp.up_proj.weight"]
+    save_file(tensors, str(broken / "model.safetensors"), metadata={"format": "pt"})
+
+    (tmp_path / "out").mkdir()
+    [rank] = run_two_ranks(_sharded_load_rank, str(broken), 1, out_dir=tmp_path / "out", world_size=1)
+    assert "lacks 1 weights, e.g. ['model.layers.1.mlp.up_proj.weight']" in rank["error"]
