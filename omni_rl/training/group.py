@@ -72,8 +72,11 @@ class WeightStream:
 
     def __init__(self, group: TrainerGroup, max_bytes: int):
         self.group, self.max_bytes = group, max_bytes
-        plan = group._get([group.actors[0].weight_plan.remote(max_bytes)], "weight refit")[0]
-        self.plan = [[(ckpt, tuple(shape), dtype) for _, ckpt, shape, dtype in chunk] for chunk in plan]
+        if max_bytes not in group._plans:  # the plan depends on the names and shapes only: asked for once
+            plan = group._get([group.actors[0].weight_plan.remote(max_bytes)], "weight refit")[0]
+            group._plans[max_bytes] = [[(ckpt, tuple(shape), dtype) for _, ckpt, shape, dtype in chunk]
+                                       for chunk in plan]
+        self.plan = group._plans[max_bytes]
         self.step: int | None = None  # the trainer step these weights are from (set by the first pass)
         self.bytes_streamed = 0
 
@@ -123,6 +126,7 @@ class TrainerGroup:
         inspect.signature(TrainerWorker).bind(str(model_path), **worker_kwargs)  # unknown kwargs raise here
         self.world_size = num_workers
         self.refit_chunk_bytes = refit_chunk_bytes
+        self._plans: dict[int, list[list[tuple[str, tuple[int, ...], str]]]] = {}  # refit plans by chunk size
         # fsdp2: weights are gathered by every rank together, so every rank takes part in a refit / export
         self.sharded = worker_kwargs.get("strategy", "replicated") == "fsdp2"
         # the driver's copy: units, counts and metric reduction (the ranks hold the state, e.g. MPO's delta)
