@@ -354,6 +354,7 @@ class RolloutWorker:
                       for chunk in plan for name, shape, dtype in chunk]
             self._check_whole_modules((name for name, _ in self._vllm_items(shapes)), version)
             fixup_items: list[tuple[str, Any]] = []
+            keeps = self._fixup_keeps
 
             def stream() -> Iterator[tuple[str, Any]]:
                 i = 0
@@ -367,8 +368,8 @@ class RolloutWorker:
                         continue  # left over from a stream that failed
                     items = self._vllm_items(named_tensors(box))
                     del box
-                    if self._fixup_keeps is not None:
-                        fixup_items.extend(kv for kv in items if self._fixup_keeps(kv[0]))
+                    if keeps is not None:
+                        fixup_items.extend(kv for kv in items if keeps(kv[0]))
                     yield from items
                     del items
                     i += 1

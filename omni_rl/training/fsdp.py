@@ -137,7 +137,7 @@ def load_sharded(model: nn.Module, checkpoint_dir: Any, checkpoint_name: Callabl
     each tensor (`set_model_state_dict`, full-state-dict mode). So a rank never holds more than its shards plus one
     block of whole tensors, instead of the whole model. A weight tied to another one (an LM head sharing the
     embedding) may be absent from the checkpoint. Returns the number of tensors read; raises KeyError naming what the
-    checkpoint lacks."""
+    checkpoint lacks before reading anything."""
     import json
     from pathlib import Path
 
@@ -168,26 +168,26 @@ def load_sharded(model: nn.Module, checkpoint_dir: Any, checkpoint_name: Callabl
     blocks: dict[str, list[str]] = {}
     for key in state:
         blocks.setdefault(weight_block(key), []).append(key)
-    read = 0
+    wanted: list[dict[str, str]] = []  # per block: state-dict key -> checkpoint name, checked before reading
     missing = []
     for keys in blocks.values():
-        full = {}
+        wanted.append({})
         for key in keys:
             name = checkpoint_name(key)
             if name in where:
-                full[key] = name
+                wanted[-1][key] = name
             elif not any(checkpoint_name(other) in where for other in tied.get(key, ())):
                 missing.append(name)
-        if not full:
-            continue
+    if missing:
+        raise KeyError(f"{ckpt} lacks {len(missing)} weights, e.g. {sorted(missing)[:3]}")
+    read = 0
+    for full in filter(None, wanted):
         with contextlib.ExitStack() as stack:  # the files are mapped for this block only
             handles = {f: stack.enter_context(safe_open(str(f), "pt")) for f in {where[n] for n in full.values()}}
             tensors = {key: handles[where[name]].get_tensor(name) for key, name in full.items()}
             set_model_state_dict(model, tensors, options=StateDictOptions(full_state_dict=True, strict=False))
         read += len(tensors)
         del tensors
-    if missing:
-        raise KeyError(f"{ckpt} lacks {len(missing)} weights, e.g. {sorted(missing)[:3]}")
     return read
 
 

@@ -197,11 +197,8 @@ def test_prompt_once_equals_the_full_forward_in_float64(family):
     different lengths (the padded prompt batch) and responses of 1-6 tokens; omni includes a video with its own
     soundtrack (interleaved M-RoPE positions)."""
     from omni_rl.models.families import get_family
-    from omni_rl.models.tiny import build_tiny_model
 
-    path = build_tiny_model(family)
-    model = load_model(path, "float64").train()
-    adapter = make_adapter(model, family)
+    path, model, adapter = _float64_family(family)
     if family == "text":
         batch = text_batch(seed=2)
     else:
@@ -213,6 +210,15 @@ def test_prompt_once_equals_the_full_forward_in_float64(family):
     assert len({len(p.prompt_ids) for p in batch.prompts}) > 1
     _assert_same_logp_and_grads(_loss_and_grads(model, adapter, batch, prompt_once=True),
                                 _loss_and_grads(model, adapter, batch))
+
+
+def _float64_family(family):
+    """(checkpoint dir, the tiny model of `family` in float64 in train mode, its adapter)."""
+    from omni_rl.models.tiny import build_tiny_model
+
+    path = build_tiny_model(family)
+    model = load_model(path, "float64").train()
+    return path, model, make_adapter(model, family)
 
 
 def _assert_same_logp_and_grads(got, want):
@@ -250,12 +256,9 @@ def test_pack_rows_is_first_fit_longest_first():
 def test_packing_equals_the_padded_forward_in_float64(family):
     """The micro-batch's sequences packed into fewer rows (positions restarting per sequence, no attention mask):
     the same logp and the same gradients (audio encoder and every LM weight trainable) as the padded forward."""
-    from omni_rl.models.tiny import build_tiny_model
     from omni_rl.training.forward import pack_rows
 
-    path = build_tiny_model(family)
-    model = load_model(path, "float64").train()
-    adapter = make_adapter(model, family)
+    path, model, adapter = _float64_family(family)
     if family == "text":
         batch = text_batch(seed=2)
     else:
