@@ -83,6 +83,14 @@ def test_run_with_bad_override_is_a_clear_error():
     assert p.returncode == 2 and "lrr" in p.stderr and "Traceback" not in p.stderr
 
 
+@pytest.mark.parametrize("command", ["run", "show-config"])
+def test_override_of_the_wrong_type_names_key_type_and_value(command):
+    p = omni(command, "trainer.lr=abc")
+    assert p.returncode == 2 and p.stdout == "", p.stdout
+    assert p.stderr == (f"omni-rl {command}: error: trainer.lr: expected a float, got 'abc'; pass a float, e.g. "
+                        "trainer.lr=1e-05 (its default). `omni-rl show-config` prints every key's value\n")
+
+
 def test_doctor_reports_versions_without_starting_vllm():
     p = omni("doctor", "--no-vllm")
     assert p.returncode == 0, p.stdout + p.stderr

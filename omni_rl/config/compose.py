@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from collections.abc import Sequence
+from typing import Any
 
 from omni_rl.config.schema import OmniRLConfig, register_configs, to_object
 
@@ -24,7 +27,52 @@ def compose_config(overrides: Sequence[str] = (), *, config_name: str = "config"
             cfg = compose(config_name=config_name, overrides=list(overrides))
         return to_object(cfg)
     except (HydraException, OmegaConfBaseException, ValueError) as e:
+        cause = e.__cause__ if isinstance(e.__cause__, OmegaConfBaseException) else e
+        wrong = wrong_type(cause, overrides) if isinstance(cause, OmegaConfBaseException) else None
         raise ConfigError(
-            f"{e}\n  (overrides: {' '.join(overrides) or '<none>'}; "
+            wrong or f"{e}\n  (overrides: {' '.join(overrides) or '<none>'}; "
             "see `omni-rl show-config` for every key and its default)"
         ) from e
+
+
+def wrong_type(err: Any, overrides: Sequence[str]) -> str | None:
+    """`key: expected <type>, got <value>` and what to pass, for an OmegaConf ValidationError on a schema field
+    (a value of the wrong type); None for any other error."""
+    from omegaconf import MISSING
+    from omegaconf.errors import ValidationError
+
+    ref, key = err.ref_type, err.key
+    if not (isinstance(err, ValidationError) and err.full_key and dataclasses.is_dataclass(ref)
+            and isinstance(key, str)):
+        return None
+    field = {f.name: f for f in dataclasses.fields(ref)}.get(key)
+    if field is None:
+        return None
+    tp = typing.get_type_hints(ref)[key]
+    expected = type_name(tp)
+    given = [o.split("=", 1)[1] for o in overrides if "=" in o and o.split("=", 1)[0].lstrip("+~") == err.full_key]
+    got = repr(given[-1]) if given else repr(err.value)
+    if dataclasses.is_dataclass(tp):
+        how = f"set its keys one by one ({err.full_key}.<key>=value)"
+    elif field.default is dataclasses.MISSING or field.default == MISSING:
+        how = f"pass {expected}"
+    else:
+        default = "null" if field.default is None else str(field.default).lower() if isinstance(field.default, bool) \
+            else field.default
+        how = f"pass {expected}, e.g. {err.full_key}={default} (its default)"
+    return f"{err.full_key}: expected {expected}, got {got}; {how}. `omni-rl show-config` prints every key's value"
+
+
+def type_name(tp: Any) -> str:
+    """How a schema field's type reads in an error: `a float`, `an integer or null`, `a list of strings`."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) is typing.Union:
+        return " or ".join(type_name(a) for a in args) + " or null"
+    if typing.get_origin(tp) is list:
+        items = {float: "floats", int: "integers", str: "strings", bool: "booleans"}.get(args[0] if args else None)
+        return f"a list of {items} ([a,b])" if items else "a list ([a,b])"
+    if typing.get_origin(tp) is dict:
+        return "a mapping ({key: value})"
+    if dataclasses.is_dataclass(tp):
+        return "a group of keys"
+    return {float: "a float", int: "an integer", bool: "true or false", str: "a string"}.get(tp, f"a {tp}")

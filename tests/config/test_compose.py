@@ -41,6 +41,24 @@ def test_bad_overrides_raise_clear_error(bad):
     assert bad.split("=")[0].split(".")[-1] in str(e.value) or "nope" in str(e.value)
 
 
+@pytest.mark.parametrize("override, message", [
+    ("rollout.n=1.5", "rollout.n: expected an integer, got '1.5'; pass an integer, e.g. rollout.n=16 (its default)"),
+    ("logging.progress=maybe", "logging.progress: expected true or false, got 'maybe'; pass true or false, e.g. "
+                               "logging.progress=true (its default)"),
+    ("model.tiny_variant=[1]", "model.tiny_variant: expected a string or null, got '[1]'; pass a string or null, "
+                               "e.g. model.tiny_variant=null (its default)"),
+    ("rollout.n=null", "rollout.n: expected an integer, got 'null'"),
+    ("data.synthetic_tasks=5", "data.synthetic_tasks: expected a list of strings ([a,b]), got '5'"),
+    ("trainer.freeze=3", "trainer.freeze: expected a group of keys, got '3'; set its keys one by one "
+                         "(trainer.freeze.<key>=value)"),
+])
+def test_wrong_type_names_key_expected_type_and_value(override, message):
+    with pytest.raises(ConfigError) as e:
+        compose_config(["stage=image_rl", override])
+    assert str(e.value).startswith(message), str(e.value)
+    assert "`omni-rl show-config` prints every key's value" in str(e.value)
+
+
 @pytest.mark.parametrize("override, key", [("trainer.lr_schedule=linear", "trainer.lr_schedule"),
                                            ("trainer.min_lr_ratio=1.5", "trainer.min_lr_ratio"),
                                            ("run.eval_every=-1", "run.eval_every"),
