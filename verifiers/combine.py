@@ -11,6 +11,17 @@ With several boxed answers after the reasoning, the outcome is graded on the box
     outcome *= 0.9 ** counts.extra
     reward  = (1 - w) * outcome + w * format
 
+Abstention (``omni_rl.verifiers.abstention``) is decided here, the same way for every verifier. A row is
+*unanswerable* when ``unanswerable=True`` (the row's ``"unanswerable": true``) or its gold answer is itself an
+abstention marker (``"unanswerable"``, ``"none of the above"``, ...). Each graded answer (the response, or each of the
+first 3 boxes) scores::
+
+    unanswerable row:  1 if the final answer abstains else 0          (the verifier is not called)
+    answerable row:    0 if the final answer abstains else verifier(...)
+
+then the partial-credit multiplier and the format score apply as above. ``abstention_markers`` (a list of phrases,
+``verify.abstention_markers``) replaces the built-in markers.
+
 A verifier that raises, or returns something that is not a finite number, gives ``outcome = reward = 0`` and the
 error text in ``RewardResult.error`` (the pool counts and logs these; nothing is swallowed silently). Scores outside
 [0, 1] are clamped. ``reward`` itself never raises for a bad response; a bad *verifier name* is an error result too.
@@ -20,9 +31,11 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .abstention import final_answer, gold_is_marker, is_abstention
 from .format_score import format_counts
 from .registry import get_verifier
 
@@ -64,9 +77,11 @@ def _as_score(v: Any) -> float:
     return min(1.0, max(0.0, v))
 
 
-def reward(response: str, verifier: Any, answer: Any, format_weight: float = DEFAULT_FORMAT_WEIGHT,
+def reward(response: str, verifier: Any, answer: Any, format_weight: float = DEFAULT_FORMAT_WEIGHT, *,
+           unanswerable: bool = False, abstention_markers: Sequence[str] | None = None,
            **verifier_kwargs: Any) -> RewardResult:
-    """Outcome + format reward of one response (module docstring). ``verifier`` is a name or a callable."""
+    """Outcome + format reward of one response (module docstring). ``verifier`` is a name or a callable;
+    ``unanswerable``: the row's flag; ``abstention_markers``: None for the built-in markers."""
     if not 0.0 <= format_weight <= 1.0:
         raise ValueError(f"format_weight must be in [0, 1], got {format_weight}")
     if not isinstance(response, str):
@@ -75,13 +90,23 @@ def reward(response: str, verifier: Any, answer: Any, format_weight: float = DEF
     fmt = counts.multiplier if (counts.closes and counts.boxes) else 0.0
     try:
         fn = get_verifier(verifier)
-        if verifier == "format":
-            outcome = fmt
-        elif len(counts.boxes) > 1:
-            outcome = max(_as_score(fn(f"\\boxed{{{b}}}", answer, **verifier_kwargs))
-                          for b in counts.boxes[:MAX_GRADED_BOXES]) * counts.multiplier
+        if not isinstance(unanswerable, bool):
+            raise TypeError(f"unanswerable must be true or false, got {unanswerable!r:.80}")
+        abstain_gold = unanswerable or gold_is_marker(answer, abstention_markers)
+
+        def grade(text: str, final: str) -> float:
+            abstained = is_abstention(final, abstention_markers)
+            if abstain_gold or abstained:
+                return float(abstain_gold and abstained)
+            if verifier == "format":
+                return 1.0 if fmt else 0.0
+            return _as_score(fn(text, answer, **verifier_kwargs))
+
+        if len(counts.boxes) > 1:
+            graded = [grade(f"\\boxed{{{b}}}", b) for b in counts.boxes[:MAX_GRADED_BOXES]]
         else:
-            outcome = _as_score(fn(response, answer, **verifier_kwargs)) * counts.multiplier
+            graded = [grade(response, final_answer(response))]
+        outcome = max(graded) * counts.multiplier
     except Exception as e:  # noqa: BLE001 -- any verifier failure scores 0 and is reported in .error
         log.debug("verifier %r failed", verifier, exc_info=True)
         return RewardResult(0.0, fmt, 0.0, _error_text(e))
@@ -89,7 +114,9 @@ def reward(response: str, verifier: Any, answer: Any, format_weight: float = DEF
 
 
 def score_one_safe(item: dict[str, Any], *, format_weight: float = DEFAULT_FORMAT_WEIGHT) -> RewardResult:
-    """Score one item ``{verifier, answer, response, verifier_kwargs?}`` in this process; never raises.
+    """Score one item ``{verifier, answer, response, verifier_kwargs?, unanswerable?, abstention_markers?}`` in this
+    process; never raises. ``unanswerable`` (default false) is the row's flag; ``abstention_markers`` (default None:
+    the built-in markers) is the scoring setting the pool puts in every item it sends.
 
     No deadline is enforced here (mathruler bounds its own sympy time in the main thread); use
     ``omni_rl.verifiers.pool`` for hard per-item deadlines.
@@ -98,6 +125,11 @@ def score_one_safe(item: dict[str, Any], *, format_weight: float = DEFAULT_FORMA
         kwargs = item.get("verifier_kwargs") or {}
         if not isinstance(kwargs, dict):
             raise TypeError(f"verifier_kwargs must be a dict, got {type(kwargs).__name__}")
-        return reward(item["response"], item["verifier"], item.get("answer"), format_weight, **kwargs)
+        for key in ("unanswerable", "abstention_markers"):
+            if key in kwargs:
+                raise ValueError(f"verifier_kwargs.{key}: give it as the item's own {key!r} field")
+        return reward(item["response"], item["verifier"], item.get("answer"), format_weight,
+                      unanswerable=item.get("unanswerable", False),
+                      abstention_markers=item.get("abstention_markers"), **kwargs)
     except Exception as e:  # noqa: BLE001 -- malformed item: score 0 with the reason
         return RewardResult(0.0, 0.0, 0.0, _error_text(e))

@@ -3,7 +3,9 @@
 ``VerifierPool`` keeps ``num_workers`` processes alive across calls (the RL loop scores every step), each of which
 imports only ``omni_rl.verifiers``. ``score(items)`` returns ``(list[RewardResult], stats)`` in input order.
 
-Items: ``{"verifier": name | "pkg.mod:fn", "answer": ..., "response": str, "verifier_kwargs": {...}?}``.
+Items: ``{"verifier": name | "pkg.mod:fn", "answer": ..., "response": str, "verifier_kwargs": {...}?,
+"unanswerable": bool?}`` (``unanswerable``: the row's flag, ``combine``'s abstention rule; the pool's
+``abstention_markers``, None for the built-in ones, go with every item to the workers).
 
 Semantics
 ---------
@@ -44,6 +46,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from .abstention import check_markers
 from .combine import DEFAULT_FORMAT_WEIGHT, RewardResult, _error_text, score_one_safe
 from .registry import verifier_spec
 
@@ -114,7 +117,8 @@ class VerifierPool:
     ``close()``."""
 
     def __init__(self, num_workers: int = 2, *, timeout_s: float = 3.0, format_weight: float = DEFAULT_FORMAT_WEIGHT,
-                 chunk_size: int = 32, start_method: str = "subprocess"):
+                 chunk_size: int = 32, start_method: str = "subprocess",
+                 abstention_markers: Sequence[str] | None = None):
         if num_workers < 0:
             raise ValueError("num_workers must be >= 0")
         if timeout_s <= 0:
@@ -126,6 +130,7 @@ class VerifierPool:
         self.format_weight = float(format_weight)
         self.chunk_size = max(1, int(chunk_size))
         self.start_method = start_method
+        self.abstention_markers = check_markers(abstention_markers)
         self._workers: list[_Worker] = []
         self._closed = False
         self._start_failures = 0
@@ -216,7 +221,8 @@ class VerifierPool:
         items = list(items)
         results: list[RewardResult | None] = [None] * len(items)
         if self.num_workers == 0:
-            results = [score_one_safe(it, format_weight=self.format_weight) if isinstance(it, dict)
+            results = [score_one_safe({**it, "abstention_markers": self.abstention_markers},
+                                      format_weight=self.format_weight) if isinstance(it, dict)
                        else RewardResult(0.0, 0.0, 0.0, "TypeError: item must be a dict") for it in items]
             return results, _stats(items, results, time.monotonic() - t0)
 
@@ -228,6 +234,8 @@ class VerifierPool:
                     "answer": it.get("answer"),
                     "response": it["response"],
                     "verifier_kwargs": it.get("verifier_kwargs"),
+                    "unanswerable": it.get("unanswerable", False),
+                    "abstention_markers": self.abstention_markers,  # one object: pickled once per chunk
                 }
             except Exception as e:  # noqa: BLE001 -- malformed item
                 results[i] = RewardResult(0.0, 0.0, 0.0, _error_text(e))

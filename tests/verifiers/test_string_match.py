@@ -1,4 +1,4 @@
-"""string-match: normalisation cases from real VQA/OCR outputs, lists, abstention."""
+"""string-match: normalisation cases from real VQA/OCR outputs, lists (abstention: test_abstention.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import pytest
 
 from omni_rl.verifiers import get_verifier
 from omni_rl.verifiers.normalize import normalize_text
-from omni_rl.verifiers.string_match import is_abstention
 
 sm = get_verifier("string-match")
 T = "<think>The sign in the image reads ... so the answer should be as follows.</think>\n"
@@ -39,36 +38,6 @@ CASES = [
 @pytest.mark.parametrize("response, gold, kwargs, expected", CASES)
 def test_cases(response, gold, kwargs, expected):
     assert sm(response, gold, **kwargs) == expected
-
-
-ABSTAIN = [
-    r"\boxed{It cannot be determined from the image.}",
-    r"\boxed{Not enough information}",
-    "The image does not show any clock, so this question is unanswerable.",
-    r"\boxed{unanswerable}",
-    "There is insufficient information in the chart to answer.",
-    r"\boxed{None of the above}",
-    "I can't tell from the picture.",
-    "The question does not match the image.",
-]
-
-
-@pytest.mark.parametrize("response", ABSTAIN)
-def test_abstention_matches_when_unanswerable(response):
-    assert sm(T + response, "unanswerable") == 1.0
-    assert sm(T + response, "ignored", unanswerable=True) == 1.0
-    assert sm(T + response, "cannot be determined") == 1.0
-
-
-@pytest.mark.parametrize("response", ABSTAIN)
-def test_abstention_scores_zero_on_answerable_prompt(response):
-    assert sm(T + response, "Paris") == 0.0
-
-
-def test_unanswerable_prompt_with_concrete_answer_scores_zero():
-    assert sm(T + r"\boxed{5}", "unanswerable") == 0.0
-    assert sm(T + r"\boxed{Paris}", "x", unanswerable=True) == 0.0
-    assert not is_abstention("The answer is Paris")
 
 
 def test_normalize_text():
