@@ -3,6 +3,12 @@
 Metric names are flat, slash-separated: `reward/mean`, `reward/source/<source>`, `reward/verifier/<name>`,
 `loss/clip_frac_low`, `logprob/mismatch_mean`, `time/generate`, `media/physical_bytes`, ... One line per step:
 `{"step": k, ...}`. On resume the file is truncated to the last checkpointed step so the curve has no duplicates.
+
+A resumed run continues the same wandb run: its id is kept in the run dir (`wandb_run_id`) and passed back with
+`resume="allow"` (offline, each session writes its own `wandb/offline-run-*` dir under that id, and `wandb sync`
+joins them). wandb ignores a step below the last one it holds, so the steps an interrupted session logged after its
+last checkpoint keep that session's values in wandb; `metrics.jsonl` holds the values of the session that finished
+them.
 """
 
 from __future__ import annotations
@@ -10,8 +16,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 from pathlib import Path
 from typing import Any
+
+WANDB_RUN_ID = "wandb_run_id"  # in the run dir: the wandb run a resumed run continues
 
 
 def _jsonable(v: Any) -> Any:
@@ -38,6 +47,7 @@ class MetricsLogger:
             os.environ.setdefault("WANDB_SILENT", "true")
             self._wandb = wandb.init(
                 project=wandb_project, name=run_name, dir=str(run_dir), mode=wandb_mode, config=config,
+                id=wandb_run_id(Path(run_dir), resume=resume_step is not None),
                 resume="allow" if resume_step is not None else None, reinit="finish_previous",
             )
 
@@ -52,6 +62,17 @@ class MetricsLogger:
         if self._wandb is not None:
             self._wandb.finish()
             self._wandb = None
+
+
+def wandb_run_id(run_dir: Path, *, resume: bool) -> str:
+    """The id of the run dir's wandb run: the stored one when resuming (if the run dir has one), else a new one,
+    stored."""
+    path = run_dir / WANDB_RUN_ID
+    if resume and path.is_file() and path.read_text().strip():
+        return path.read_text().strip()
+    run_id = secrets.token_hex(6)  # wandb run ids: letters and digits
+    path.write_text(run_id + "\n")
+    return run_id
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

@@ -1,6 +1,9 @@
-"""metrics.jsonl sink (incl. truncation on resume), real offline wandb, and PNG plots."""
+"""metrics.jsonl sink (incl. truncation on resume), real offline wandb read back (a resumed run continues the
+same wandb run), and PNG plots."""
 
 import json
+import subprocess
+import sys
 
 from omni_rl.logging.metrics import MetricsLogger, read_metrics
 from omni_rl.logging.plots import plot_run
@@ -43,13 +46,66 @@ def test_plots_written_as_png(tmp_path):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_wandb_offline_run_writes_files(tmp_path, monkeypatch):
+def _wandb_records(run_dir) -> list[tuple[str, list[dict]]]:
+    """(run id, records) of every offline wandb session in `run_dir`, oldest first, read back with wandb's own
+    reader of its `.wandb` transaction log (`wandb leet inspect --json`: one JSON record per line)."""
+    sessions = []
+    for path in (run_dir / "wandb").glob("offline-run-*/run-*.wandb"):
+        out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(path)],
+                             capture_output=True, text=True, check=True, timeout=120).stdout
+        records = [json.loads(line) for line in out.splitlines() if line.strip()]
+        (run,) = [r["run"] for r in records if r["type"] == "run"]
+        sessions.append((run["start_time"], run["run_id"], records))
+    return [(run_id, records) for _, run_id, records in sorted(sessions)]
+
+
+def _history(records) -> list[dict]:
+    """Each history record: its step and the values logged (wandb's own `_runtime` / `_timestamp` left out)."""
+    return [{"step": int(r["history"]["step"].get("num", 0)),
+             **{k: v for k, v in r["history"]["item"].items() if k not in ("_runtime", "_timestamp")}}
+            for r in records if r["type"] == "history"]
+
+
+def _wandb_logger(run_dir, **kw):
+    return MetricsLogger(run_dir, config={"x": 1}, wandb_mode="offline", wandb_project="omni-rl-test",
+                         run_name="t", **kw)
+
+
+def test_wandb_offline_run_holds_the_logged_values(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
-    logger = MetricsLogger(tmp_path, config={"x": 1}, wandb_mode="offline", wandb_project="omni-rl-test",
-                           run_name="t")
-    logger.log(0, {"reward/mean": 0.5})
+    logger = _wandb_logger(tmp_path)
+    for s in range(3):
+        logger.log(s, {"reward/mean": s / 4, "time/generate": 1.5 + s, "bad": float("nan")})
     logger.close()
-    assert list((tmp_path / "wandb").glob("offline-run-*")), "wandb offline run dir missing"
+    ((run_id, records),) = _wandb_records(tmp_path)
+    assert run_id == (tmp_path / "wandb_run_id").read_text().strip()
+    (run,) = [r["run"] for r in records if r["type"] == "run"]
+    assert run["display_name"] == "t" and run["project"] == "omni-rl-test" and "resume" not in run
+    assert run["config"]["update"]["x"] == 1
+    # the NaN is left out of wandb (null in metrics.jsonl); `_step` is wandb's copy of the step
+    assert _history(records) == [{"step": s, "_step": s, "reward/mean": s / 4, "time/generate": 1.5 + s}
+                                 for s in range(3)]
+
+
+def test_resumed_run_continues_the_same_wandb_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    logger = _wandb_logger(tmp_path)
+    for s in range(3):
+        logger.log(s, {"reward/mean": s / 4})
+    logger.close()
+    logger = _wandb_logger(tmp_path, resume_step=2)  # the checkpoint covered steps 0..2
+    for s in (3, 4):
+        logger.log(s, {"reward/mean": s / 4})
+    logger.close()
+    (first_id, first), (second_id, second) = _wandb_records(tmp_path)
+    assert first_id == second_id == (tmp_path / "wandb_run_id").read_text().strip()
+    assert [r["run"].get("resume", False) for r in first + second if r["type"] == "run"] == [False, True]
+    assert [(h["step"], h["reward/mean"]) for h in _history(first) + _history(second)] == [
+        (0, 0.0), (1, 0.25), (2, 0.5), (3, 0.75), (4, 1.0)]
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [0, 1, 2, 3, 4]
+
+    _wandb_logger(tmp_path).close()  # a fresh start in the same dir is another wandb run
+    assert _wandb_records(tmp_path)[-1][0] != first_id
 
 
 def test_trailing_mean_by_hand():
