@@ -31,7 +31,7 @@ import re
 import string
 import textwrap
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .records import MediaResolver, Reject
@@ -54,6 +54,7 @@ class Context:
     source: str
     media: MediaResolver
     bbox_format: str = "auto"
+    answer_index: int | None = None  # 0 / 1: integer answers (digit strings too) count options from 0 / 1
 
 
 AdapterFn = Callable[[dict[str, Any], int, Context], dict[str, Any]]
@@ -66,14 +67,16 @@ class Adapter:
     writes: str  # the line written per record, one line
     fn: AdapterFn
     output: str = "rows"  # "rows" (omni_rl.data.loading.load_samples) or "pairs" (omni_rl.data.pairs.load_pairs)
+    roles: dict[str, str] = field(default_factory=dict)  # role -> the field read first for it (column mappings)
 
 
 ADAPTERS: dict[str, Adapter] = {}
 
 
-def adapter(name: str, *, reads: str, writes: str, output: str = "rows") -> Callable[[AdapterFn], AdapterFn]:
+def adapter(name: str, *, reads: str, writes: str, roles: dict[str, str],
+            output: str = "rows") -> Callable[[AdapterFn], AdapterFn]:
     def deco(fn: AdapterFn) -> AdapterFn:
-        ADAPTERS[name] = Adapter(name=name, reads=reads, writes=writes, fn=fn, output=output)
+        ADAPTERS[name] = Adapter(name=name, reads=reads, writes=writes, fn=fn, output=output, roles=roles)
         return fn
 
     return deco
@@ -84,7 +87,7 @@ def describe_adapters() -> str:
     lines = []
     for a in ADAPTERS.values():
         lines.append(f"  {a.name}")
-        for label, text in (("reads: ", a.reads), ("writes:", a.writes)):
+        for label, text in (("reads: ", a.reads), ("writes:", a.writes), ("roles: ", ", ".join(a.roles))):
             lines += textwrap.wrap(text, width=116, initial_indent=f"    {label} ", subsequent_indent=" " * 12)
     return "\n".join(lines)
 
@@ -211,17 +214,21 @@ def _options(name: str, value: Any) -> dict[str, str]:
     return out
 
 
-def _answer_letter(name: str, value: Any, opts: dict[str, str]) -> str:
-    """The gold letter from a letter ("B", "(B)", "b."), a 0-based index (a JSON integer) or the text of one option
-    (a single letter that is no option's letter but one option's text, such as "y" of ["x", "y"], is that text)."""
+def _answer_letter(name: str, value: Any, opts: dict[str, str], base: int | None = None) -> str:
+    """The gold letter from a letter ("B", "(B)", "b."), an index (a JSON integer, 0-based; with `base` 0 or 1 also
+    a digit string, as CSV cells are, counted from `base`) or the text of one option (a single letter that is no
+    option's letter but one option's text, such as "y" of ["x", "y"], is that text)."""
     span = f"{min(opts)}-{max(opts)}"
     if isinstance(value, bool):
         raise Reject(f"bad_answer: {name}={value} is neither a letter, an index nor an option text")
+    if base is not None and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value.strip())
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-        i = int(value)
+        i = int(value) - (base or 0)
         letters = list(opts)
         if not 0 <= i < len(letters):
-            raise Reject(f"bad_answer: index {i} is out of range for {len(letters)} options (indices are 0-based)")
+            raise Reject(f"bad_answer: index {int(value)} is out of range for {len(letters)} options (indices are "
+                         f"{base or 0}-based)")
         return letters[i]
     if not isinstance(value, str) or not value.strip():
         raise Reject(f"bad_answer: {name} is empty or not a letter, an index or an option text")
@@ -239,6 +246,9 @@ def _answer_letter(name: str, value: Any, opts: dict[str, str]) -> str:
         raise Reject(f"bad_answer: {s[:60]!r} is the text of options {', '.join(hits)}")
     if m:
         raise Reject(f"bad_answer: letter {m.group(1).upper()} is not one of the options {span}")
+    if s.lstrip("-").isdigit():
+        raise Reject(f"bad_answer: {s[:60]!r} is neither an option letter ({span}) nor the text of an option (a "
+                     f"column of option indices needs --answer-index 0 or 1)")
     raise Reject(f"bad_answer: {s[:60]!r} is neither an option letter ({span}) nor the text of an option (an index "
                  f"must be a JSON integer, 0-based)")
 
@@ -250,6 +260,7 @@ def _options_text(question: str, opts: dict[str, str]) -> str:
 
 # ------------------------------------------------------------------------------------------------------ adapters
 @adapter("mmpr", output="pairs",
+         roles={"id": "id", "image": "image", "question": "question", "chosen": "chosen", "rejected": "rejected"},
          reads="MMPR-style preference records: image (path, list of paths, HF image {path, bytes}, or none), "
                "question (InternVL <image> placeholders mark the images), chosen, rejected[, id]",
          writes="MPO pairs {id, source, prompt: <row, verifier format, answer null>, chosen, rejected}: "
@@ -302,6 +313,7 @@ def _interleave(question: str, images: list[dict[str, str]]) -> str | list[dict[
 
 
 @adapter("clevr",
+         roles={"id": "id", "image": "image_filename", "question": "question", "answer": "answer"},
          reads="image QA (CLEVR questions file, geometry sets): image_filename / image / image_path, "
                "question / problem, answer / solution[, question_index / id]",
          writes="image rows; mathruler for numeric / math answers, else string-match")
@@ -315,6 +327,8 @@ def clevr(rec: dict[str, Any], index: int, ctx: Context) -> dict[str, Any]:
 
 
 @adapter("screenspot",
+         roles={"id": "id", "image": "img_filename", "instruction": "instruction", "bbox": "bbox",
+                "img_size": "img_size"},
          reads="GUI grounding (ScreenSpot, ScreenSpot-v2, ScreenSpot-Pro): img_filename / image / image_path / "
                "file_name, instruction, bbox (pixels or [0, 1]; [x1, y1, x2, y2] or [x, y, w, h], see "
                "--bbox-format)[, img_size, id]",
@@ -406,6 +420,7 @@ def _parse_box(rec: dict[str, Any], bbox_format: str) -> _Box:
 
 
 @adapter("librispeech",
+         roles={"id": "id", "audio": "audio", "answer": "text"},
          reads="ASR (LibriSpeech, HF librispeech_asr): audio (path, HF audio {path, bytes} or {array, "
                "sampling_rate}) / file / audio_path, text / transcript[, id]",
          writes="audio rows for asr (1 - WER) with the transcript as the answer; embedded audio written as files")
@@ -417,6 +432,7 @@ def librispeech(rec: dict[str, Any], index: int, ctx: Context) -> dict[str, Any]
 
 
 @adapter("video_mcq",
+         roles={"id": "id", "video": "video", "question": "question", "options": "options", "answer": "answer"},
          reads="video multiple-choice QA (Video-MME, MVBench, NExT-QA style): video / video_path, question, "
                "options / candidates / choices (list or letter -> text), answer (letter, 0-based index or option "
                "text)[, id / question_id]",
@@ -430,12 +446,13 @@ def _mcq_row(rec: dict[str, Any], index: int, ctx: Context, kind: str, media_nam
     rid = _record_id(rec, ("id", "question_id"), ctx, index)
     question = _text(rec, ("question",))
     opts = _options(*_first(rec, option_names))
-    letter = _answer_letter(*_first(rec, ("answer", "answer_idx")), opts)
+    letter = _answer_letter(*_first(rec, ("answer", "answer_idx")), opts, ctx.answer_index)
     part = _media_part(ctx, rec, kind, media_names, index)
     return _row(rid, ctx, [part], _options_text(question, opts), "multiple-choice", letter, {"options": opts})
 
 
 @adapter("audio_qa",
+         roles={"id": "id", "audio": "audio", "question": "question", "options": "options", "answer": "answer"},
          reads="audio QA: audio (path or HF audio object) / audio_path / file, question, answer[, options / "
                "choices / candidates, id / question_id]",
          writes="audio rows: multiple-choice (answer = letter) with options, else string-match")

@@ -1,5 +1,9 @@
 """`omni-rl convert ADAPTER SRC OUT`: run one adapter (`adapters.ADAPTERS`) over every record of a public dataset file.
 
+ADAPTER may also name a preset (`mapping.PRESETS`: an adapter plus the column mapping of one published layout); a
+`mapping.Mapping` given on top says which columns hold what where the source names them otherwise, and rewrites each
+record before the adapter reads it.
+
 Every source record ends in exactly one place: a line of OUT (a row for `omni_rl.data.loading.load_samples`, or an
 MPO pair for `omni_rl.data.pairs.load_pairs`), or a line of the rejects file
 `{"index", "line", "id", "reason", "record"}` (`index`: the record's 0-based position in the source; `line`: its JSONL
@@ -19,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .adapters import ADAPTERS, BBOX_FORMATS, Adapter, Context
-from .records import MediaResolver, Reject, iter_records, summarize
+from .adapters import BBOX_FORMATS, Adapter, AdapterFn, Context
+from .mapping import Mapping, resolve
+from .records import MediaResolver, Reject, iter_records, source_columns, summarize
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +50,12 @@ class ConvertResult:
 MAX_KEPT_REJECTS = 100
 
 
-def get_adapter(name: str) -> Adapter:
-    if name not in ADAPTERS:
-        raise UnknownAdapterError(f"unknown adapter {name!r}; known: {', '.join(ADAPTERS)}")
-    return ADAPTERS[name]
+def get_adapter(name: str) -> tuple[Adapter, Mapping]:
+    """The adapter an adapter or preset name stands for, and the preset's mapping (empty for an adapter)."""
+    try:
+        return resolve(name)
+    except KeyError as e:
+        raise UnknownAdapterError(e.args[0]) from None
 
 
 def default_rejects_path(out: Path) -> Path:
@@ -57,18 +64,23 @@ def default_rejects_path(out: Path) -> Path:
 
 def convert(adapter: str, src: str | os.PathLike, out: str | os.PathLike, *, source: str | None = None,
             media_root: str | os.PathLike | None = None, rejects_path: str | os.PathLike | None = None,
-            check_media: bool = True, bbox_format: str = "auto") -> ConvertResult:
-    """Convert every record of `src` with adapter `adapter` into `out` (module docstring).
+            check_media: bool = True, bbox_format: str | None = None, mapping: Mapping | None = None) -> ConvertResult:
+    """Convert every record of `src` with adapter (or preset) `adapter` into `out` (module docstring).
 
-    source: the `source` name written into every row (default: the adapter's name).
+    source: the `source` name written into every row (default: the adapter's or preset's name).
     media_root: folder that relative media paths of the source resolve against (default: the folder of `src`, or
         `src` itself for a saved dataset directory).
     rejects_path: default `<out stem>.rejects.jsonl` next to `out`.
     check_media: decode every media file once and reject records whose media do not decode (False: only check that
         the files exist).
-    bbox_format: `screenspot` only: how a list of 4 numbers is read (`auto`, `xyxy`, `xywh`).
+    bbox_format: `screenspot` only: how a list of 4 numbers is read (`auto`, `xyxy`, `xywh`; default: the mapping's,
+        else `auto`).
+    mapping: which columns hold what (`mapping.Mapping`), over the preset's mapping; raises ValueError naming the
+        roles or columns that exist when it names others.
     """
-    ad = get_adapter(adapter)
+    ad, preset = get_adapter(adapter)
+    m = (mapping or Mapping()).over(preset)
+    bbox_format = bbox_format or m.bbox_format or "auto"
     src, out = Path(src), Path(out)
     if out.suffix.lower() not in OUT_SUFFIXES:
         raise ValueError(f"OUT must be a JSONL file ({', '.join(OUT_SUFFIXES)}), got {out}")
@@ -78,7 +90,8 @@ def convert(adapter: str, src: str | os.PathLike, out: str | os.PathLike, *, sou
         raise ValueError(f"OUT {out} is the source itself; write the rows to another file")
     if bbox_format not in BBOX_FORMATS:
         raise ValueError(f"bbox_format must be one of {', '.join(BBOX_FORMATS)}, got {bbox_format!r}")
-    source = ad.name if source is None else source
+    m.check(ad, source_columns(src) if m.fields else None)
+    source = adapter if source is None else source
     if not source.strip():
         raise ValueError("the source name must be a non-empty string")
     root = Path(media_root) if media_root is not None else (src if src.is_dir() else src.parent)
@@ -90,7 +103,9 @@ def convert(adapter: str, src: str | os.PathLike, out: str | os.PathLike, *, sou
     out.parent.mkdir(parents=True, exist_ok=True)
     rejects_path.parent.mkdir(parents=True, exist_ok=True)
     ctx = Context(source=source, media=MediaResolver(out_path=out, media_root=Path(os.path.abspath(root)),
-                                                     check_media=check_media), bbox_format=bbox_format)
+                                                     check_media=check_media), bbox_format=bbox_format,
+                  answer_index=m.answer_index)
+    fn = _mapped(ad, m)
 
     counts: dict[str, int] = {"records_in": 0, "converted": 0, "rejected": 0}
     kept: list[dict[str, Any]] = []
@@ -101,7 +116,8 @@ def convert(adapter: str, src: str | os.PathLike, out: str | os.PathLike, *, sou
             for rec in iter_records(src):
                 counts["records_in"] += 1
                 try:
-                    row = _convert_one(ad.fn, rec.record, rec.index, rec.error, ctx)
+                    error = None if rec.error is None else f"{rec.error_code}: {rec.error}"
+                    row = _convert_one(fn, rec.record, rec.index, error, ctx)
                     if row["id"] in seen:
                         raise Reject(f"duplicate_id: {row['id']!r} already used by record {seen[row['id']]}")
                     seen[row["id"]] = rec.index
@@ -127,9 +143,18 @@ def convert(adapter: str, src: str | os.PathLike, out: str | os.PathLike, *, sou
     return ConvertResult(out=out, rejects_path=rejects_path, counts=counts, rejects=kept)
 
 
+def _mapped(ad: Adapter, mapping: Mapping) -> AdapterFn:
+    """The adapter's function reading records rewritten by `mapping`."""
+    def fn(record: dict[str, Any], index: int, ctx: Context) -> dict[str, Any]:
+        return ad.fn(mapping.apply(record, ad), index, ctx)
+
+    return fn
+
+
 def _convert_one(fn: Any, record: Any, index: int, error: str | None, ctx: Context) -> dict[str, Any]:
+    """`error`: the reject reason of a source line that could not be read (`malformed_json: ...`)."""
     if error is not None:
-        raise Reject(f"malformed_json: {error}")
+        raise Reject(error)
     if not isinstance(record, dict):
         raise Reject(f"bad_record: expected a JSON object, got {type(record).__name__}")
     try:
@@ -146,7 +171,7 @@ def summary(adapter: str, res: ConvertResult) -> str:
     c = res.counts
     codes = {k: v for k, v in c.items() if k not in ("records_in", "converted", "rejected")}
     by_code = f" ({', '.join(f'{k} {v}' for k, v in sorted(codes.items()))})" if codes else ""
-    what = "pairs (data.path of stage=mpo)" if ADAPTERS[adapter].output == "pairs" else "rows"
+    what = "pairs (data.path of stage=mpo)" if get_adapter(adapter)[0].output == "pairs" else "rows"
     lines = [f"records_in {c['records_in']} = converted {c['converted']} + rejected {c['rejected']}{by_code}",
              f"{what}: {res.out}", f"rejects: {res.rejects_path}"]
     for r in res.rejects[:5]:

@@ -1,9 +1,12 @@
 """Reading public dataset files record by record, and turning their media references into files our loader reads.
 
-`iter_records(src)` yields every record of a JSON array file, a JSONL file, a Parquet file or a directory written by
-`datasets.Dataset.save_to_disk`, in file order, each with its 0-based `index` (a malformed JSONL line is a record
-too, with `error` set). Arrow-based sources are read in Arrow format, so `datasets.Image` / `datasets.Audio` /
-`datasets.Video` columns arrive undecoded as `{"bytes", "path"}` dicts (no torchcodec needed).
+`iter_records(src)` yields every record of a JSON array file, a JSONL file, a CSV / TSV file (a header line, then
+one record per row; every cell is a string, an empty cell is null), a Parquet file or a directory written by
+`datasets.Dataset.save_to_disk`, in file order, each with its 0-based `index` (a malformed JSONL line or a CSV row
+with the wrong number of cells is a record too, with `error` set). `source_columns(src)` names the columns of the
+sources that have a schema (CSV / TSV, Parquet, saved datasets). Arrow-based sources are read in Arrow format, so
+`datasets.Image` / `datasets.Audio` / `datasets.Video` columns arrive undecoded as `{"bytes", "path"}` dicts (no
+torchcodec needed).
 
 `MediaResolver` maps one media value of a record (a path string, an HF dict with `path` / `bytes`, or an audio dict
 with `array` + `sampling_rate`) to an existing local file: relative paths resolve against the media root, embedded
@@ -17,6 +20,7 @@ Imports at module level are stdlib only; `datasets`, numpy, PIL and soundfile ar
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+CSV_DELIMITERS = {".csv": ",", ".tsv": "\t"}
 LIST_KEYS = ("questions", "data", "annotations")  # a .json object holding its records in one of these lists
 MEDIA_KINDS = ("image", "video", "audio")
 
@@ -42,13 +47,15 @@ class Reject(Exception):
 
 @dataclass
 class SourceRecord:
-    """One record of the source: `index` counts records from 0 in file order, `line` is the 1-based JSONL line (None
-    for JSON arrays and Arrow sources), `error` is the JSON parser's message for a malformed line."""
+    """One record of the source: `index` counts records from 0 in file order, `line` is the 1-based JSONL / CSV line
+    (None for JSON arrays and Arrow sources), `error` says why the line could not be read, `error_code` is the
+    reject code it is counted under."""
 
     index: int
     record: Any
     line: int | None = None
     error: str | None = None
+    error_code: str = "malformed_json"
 
 
 def iter_records(src: Path) -> Iterator[SourceRecord]:
@@ -66,10 +73,75 @@ def iter_records(src: Path) -> Iterator[SourceRecord]:
         yield from _iter_jsonl(src)
     elif src.suffix.lower() == ".json":
         yield from _iter_json(src)
+    elif src.suffix.lower() in CSV_DELIMITERS:
+        yield from _iter_csv(src, CSV_DELIMITERS[src.suffix.lower()])
     else:
         raise ValueError(f"unsupported source format {src.suffix!r} for {src}: expected .json (an array of records, "
-                         f"or one record per line), .jsonl / .ndjson, .parquet, or a directory written by "
-                         f"datasets.Dataset.save_to_disk")
+                         f"or one record per line), .jsonl / .ndjson, .csv / .tsv (a header line), .parquet, or a "
+                         f"directory written by datasets.Dataset.save_to_disk")
+
+
+def source_columns(src: Path) -> list[str] | None:
+    """The column names of a source with a schema (CSV / TSV header, Parquet, saved dataset); None for JSON."""
+    src = Path(src)
+    if src.is_dir():
+        return list(_load_dataset_dir(src).column_names)
+    if src.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(str(src)).names)
+    if src.suffix.lower() in CSV_DELIMITERS:
+        with open(src, newline="", encoding="utf-8-sig") as f:
+            return _csv_header(csv.reader(f, delimiter=CSV_DELIMITERS[src.suffix.lower()]), src)
+    return None
+
+
+def _csv_header(reader: Any, path: Path) -> list[str]:
+    try:
+        header = next(reader)
+    except StopIteration:
+        return []
+    except csv.Error as e:
+        raise ValueError(f"{path}: the header line is not valid CSV ({e})") from e
+    names = [h.strip() for h in header]
+    dupes = sorted({h for h in names if names.count(h) > 1})
+    if "" in names or dupes:
+        raise ValueError(f"{path}: the header line needs one distinct, non-empty name per column, got {header!r:.200}")
+    return names
+
+
+def _iter_csv(path: Path, delimiter: str) -> Iterator[SourceRecord]:
+    """A CSV / TSV file: the first line names the columns, each further row is one record (a quoted cell may span
+    lines; `line` is where the row starts). Blank lines are not records."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f, delimiter=delimiter)
+        try:
+            header = _csv_header(reader, path)
+            index, start = 0, reader.line_num + 1
+            while True:
+                try:
+                    cells: list[str] | None = next(reader)
+                    error = None if not cells or len(cells) == len(header) else \
+                        f"{len(cells)} cells for the {len(header)} columns of the header"
+                except StopIteration:
+                    return
+                except csv.Error as e:
+                    if reader.line_num < start:  # the reader did not move on: nothing more can be read
+                        raise ValueError(f"{path} line {start}: not valid CSV ({e})") from e
+                    cells, error = None, f"not valid CSV ({e})"
+                line, start = start, reader.line_num + 1
+                if cells == []:
+                    continue
+                if error is not None:
+                    yield SourceRecord(index=index, record=cells, line=line, error=error, error_code="malformed_csv")
+                else:
+                    assert cells is not None
+                    yield SourceRecord(index=index, record={h: (c if c != "" else None) for h, c in zip(header, cells)},
+                                       line=line)
+                index += 1
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); re-encode it as UTF-8") \
+                from None
 
 
 def _load_dataset_dir(path: Path) -> Any:

@@ -13,6 +13,7 @@ from omni_rl.data.loading import load_samples
 
 ROOT = Path(__file__).resolve().parents[2]
 ADAPTER_NAMES = ("mmpr", "clevr", "screenspot", "librispeech", "video_mcq", "audio_qa")
+PRESET_NAMES = ("nextqa_csv", "videomme_parquet", "mmau_json", "screenspot_v2_json")
 
 
 def omni(*args: str) -> subprocess.CompletedProcess:
@@ -46,7 +47,11 @@ def test_convert_help_lists_adapters_and_what_they_read():
     assert p.returncode == 0
     for name in ADAPTER_NAMES:
         assert f"\n  {name}\n    reads:" in p.stdout, name
-    for words in ("img_filename", "chosen, rejected", "sampling_rate", "--bbox-format", "records_in"):
+    for name in PRESET_NAMES:
+        assert f"\n  {name} (adapter " in p.stdout, name
+    for words in ("img_filename", "chosen, rejected", "sampling_rate", "--bbox-format", "records_in",
+                  "--field ROLE=COLUMN", "--media-template '{}.mp4'", "--answer-index 0|1", "--mapping FILE.yaml",
+                  "roles:  id, video, question, options, answer", ".csv / .tsv"):
         assert words in p.stdout, words
     assert "convert" in omni("--help").stdout
 
@@ -55,7 +60,8 @@ def test_convert_unknown_adapter_and_bad_paths_exit_2_with_one_line(tmp_path):
     p = omni("convert", "coco", "a.json", "b.jsonl")
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == [
-        "omni-rl convert: error: unknown adapter 'coco'; known: " + ", ".join(ADAPTER_NAMES)]
+        "omni-rl convert: error: unknown adapter 'coco'; known: " + ", ".join(ADAPTER_NAMES) + "; presets: "
+        + ", ".join(PRESET_NAMES)]
     p = omni("convert", "clevr", str(tmp_path / "none.json"), str(tmp_path / "o.jsonl"))
     assert p.returncode == 2 and "source not found" in p.stderr and "Traceback" not in p.stderr
     (tmp_path / "x.jsonl").write_text("{}\n")
@@ -63,8 +69,41 @@ def test_convert_unknown_adapter_and_bad_paths_exit_2_with_one_line(tmp_path):
     assert p.returncode == 2 and "OUT must be a JSONL file" in p.stderr
 
 
+def test_convert_column_mapping_flags_and_their_errors(tmp_path):
+    """A video QA parquet whose clip is `<videoID>.mp4` in a folder, mapped with --field and --media-template."""
+    import datasets
+    import numpy as np
+
+    from omni_rl.data.synthetic import write_mp4
+
+    (tmp_path / "videos").mkdir()
+    write_mp4(tmp_path / "videos" / "abc.mp4", np.full((4, 16, 16, 3), 90, np.uint8))
+    datasets.Dataset.from_list([
+        {"videoID": "abc", "question": "Colour?", "options": ["grey", "red"], "answer": "A"},
+        {"videoID": "xyz", "question": "Colour?", "options": ["grey", "red"], "answer": "A"},
+    ]).to_parquet(str(tmp_path / "test.parquet"))
+    out = tmp_path / "v.jsonl"
+    args = ("convert", "video_mcq", str(tmp_path / "test.parquet"), str(out), "--media-root", str(tmp_path / "videos"))
+    p = omni(*args, "--field", "video=videoID", "--media-template", "{}.mp4")
+    assert p.returncode == 0, p.stderr
+    assert "convert video_mcq: records_in 2 = converted 1 + rejected 1 (missing_media 1)" in p.stdout
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert (row["answer"], row["messages"][0]["content"][0]) == ("A", {"type": "video", "video": "videos/abc.mp4"})
+
+    p = omni(*args, "--field", "video=video_id")
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [
+        "omni-rl convert: error: column 'video_id' (mapped to video) is not in the source; its columns: videoID, "
+        "question, options, answer"]
+    p = omni(*args, "--field", "clip=videoID")
+    assert p.returncode == 2 and "has no role 'clip'; its roles: id, video, question, options, answer" in p.stderr
+    (tmp_path / "m.yaml").write_text("fields: {video: videoID}\nmedia_template: '{}.mp4'\n")
+    p = omni(*args, "--mapping", str(tmp_path / "m.yaml"))
+    assert p.returncode == 0 and "converted 1 + rejected 1" in p.stdout
+
+
 def test_parser_and_adapter_registry_import_no_heavy_modules():
-    code = ("import sys, omni_rl.cli as c; c.build_parser(); import omni_rl.environments.convert; "
+    code = ("import sys, omni_rl.cli as c; c.build_parser(); import omni_rl.environments.convert, "
+            "omni_rl.environments.mapping; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'PIL', 'datasets', 'torch', 'av'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
