@@ -144,9 +144,13 @@ def convert(adapter: str, src: str | os.PathLike, out: str | os.PathLike, *, sou
 
 
 def _mapped(ad: Adapter, mapping: Mapping) -> AdapterFn:
-    """The adapter's function reading records rewritten by `mapping`."""
+    """The adapter's function reading records rewritten by `mapping`; its reject reasons name the mapped columns."""
     def fn(record: dict[str, Any], index: int, ctx: Context) -> dict[str, Any]:
-        return ad.fn(mapping.apply(record, ad), index, ctx)
+        mapped = mapping.apply(record, ad)
+        try:
+            return ad.fn(mapped, index, ctx)
+        except Reject as r:
+            raise Reject(mapping.explain(r.reason, ad)) from None
 
     return fn
 

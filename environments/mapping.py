@@ -107,6 +107,14 @@ class Mapping:
                 out[name] = _fill(self.media_template, out.get(name), self._column(role, ad))
         return out
 
+    def explain(self, reason: str, ad: Adapter) -> str:
+        """An adapter's reject `reason` with the source column(s) added where the field it names was mapped."""
+        name = re.split(r"[/: ]", reason.partition(":")[2], maxsplit=1)[0]
+        for role, cols in self.fields.items():
+            if ad.roles[role] == name and cols != (name,):
+                return f"{reason} (from column{'s' if len(cols) > 1 else ''} {', '.join(cols)})"
+        return reason
+
     def _column(self, role: str, ad: Adapter) -> str:
         return self.fields[role][0] if role in self.fields else ad.roles[role]
 

@@ -78,7 +78,7 @@ def test_video_csv_options_in_columns_with_1_based_integer_answers(tmp_path):
         5: "bad_field:a0,a1,a2,a3,a4: every option column is empty",
         6: "bad_field:a1: empty option before a filled one (options a0, a1, a2, a3, a4)",
         7: f"missing_media:{tmp_path / 'media' / 'clips' / 'v2.mp4'}",
-        8: "missing_field:video/video_path",
+        8: "missing_field:video/video_path (from column vid)",
     }
     part = [{"type": "video", "video": "../media/clips/v1.mp4"}]
     assert rows[0] == {
@@ -110,7 +110,8 @@ def test_gui_csv_with_the_box_over_four_corner_columns(tmp_path):
     out = tmp_path / "gui.jsonl"
     mapping = from_args(["image=shot", "instruction=task", "bbox=x1,y1,x2,y2"], bbox_format="xyxy")
     _, rows, reasons = run("screenspot", src, out, media_root=tmp_path / "shots", mapping=mapping)
-    assert reasons == {1: "bad_field:bbox: expected 4 finite numbers, got [20, 10, None, 50]",
+    assert reasons == {1: "bad_field:bbox: expected 4 finite numbers, got [20, 10, None, 50] (from columns x1, y1, x2, "
+                          "y2)",
                        2: "bad_bbox: bbox [20, 10, 10, 50] read as xyxy pixels has no area"}
     assert [(r["id"], r["answer"]) for r in rows] == [("screenspot-000000", [100, 100, 300, 500])]
     assert rows[0]["messages"][0]["content"][0] == {"type": "image", "image": "shots/web_1.png"}
@@ -137,6 +138,36 @@ def test_audio_json_with_the_clip_path_in_audio_id(tmp_path):
     assert rows == [{"id": "audio_qa-000000", "source": "audio_qa", "verifier": "string-match", "answer": "rainy",
                      "messages": user([{"type": "audio", "audio": "clips/rain.wav"}], "What is the weather?")}]
     loads_clean(out, 1)
+
+
+def test_template_fills_each_path_of_a_list_and_id_joins_columns(tmp_path):
+    tmp_path = tmp_path.resolve()
+    png(tmp_path / "imgs" / "a.png")
+    png(tmp_path / "imgs" / "b.png")
+    src = write_jsonl(tmp_path / "prefs.jsonl", [
+        {"set": "geo", "n": 1, "imgs": ["a", "b"], "q": "Image-1: <image> Image-2: <image> Which?", "good": "A.",
+         "bad": "B."},
+        {"set": "geo", "n": " ", "imgs": ["a"], "q": "<image> Q", "good": "x", "bad": "y"},
+        {"set": "geo", "n": 3, "imgs": [{"bytes": None}], "q": "<image> Q", "good": "x", "bad": "y"},
+    ])
+    mapping = from_args(["image=imgs", "question=q", "chosen=good", "rejected=bad", "id=set,n"],
+                        media_template="imgs/{}.png")
+    _, rows, reasons = run("mmpr", src, tmp_path / "pairs.jsonl", mapping=mapping)
+    assert reasons == {1: "bad_field:n: an id part must be a non-empty string or an integer, got ' '",
+                       2: "bad_field:imgs: --media-template needs a string or integer id, got dict"}
+    assert rows[0]["id"] == "geo_1" and rows[0]["prompt"]["id"] == "geo_1"
+    assert rows[0]["prompt"]["messages"][0]["content"] == [
+        {"type": "text", "text": "Image-1:"}, {"type": "image", "image": "imgs/a.png"},
+        {"type": "text", "text": "Image-2:"}, {"type": "image", "image": "imgs/b.png"},
+        {"type": "text", "text": "Which?"}]
+
+
+def test_csv_that_is_not_utf8_is_a_clear_error(tmp_path):
+    src = tmp_path / "latin1.csv"
+    src.write_bytes("question,answer\nqu\u00e9 ?,oui\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="is not UTF-8 text .*; re-encode it as UTF-8"):
+        convert("clevr", src, tmp_path / "o.jsonl")
+    assert not (tmp_path / "o.jsonl").exists() and not (tmp_path / "o.rejects.jsonl").exists()
 
 
 # ------------------------------------------------------------------------------------------------ bad mappings
