@@ -59,6 +59,33 @@ def test_verify_batch_accounts_for_every_row(tmp_path):
     assert "rows 15 = scored 13 + rejected 2" in p.stdout
 
 
+def test_verify_unanswerable_flag_and_rows(tmp_path):
+    # --unanswerable: abstaining scores outcome 1 (no --answer needed); answering scores 0, format 1 -> 0.1
+    out = omni("verify", "--verifier", "mathruler", "--unanswerable", "--response",
+               "<think>no triangle</think> \\boxed{cannot be determined}", check=True).stdout
+    row = json.loads(out.strip().splitlines()[-1])
+    assert (row["outcome"], row["format"], row["reward"]) == (1.0, 1.0, 1.0)
+    out = omni("verify", "--verifier", "mathruler", "--answer", "5", "--unanswerable", "--response",
+               "<think>x</think> \\boxed{5}", check=True).stdout
+    row = json.loads(out.strip().splitlines()[-1])
+    assert row["outcome"] == 0.0 and row["reward"] == pytest.approx(0.1, abs=1e-9)
+    rows = [{"id": "u1", "verifier": "string-match", "answer": "red", "unanswerable": True,
+             "response": "<think>x</think> \\boxed{The image does not show a triangle}"},
+            {"id": "u2", "verifier": "string-match", "answer": "red", "unanswerable": True,
+             "response": "<think>x</think> \\boxed{red}"},
+            {"id": "a1", "verifier": "string-match", "answer": "red",
+             "response": "<think>x</think> \\boxed{not enough information}"},
+            {"id": "bad", "verifier": "string-match", "answer": "red", "unanswerable": "yes", "response": "red"}]
+    src = tmp_path / "rows.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    p = omni("verify", "--input", str(src), "--output", str(tmp_path / "s.jsonl"), "--workers", "1", check=True)
+    got = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["reward"]) for r in got if "id" in r] == [("u1", 1.0), ("u2", pytest.approx(0.1, abs=1e-9)),
+                                                                 ("a1", pytest.approx(0.1, abs=1e-9))]
+    assert got[-1]["line"] == 4 and "unanswerable must be true or false" in got[-1]["rejected"]
+    assert "rows 4 = scored 3 + rejected 1" in p.stdout
+
+
 def test_job_help_explains_options_and_outputs():
     for cmd, words in (("filter", ["filter.n", "filter.band_preset", "kept.jsonl", "report.md", "resumes"]),
                        ("build-preferences", ["preferences.n", "pairs.jsonl", "preferences.from_filter"])):

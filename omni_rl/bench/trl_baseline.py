@@ -190,7 +190,7 @@ def trl_dataset(prompts: Sequence[Sample], *, images: bool) -> Any:
         if images and not paths:
             raise ValueError(f"sample {s.id!r} has no image part; image prompts need at least one")
         row = {"prompt": messages, "verifier": s.verifier, "answer_json": json.dumps(s.answer),
-               "verifier_kwargs_json": json.dumps(s.verifier_kwargs)}
+               "verifier_kwargs_json": json.dumps(s.verifier_kwargs), "unanswerable": s.unanswerable}
         if images:
             row["images"] = paths
         rows.append(row)
@@ -221,14 +221,16 @@ class RewardFn:
         return self.tokenizer.decode(ids, skip_special_tokens=False)
 
     def __call__(self, prompts: list, completions: list, completion_ids: list[list[int]], verifier: list[str],
-                 answer_json: list[str], verifier_kwargs_json: list[str], **_: Any) -> list[float]:
+                 answer_json: list[str], verifier_kwargs_json: list[str], unanswerable: list[bool] | None = None,
+                 **_: Any) -> list[float]:
         from omni_rl.verifiers import reward
 
         out = []
-        for ids, name, answer, kwargs in zip(completion_ids, verifier, answer_json, verifier_kwargs_json,
-                                             strict=True):
+        flags = [False] * len(completion_ids) if unanswerable is None else unanswerable
+        for ids, name, answer, kwargs, flag in zip(completion_ids, verifier, answer_json, verifier_kwargs_json, flags,
+                                                   strict=True):
             res = reward(self.text(ids), name, json.loads(answer), format_weight=self.format_weight,
-                         **json.loads(kwargs))
+                         unanswerable=bool(flag), **json.loads(kwargs))
             self.errors += res.error is not None
             out.append(res.reward)
         return out
@@ -447,7 +449,8 @@ def write_prompts_jsonl(prompts: Sequence[Sample], path: Path) -> Path:
     with path.open("w") as f:
         for s in prompts:
             f.write(json.dumps({"id": s.id, "source": s.source, "messages": s.messages, "verifier": s.verifier,
-                                "answer": s.answer, "verifier_kwargs": s.verifier_kwargs}) + "\n")
+                                "answer": s.answer, "verifier_kwargs": s.verifier_kwargs,
+                                "unanswerable": s.unanswerable}) + "\n")
     return path
 
 

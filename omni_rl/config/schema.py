@@ -94,6 +94,10 @@ class VerifyConfig:
     format_weight: float = 0.1  # reward = (1 - w) * outcome + w * format
     num_workers: int = 2  # verifier worker processes
     timeout_s: float = 3.0  # per-item deadline
+    # phrases whose presence in a response's final answer means "this cannot be answered" (rows with unanswerable:
+    # true score 1 for abstaining, other rows 0; omni_rl.verifiers.abstention); null: the built-in markers and
+    # phrasings; a list replaces them (docs/verifiers.md)
+    abstention_markers: Optional[list[str]] = None
 
 
 @dataclass
@@ -359,6 +363,13 @@ def check_values(cfg: OmniRLConfig) -> None:
                          f"{', '.join(PLACEMENT_STRATEGIES)}")
     if not cfg.trainer.refit_chunk_mib > 0:
         raise ValueError(f"trainer.refit_chunk_mib={cfg.trainer.refit_chunk_mib}: must be > 0 (MiB per refit chunk)")
+    if cfg.verify.abstention_markers is not None:
+        from omni_rl.verifiers.abstention import check_markers
+
+        try:
+            check_markers(cfg.verify.abstention_markers)
+        except ValueError as e:
+            raise ValueError(f"verify.abstention_markers: {e}") from None
     if cfg.run.eval_every < 0:
         raise ValueError(f"run.eval_every={cfg.run.eval_every}: must be >= 0 (0 turns evaluation off)")
     if cfg.model.checkpoint is not None and cfg.model.path is None:

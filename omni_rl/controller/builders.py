@@ -171,11 +171,11 @@ def build_data(cfg: OmniRLConfig, run: Run, policy: Policy, *, split: str = "tra
 
 def evaluate(data: Data, rollout: "RolloutGroup", verifier: "VerifierPool", *, step: int) -> dict[str, float]:
     """One greedy response (temperature 0) per held-out prompt, scored like training rollouts: `eval/mean`,
-    `eval/outcome`, `eval/format`, `eval/pass@1`, `eval/source/*`, `eval/verifier/*`, `time/eval`, of the policy
-    the rollout workers hold now (at `step`: before that step's update)."""
+    `eval/outcome`, `eval/format`, `eval/pass@1`, `eval/source/*`, `eval/verifier/*`, `eval/abstain_rate/*`,
+    `time/eval`, of the policy the rollout workers hold now (at `step`: before that step's update)."""
     import time
 
-    from omni_rl.controller.stats import reward_metrics
+    from omni_rl.controller.stats import abstention_metrics, reward_metrics
 
     t = time.perf_counter()
     prompts = [data.render(i) for i in range(len(data.samples))]
@@ -183,6 +183,7 @@ def evaluate(data: Data, rollout: "RolloutGroup", verifier: "VerifierPool", *, s
     scored, stats = verifier.score_groups(prompts, groups)
     out = {k.replace("reward/", "eval/", 1): v for k, v in reward_metrics(prompts, scored, stats).items()
            if k.startswith("reward/") and k != "reward/pass@G"}
+    out.update({f"eval/{k}": v for k, v in abstention_metrics(prompts, scored, verifier.abstention_markers).items()})
     out["time/eval"] = time.perf_counter() - t
     return out
 
@@ -201,13 +202,15 @@ class VerifierPool:
     def __init__(self, cfg: OmniRLConfig):
         from omni_rl.verifiers.pool import VerifierPool as _Pool
 
+        self.abstention_markers = cfg.verify.abstention_markers  # None: the built-in markers
         self._pool = _Pool(cfg.verify.num_workers, timeout_s=cfg.verify.timeout_s,
-                           format_weight=cfg.verify.format_weight)
+                           format_weight=cfg.verify.format_weight, abstention_markers=self.abstention_markers)
 
     def score_groups(self, prompts: Sequence[Prompt], groups: Sequence[Sequence[Rollout]]
                      ) -> tuple[list[list[ScoredRollout]], dict[str, Any]]:
         items = [{"verifier": p.sample.verifier, "answer": p.sample.answer, "response": r.text,
-                  "verifier_kwargs": p.sample.verifier_kwargs} for p, g in zip(prompts, groups) for r in g]
+                  "verifier_kwargs": p.sample.verifier_kwargs, "unanswerable": p.sample.unanswerable}
+                 for p, g in zip(prompts, groups) for r in g]
         results, stats = self._pool.score(items)
         it = iter(results)
         scored = [[_scored(r, next(it)) for r in g] for g in groups]

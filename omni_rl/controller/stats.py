@@ -40,6 +40,20 @@ def reward_metrics(prompts: Sequence[Prompt], scored: Sequence[Sequence[ScoredRo
     return out
 
 
+def abstention_metrics(prompts: Sequence[Prompt], scored: Sequence[Sequence[ScoredRollout]],
+                       markers: Sequence[str] | None = None) -> dict[str, float]:
+    """How often responses abstain (`omni_rl.verifiers.abstention`, `markers` None: the built-in ones):
+    `abstain_rate/unanswerable` over the responses to rows with `unanswerable: true` (right), `abstain_rate/answerable`
+    over the others (false abstention). A kind with no rows gets no key."""
+    from omni_rl.verifiers.abstention import abstains
+
+    by_kind: dict[str, list[float]] = defaultdict(list)
+    for prompt, group in zip(prompts, scored):
+        kind = "unanswerable" if prompt.sample.unanswerable else "answerable"
+        by_kind[kind].extend(float(abstains(r.rollout.text, markers)) for r in group)
+    return {f"abstain_rate/{k}": fmean(v) for k, v in sorted(by_kind.items()) if v}
+
+
 def rollout_metrics(scored: Sequence[Sequence[ScoredRollout]]) -> dict[str, float]:
     """Response length and truncation. Media bytes (unique / logical / physical / sent) come from the rollout group
     (`omni_rl.rollout.dedup.media_metrics`), which knows what it actually put in the object store."""

@@ -91,6 +91,10 @@ def test_reward_fn_scores_the_text_with_special_tokens_kept(tmp_path):
     # reward = 0.9 * outcome + 0.1 * format
     assert out == pytest.approx([1.0, 0.1, 0.9], abs=1e-9)
     assert fn.errors == 0 and fn.__name__ == "omni_rl_verifiers"
+    # the row's unanswerable flag reaches the reward: the right number is an answer, not an abstention
+    out = fn(prompts=[None] * 3, completions=stripped, completion_ids=ids, verifier=["mathruler"] * 3,
+             answer_json=['"14"'] * 3, verifier_kwargs_json=["{}"] * 3, unanswerable=[True, False, False])
+    assert out == pytest.approx([0.1, 0.1, 0.9], abs=1e-9)
 
 
 def test_omni_rl_overrides_compose(tmp_path):

@@ -65,10 +65,20 @@ def test_wrong_type_names_key_expected_type_and_value(override, message):
                                            ("run.steps=2", "trainer.warmup_steps=2"),  # cosine after 2 warm-up steps
                                            ("data.synthetic_tasks=[image_colour,nope]",
                                             "data.synthetic_tasks: unknown synthetic tasks \\['nope'\\]"),
-                                           ("data.eval_tasks=[nope]", "data.eval_tasks: unknown synthetic tasks")])
+                                           ("data.eval_tasks=[nope]", "data.eval_tasks: unknown synthetic tasks"),
+                                           ("verify.abstention_markers=[]", "verify.abstention_markers: abstention "
+                                            "markers: the list is empty"),
+                                           ("verify.abstention_markers=['?']", "verify.abstention_markers: abstention "
+                                            "marker '\\?' has no words")])
 def test_bad_values_fail_at_compose_time(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         compose_config(["stage=image_rl", override])
+
+
+def test_abstention_markers_default_to_the_builtin_ones_and_take_a_list():
+    assert compose_config([]).verify.abstention_markers is None
+    cfg = compose_config(["verify.abstention_markers=[no idea,beats me]"])
+    assert list(cfg.verify.abstention_markers) == ["no idea", "beats me"]
 
 
 def test_image_rl_schedule_and_eval():

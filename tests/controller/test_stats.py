@@ -2,7 +2,7 @@
 
 import pytest
 
-from omni_rl.controller.stats import reward_metrics, rollout_metrics
+from omni_rl.controller.stats import abstention_metrics, reward_metrics, rollout_metrics
 from omni_rl.data.types import Prompt, Rollout, Sample, ScoredRollout
 
 
@@ -37,3 +37,27 @@ def test_rollout_metrics_length_and_truncation():
     m = rollout_metrics(scored)
     assert m["response/length_mean"] == 5.0  # (2 + 4 + 6 + 8) / 4
     assert m["response/truncated_frac"] == 0.25
+
+
+def _said(text, unanswerable):
+    s = Sample(id="x", source="x", messages=[], verifier="string-match", answer="red", unanswerable=unanswerable)
+    p = Prompt(sample=s, prompt_ids=[1], vllm_inputs={}, media_bytes=0)
+    r = Rollout(prompt_index=0, token_ids=[1], logprobs=[0.0], text=text, finish_reason="stop", policy_version=0)
+    return p, ScoredRollout(rollout=r, reward=0.0, outcome=0.0, format=0.0)
+
+
+def test_abstention_rates_hand_values():
+    t = "<think>r</think> "
+    rows = [_said(t + r"\boxed{unanswerable}", True), _said(t + r"\boxed{red}", True),
+            _said(t + "The image does not show a triangle.", True),  # 2 of 3 unanswerable rows abstain
+            _said(t + r"\boxed{red}", False), _said(t + r"\boxed{blue}", False), _said(t + r"\boxed{7}", False),
+            _said(t + r"\boxed{cannot be determined}", False)]  # 1 of 4 answerable rows abstains
+    prompts, scored = [p for p, _ in rows], [[r] for _, r in rows]
+    m = abstention_metrics(prompts, scored)
+    assert m == {"abstain_rate/unanswerable": pytest.approx(2 / 3), "abstain_rate/answerable": pytest.approx(0.25)}
+    # custom markers replace the built-in ones: only "red" counts now
+    assert abstention_metrics(prompts, scored, ["red"]) == {"abstain_rate/unanswerable": pytest.approx(1 / 3),
+                                                            "abstain_rate/answerable": pytest.approx(0.25)}
+    # a kind without rows has no key; rates are per response, over whole groups
+    m = abstention_metrics(prompts[:1], [[scored[0][0], scored[1][0]]])
+    assert m == {"abstain_rate/unanswerable": pytest.approx(0.5)}
