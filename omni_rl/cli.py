@@ -138,10 +138,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         return dry_run(cfg, Console(highlight=False, soft_wrap=True))
     from omni_rl.controller import run_stage
+    from omni_rl.verifiers import PluginError
 
     try:
         run_stage(cfg)
-    except (FileExistsError, FileNotFoundError) as e:  # run dir / model path / data path problems the user fixes
+    except (FileExistsError, FileNotFoundError, PluginError) as e:  # run dir / model / data / plugin: the user fixes
         raise UserError(str(e)) from e
     return 0
 
@@ -187,10 +188,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     from omni_rl.environments.convert import UnknownAdapterError, convert, summary
+    from omni_rl.environments.mapping import from_args
 
     try:
+        mapping = from_args(args.field, media_template=args.media_template, answer_index=args.answer_index,
+                            mapping_file=args.mapping)
         res = convert(args.adapter, args.src, args.out, source=args.source, media_root=args.media_root,
-                      rejects_path=args.rejects, check_media=not args.no_check_media, bbox_format=args.bbox_format)
+                      rejects_path=args.rejects, check_media=not args.no_check_media, bbox_format=args.bbox_format,
+                      mapping=mapping)
     except (UnknownAdapterError, FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from e
     print(f"convert {args.adapter}: {summary(args.adapter, res)}")
@@ -198,14 +203,24 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 CONVERT_HELP = """Convert a public dataset into our rows (docs/data.md, "Converting public datasets"). SRC: a .json
-file (an array of records, or an object holding them under questions / data / annotations), .jsonl, .parquet, or a
-directory written by datasets.Dataset.save_to_disk. OUT: a .jsonl file that `omni-rl run data.path=OUT` reads.
-Every record ends in OUT or in the rejects file (its index and the reason); the command prints
-records_in = converted + rejected. Relative media paths of SRC resolve against --media-root; embedded images / audio
-are written to <OUT stem>_media/ next to OUT.
+file (an array of records, or an object holding them under questions / data / annotations), .jsonl, .csv / .tsv (a
+header line; empty cells are missing values), .parquet, or a directory written by datasets.Dataset.save_to_disk.
+OUT: a .jsonl file that `omni-rl run data.path=OUT` reads. Every record ends in OUT or in the rejects file (its
+index and the reason); the command prints records_in = converted + rejected. Relative media paths of SRC resolve
+against --media-root; embedded images / audio are written to <OUT stem>_media/ next to OUT.
+
+Columns named otherwise than an adapter reads: --field ROLE=COLUMN (repeatable) puts COLUMN where the adapter reads
+ROLE (each adapter's roles are listed below). options, bbox and id take several columns (options=a0,a1,a2 or a
+glob such as options='a?'; the options become A, B, ...); --media-template '{{}}.mp4' turns the media column's
+value into a path under --media-root; --answer-index 0|1 reads the answer as an option index (digit strings too)
+counted from 0 or 1. --mapping FILE.yaml holds the same (keys fields, media_template, answer_index, bbox_format);
+flags override the file, the file overrides a preset.
 
 adapters:
 {adapters}
+
+presets (ADAPTER may name one: an adapter with the column mapping of one published layout):
+{presets}
 
 examples:
   omni-rl convert clevr CLEVR_v1.0/questions/CLEVR_val_questions.json data/clevr.jsonl \\
@@ -213,7 +228,12 @@ examples:
   omni-rl convert screenspot screenspot_web.json data/screenspot.jsonl --media-root screenspot_imgs
   omni-rl convert librispeech librispeech_dev_clean/ data/asr.jsonl
   omni-rl convert mmpr MMPR/annotations/SUBSET.jsonl data/pairs.jsonl --media-root IMAGE_ROOT
-      # IMAGE_ROOT: the subset's image root as MMPR's meta.json gives it; then stage=mpo data.path=data/pairs.jsonl"""
+      # IMAGE_ROOT: the subset's image root as MMPR's meta.json gives it; then stage=mpo data.path=data/pairs.jsonl
+  omni-rl convert video_mcq qa.csv data/video.jsonl --field video=vid --field options=a0,a1,a2,a3,a4 \\
+      --answer-index 0 --media-template '{{}}.mp4' --media-root videos
+  omni-rl convert audio_qa clips.json data/aqa.jsonl --field audio=audio_id --media-root clips
+  omni-rl convert nextqa_csv nextqa/val.csv data/nextqa.jsonl --media-root NExTVideo_flat
+  omni-rl convert video_mcq test.parquet data/video.jsonl --mapping my_layout.yaml --media-root videos"""
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -330,21 +350,37 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-vllm", action="store_true", help="skip starting a vLLM engine on a tiny model")
     d.set_defaults(func=cmd_doctor)
 
-    from omni_rl.environments.adapters import ADAPTERS, BBOX_FORMATS, describe_adapters  # stdlib-only module
+    from omni_rl.environments.adapters import ADAPTERS, BBOX_FORMATS, describe_adapters  # stdlib-only modules
+    from omni_rl.environments.mapping import PRESETS, describe_presets
 
     c = sub.add_parser("convert", help="convert a public dataset (MMPR, CLEVR, ScreenSpot, LibriSpeech, video / "
-                       "audio QA) into our rows", description=CONVERT_HELP.format(adapters=describe_adapters()),
+                       "audio QA) into our rows",
+                       description=CONVERT_HELP.format(adapters=describe_adapters(), presets=describe_presets()),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    c.add_argument("adapter", metavar="ADAPTER", help=f"one of: {', '.join(ADAPTERS)}")
+    c.add_argument("adapter", metavar="ADAPTER", help=f"an adapter ({', '.join(ADAPTERS)}) or a preset "
+                   f"({', '.join(PRESETS)})")
     c.add_argument("src", metavar="SRC", help="the public dataset file or saved dataset directory")
     c.add_argument("out", metavar="OUT", help="the rows file to write (.jsonl)")
     c.add_argument("--source", help="the `source` name written into every row (default: the adapter's name)")
     c.add_argument("--media-root", help="folder relative media paths of SRC resolve against (default: SRC's folder, "
                    "or SRC itself for a dataset directory)")
     c.add_argument("--rejects", help="where to write the rejected records (default: <OUT stem>.rejects.jsonl)")
-    c.add_argument("--bbox-format", choices=BBOX_FORMATS, default="auto",
-                   help="screenspot: how a list of 4 numbers is read (default auto: [0, 1] boxes and records with "
-                   "img_size are x1,y1,x2,y2; other pixel boxes x,y,w,h)")
+    c.add_argument("--bbox-format", choices=BBOX_FORMATS,
+                   help="screenspot: how a list of 4 numbers is read (default: the preset's, else auto: [0, 1] boxes "
+                   "and records with img_size are x1,y1,x2,y2; other pixel boxes x,y,w,h)")
+    c.add_argument("--field", action="append", default=[], metavar="ROLE=COLUMN",
+                   help="read ROLE from COLUMN (repeatable), e.g. --field video=videoID --field question=QuestionText; "
+                   "options / bbox / id take several columns (options=a0,a1,a2,a3,a4 or options='a?'; id=video,qid "
+                   "joins them with _)")
+    c.add_argument("--media-template", metavar="TEMPLATE",
+                   help="make the media path from the media column's value: '{}.mp4' turns 4010069381 into "
+                   "4010069381.mp4 (relative to --media-root)")
+    c.add_argument("--answer-index", type=int, choices=(0, 1),
+                   help="the answer column holds option indices (integers or digit strings) counted from 0 or 1; "
+                   "default: JSON integers are 0-based, strings are letters (A-E) or option texts")
+    c.add_argument("--mapping", metavar="FILE.yaml",
+                   help="the column mapping as YAML: fields (role: column or list), media_template, answer_index, "
+                   "bbox_format; flags given too override it")
     c.add_argument("--no-check-media", action="store_true",
                    help="only check that media files exist (default: decode each once, like the loader)")
     c.set_defaults(func=cmd_convert)
