@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .adapters import BBOX_FORMATS, Adapter, AdapterFn, Context
-from .mapping import Mapping, resolve
+from .mapping import Mapping, MediaIndex, resolve
 from .records import MediaResolver, Reject, iter_records, source_columns, summarize
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def convert(adapter: str, src: str | os.PathLike, out: str | os.PathLike, *, sou
     ctx = Context(source=source, media=MediaResolver(out_path=out, media_root=Path(os.path.abspath(root)),
                                                      check_media=check_media), bbox_format=bbox_format,
                   answer_index=m.answer_index)
-    fn = _mapped(ad, m)
+    fn = _mapped(ad, m, MediaIndex(ctx.media.media_root))
 
     counts: dict[str, int] = {"records_in": 0, "converted": 0, "rejected": 0}
     kept: list[dict[str, Any]] = []
@@ -143,10 +143,10 @@ def convert(adapter: str, src: str | os.PathLike, out: str | os.PathLike, *, sou
     return ConvertResult(out=out, rejects_path=rejects_path, counts=counts, rejects=kept)
 
 
-def _mapped(ad: Adapter, mapping: Mapping) -> AdapterFn:
+def _mapped(ad: Adapter, mapping: Mapping, media: MediaIndex) -> AdapterFn:
     """The adapter's function reading records rewritten by `mapping`; its reject reasons name the mapped columns."""
     def fn(record: dict[str, Any], index: int, ctx: Context) -> dict[str, Any]:
-        mapped = mapping.apply(record, ad)
+        mapped = mapping.apply(record, ad, media)
         try:
             return ad.fn(mapped, index, ctx)
         except Reject as r:

@@ -9,7 +9,10 @@ role is in a source laid out otherwise, and rewrites every record before the ada
   filled one is a reject), `bbox` (exactly 4 columns: the box's numbers) and `id` (the values joined with `_`).
   A role left out keeps the adapter's own field names.
 - `media_template`: a path with one `{}`, filled with the value of the adapter's media field (`{}.mp4` turns
-  `4010069381` into `4010069381.mp4`); the path then resolves against the media root like any relative path.
+  `4010069381` into `4010069381.mp4`); the path then resolves against the media root like any relative path. A
+  template starting with `**/` names a file found anywhere below the media root (`**/{}.mp4` finds
+  `1164/4010069381.mp4`); the folder is listed once, symlinked folders are not entered, and a name found in two
+  folders is a reject.
 - `answer_index`: 0 or 1: an integer answer, and a digit string (CSV cells are strings), is an option index
   counted from 0 or 1. Unset: JSON integers are 0-based indices, strings are letters or option texts.
 - `bbox_format`: how `screenspot` reads a list of 4 numbers (`auto`, `xyxy`, `xywh`).
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 import textwrap
 from collections.abc import Sequence
@@ -37,6 +41,7 @@ from .adapters import ADAPTERS, BBOX_FORMATS, Adapter
 from .records import MEDIA_KINDS, Reject
 
 MULTI_COLUMN_ROLES = ("options", "bbox", "id")
+SEARCH = "**/"  # a media template starting with this names a file anywhere below the media root
 JSON_ROLES = ("bbox", "img_size")  # a string value of these roles is read as JSON
 MAPPING_KEYS = ("fields", "media_template", "answer_index", "bbox_format")
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -81,6 +86,10 @@ class Mapping:
             if self.media_template.count("{}") != 1 or re.search(r"\{(?!\})|(?<!\{)\}", self.media_template):
                 raise ValueError(f"--media-template needs exactly one {{}} (where the column's value goes) and no "
                                  f"other braces, got {self.media_template!r}")
+            if "**" in self.media_template.removeprefix(SEARCH) or (
+                    self.media_template.startswith(SEARCH) and "/" in self.media_template.removeprefix(SEARCH)):
+                raise ValueError(f"--media-template: ** may only start it, followed by a file name ('**/{{}}.mp4'), "
+                                 f"got {self.media_template!r}")
             if not _media_roles(ad):
                 raise ValueError(f"adapter {ad.name} reads no media; --media-template does not apply")
         if self.answer_index not in (None, 0, 1):
@@ -90,10 +99,10 @@ class Mapping:
         if self.bbox_format is not None and self.bbox_format not in BBOX_FORMATS:
             raise ValueError(f"bbox_format must be one of {', '.join(BBOX_FORMATS)}, got {self.bbox_format!r}")
 
-    def apply(self, rec: dict[str, Any], ad: Adapter) -> dict[str, Any]:
-        """`rec` with each mapped role's value under the field `ad` reads for it, and the media template applied.
-        Raises `Reject` for a mapped column the record lacks, empty options, or a media value the template cannot
-        take."""
+    def apply(self, rec: dict[str, Any], ad: Adapter, media: MediaIndex | None = None) -> dict[str, Any]:
+        """`rec` with each mapped role's value under the field `ad` reads for it, and the media template applied
+        (`media` finds the files of a `**/` template). Raises `Reject` for a mapped column the record lacks, empty
+        options, or a media value the template cannot take (or finds no file or several for)."""
         out = dict(rec)
         for role, cols in self.fields.items():
             out[ad.roles[role]] = _value(rec, role, cols)
@@ -104,7 +113,7 @@ class Mapping:
         if self.media_template is not None:
             for role in _media_roles(ad):
                 name = ad.roles[role]
-                out[name] = _fill(self.media_template, out.get(name), self._column(role, ad))
+                out[name] = _fill(self.media_template, out.get(name), self._column(role, ad), media)
         return out
 
     def explain(self, reason: str, ad: Adapter) -> str:
@@ -186,18 +195,46 @@ def _json_or_text(value: str) -> Any:
         return value
 
 
-def _fill(template: str, value: Any, column: str) -> Any:
+def _fill(template: str, value: Any, column: str, media: MediaIndex | None = None) -> Any:
     """The media path `template` makes of `value` (of each value of a list); absent values pass through (the adapter
     names them missing)."""
     if isinstance(value, (list, tuple)):
-        return [_fill(template, v, column) for v in value]
+        return [_fill(template, v, column, media) for v in value]
     if value is None or (isinstance(value, str) and not value.strip()):
         return value
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise Reject(f"bad_field:{column}: --media-template needs a string or integer id, got {type(value).__name__}")
-    return template.replace("{}", str(value).strip())
+    path = template.replace("{}", str(value).strip())
+    if not template.startswith(SEARCH):
+        return path
+    if media is None:
+        raise ValueError(f"a {SEARCH} media template needs a MediaIndex of the media root")
+    return media.find(path.removeprefix(SEARCH), column)
+
+
+class MediaIndex:
+    """The files below a media root by name, listed on first use (media templates starting with `**/`)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self._paths: dict[str, list[str]] | None = None
+
+    def find(self, name: str, column: str) -> str:
+        """The path, relative to the root, of the one file called `name`; `Reject` for none or several."""
+        if self._paths is None:
+            self._paths = {}
+            for folder, _, files in os.walk(self.root):
+                for f in files:
+                    self._paths.setdefault(f, []).append(os.path.relpath(os.path.join(folder, f), self.root))
+        hits = sorted(self._paths.get(name, []))
+        if not hits:
+            raise Reject(f"missing_media:{self.root / '**' / name}")
+        if len(hits) > 1:
+            raise Reject(f"bad_field:{column}: {name} is in {len(hits)} folders below the media root "
+                         f"({', '.join(hits[:3])}); give the folder in --media-template or --media-root")
+        return hits[0]
 
 
 # ------------------------------------------------------------------------------------------------ parsing input
@@ -279,10 +316,10 @@ class Preset:
 PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("nextqa_csv", "video_mcq",
            "NExT-QA multiple-choice CSV (val.csv / test.csv): video, question, answer (0-based index), qid, a0..a4; "
-           "the video at <media root>/<video>.mp4; id <video>_<qid>",
+           "the video <video>.mp4 anywhere below the media root (NExTVideo/<folder>/<video>.mp4); id <video>_<qid>",
            Mapping(fields={"video": ("video",), "question": ("question",), "answer": ("answer",),
                            "options": ("a0", "a1", "a2", "a3", "a4"), "id": ("video", "qid")},
-                   media_template="{}.mp4", answer_index=0)),
+                   media_template="**/{}.mp4", answer_index=0)),
     Preset("videomme_parquet", "video_mcq",
            "Video-MME parquet: videoID, question_id, question, options ('A. ...' list), answer (letter); the video at "
            "<media root>/<videoID>.mp4",

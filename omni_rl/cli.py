@@ -212,9 +212,9 @@ against --media-root; embedded images / audio are written to <OUT stem>_media/ n
 Columns named otherwise than an adapter reads: --field ROLE=COLUMN (repeatable) puts COLUMN where the adapter reads
 ROLE (each adapter's roles are listed below). options, bbox and id take several columns (options=a0,a1,a2 or a
 glob such as options='a?'; the options become A, B, ...); --media-template '{{}}.mp4' turns the media column's
-value into a path under --media-root; --answer-index 0|1 reads the answer as an option index (digit strings too)
-counted from 0 or 1. --mapping FILE.yaml holds the same (keys fields, media_template, answer_index, bbox_format);
-flags override the file, the file overrides a preset.
+value into a path under --media-root ('**/{{}}.mp4': in any folder below it); --answer-index 0|1 reads the answer
+as an option index (digit strings too) counted from 0 or 1. --mapping FILE.yaml holds the same (keys fields,
+media_template, answer_index, bbox_format); flags override the file, the file overrides a preset.
 
 adapters:
 {adapters}
@@ -232,7 +232,7 @@ examples:
   omni-rl convert video_mcq qa.csv data/video.jsonl --field video=vid --field options=a0,a1,a2,a3,a4 \\
       --answer-index 0 --media-template '{{}}.mp4' --media-root videos
   omni-rl convert audio_qa clips.json data/aqa.jsonl --field audio=audio_id --media-root clips
-  omni-rl convert nextqa_csv nextqa/val.csv data/nextqa.jsonl --media-root NExTVideo_flat
+  omni-rl convert nextqa_csv nextqa/val.csv data/nextqa.jsonl --media-root NExTVideo
   omni-rl convert video_mcq test.parquet data/video.jsonl --mapping my_layout.yaml --media-root videos"""
 
 
@@ -374,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "joins them with _)")
     c.add_argument("--media-template", metavar="TEMPLATE",
                    help="make the media path from the media column's value: '{}.mp4' turns 4010069381 into "
-                   "4010069381.mp4 (relative to --media-root)")
+                   "4010069381.mp4 (relative to --media-root); '**/{}.mp4' finds it in any folder below --media-root")
     c.add_argument("--answer-index", type=int, choices=(0, 1),
                    help="the answer column holds option indices (integers or digit strings) counted from 0 or 1; "
                    "default: JSON integers are 0-based, strings are letters (A-E) or option texts")

@@ -188,6 +188,8 @@ def test_unknown_roles_missing_columns_and_bad_settings_name_what_exists(tmp_pat
     fails(from_args(["question=question,vid"]), "role question takes one column")
     fails(from_args(["video=vid"], media_template="{}.mp4{}"), "exactly one {}")
     fails(from_args(["video=vid"], media_template="{0}.mp4"), "exactly one {}")
+    fails(from_args(["video=vid"], media_template="clips/**/{}.mp4"), r"\*\* may only start it")
+    fails(from_args(["video=vid"], media_template="**/clips/{}.mp4"), r"\*\* may only start it")
     fails(from_args([], answer_index=0), "adapter screenspot has no options", adapter="screenspot")
     with pytest.raises(ValueError, match="--field takes ROLE=COLUMN"):
         from_args(["video"])
@@ -218,7 +220,9 @@ def test_mapping_file_is_the_same_as_flags_and_flags_override_it(tmp_path):
 # ------------------------------------------------------------------------------------------------------ presets
 def test_nextqa_csv_preset(tmp_path):
     tmp_path = tmp_path.resolve()
-    mp4(tmp_path / "NExTVideo_flat" / "4010069381.mp4")
+    mp4(tmp_path / "NExTVideo" / "1164" / "4010069381.mp4")  # NExT-QA's folders: NExTVideo/<folder>/<video>.mp4
+    mp4(tmp_path / "NExTVideo" / "0000" / "5555.mp4")
+    mp4(tmp_path / "NExTVideo" / "0001" / "5555.mp4")
     src = tmp_path / "nextqa" / "val.csv"
     src.parent.mkdir()
     src.write_text(NEXTQA_HEADER + "\n" + "\n".join([
@@ -230,20 +234,23 @@ def test_nextqa_csv_preset(tmp_path):
         "9999999999,369,640,480,q,0,0,CH,x,y,z,w,v",
         "4010069381,369,640,480,q,0,6,CH,x,y,z,w,v",
         "4010069381,369,640,480,q,0,11,CH,x,y,z",
+        "5555,369,640,480,q,0,0,CH,x,y,z,w,v",
     ]) + "\n")
     out = tmp_path / "data" / "nextqa.jsonl"
-    res, rows, reasons = run("nextqa_csv", src, out, media_root=tmp_path / "NExTVideo_flat")
+    res, rows, reasons = run("nextqa_csv", src, out, media_root=tmp_path / "NExTVideo")
 
     assert reasons == {
         2: "bad_answer: index 5 is out of range for 5 options (indices are 0-based)",
         3: "bad_field:a0,a1,a2,a3,a4: every option column is empty",
-        4: f"missing_media:{tmp_path / 'NExTVideo_flat' / '9999999999.mp4'}",
+        4: f"missing_media:{tmp_path / 'NExTVideo' / '**' / '9999999999.mp4'}",
         5: "duplicate_id: '4010069381_6' already used by record 0",
         6: "malformed_csv: 11 cells for the 13 columns of the header",
+        7: "bad_field:video: 5555.mp4 is in 2 folders below the media root (0000/5555.mp4, 0001/5555.mp4); give the "
+           "folder in --media-template or --media-root",
     }
     (rej,) = [r for r in read_jsonl(res.rejects_path) if r["index"] == 6]
     assert rej["line"] == 8
-    part = [{"type": "video", "video": "../NExTVideo_flat/4010069381.mp4"}]
+    part = [{"type": "video", "video": "../NExTVideo/1164/4010069381.mp4"}]
     opts = ["roll the handle", "tap their feet", "strum the string", "hit with sticks", "pat with hand"]
     assert rows[0] == {
         "id": "4010069381_6", "source": "nextqa_csv", "verifier": "multiple-choice", "answer": "A",
