@@ -12,7 +12,7 @@ import pytest
 from test_convert_adapters import loads_clean, png, read_jsonl, run, user, wav, write_jsonl
 
 from omni_rl.data.synthetic import write_mp4
-from omni_rl.environments.convert import convert
+from omni_rl.environments.convert import convert, summary
 from omni_rl.environments.mapping import Mapping, from_args, load_mapping
 from omni_rl.environments.records import iter_records, source_columns
 from omni_rl.verifiers import get_verifier
@@ -250,6 +250,9 @@ def test_nextqa_csv_preset(tmp_path):
     }
     (rej,) = [r for r in read_jsonl(res.rejects_path) if r["index"] == 6]
     assert rej["line"] == 8
+    assert summary("nextqa_csv", res).splitlines()[:2] == [
+        "records_in 8 = converted 2 + rejected 6 (bad_answer 1, bad_field 2, duplicate_id 1, malformed_csv 1, "
+        "missing_media 1)", f"rows: {out}"]
     part = [{"type": "video", "video": "../NExTVideo/1164/4010069381.mp4"}]
     opts = ["roll the handle", "tap their feet", "strum the string", "hit with sticks", "pat with hand"]
     assert rows[0] == {
