@@ -118,6 +118,7 @@ def convert(adapter: str, src: str | os.PathLike, out: str | os.PathLike, *, sou
                 try:
                     error = None if rec.error is None else f"{rec.error_code}: {rec.error}"
                     row = _convert_one(fn, rec.record, rec.index, error, ctx)
+                    _check_verifier(row["prompt"] if ad.output == "pairs" else row)
                     if row["id"] in seen:
                         raise Reject(f"duplicate_id: {row['id']!r} already used by record {seen[row['id']]}")
                     seen[row["id"]] = rec.index
@@ -153,6 +154,16 @@ def _mapped(ad: Adapter, mapping: Mapping, media: MediaIndex) -> AdapterFn:
             raise Reject(mapping.explain(r.reason, ad)) from None
 
     return fn
+
+
+def _check_verifier(row: dict[str, Any]) -> None:
+    """A converted row (or a pair's prompt row) names a registered verifier; anything else is rejected, and checking
+    imports nothing (`omni_rl.verifiers.verifier_exists`): a verifier field carried over from the source is data."""
+    from omni_rl.verifiers import verifier_exists
+
+    name = row.get("verifier")
+    if not verifier_exists(name):
+        raise Reject(f"unknown_verifier:{name}")
 
 
 def _convert_one(fn: Any, record: Any, index: int, error: str | None, ctx: Context) -> dict[str, Any]:

@@ -5,6 +5,7 @@
     omni-rl show-config [key=value ...]               print the composed config (every key, with defaults)
     omni-rl verify --verifier NAME --answer A --response R [--kwargs JSON]
     omni-rl verify --input rows.jsonl --output scores.jsonl     batch scoring in a worker pool with deadlines
+    omni-rl verify --plugin my_pkg.rewards ...         first import a module whose @register_verifier names rows use
     omni-rl plot RUN_DIR                               reward / clip / mismatch / timing PNGs
     omni-rl doctor                                     versions, devices, and whether vLLM starts
     omni-rl filter [stage=image_rl] [key=value ...]   pass rate of the initial policy per prompt; keep rows in a band
@@ -48,8 +49,12 @@ def _parse_json_arg(text: str, what: str) -> Any:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from omni_rl.verifiers import get_verifier, reward
+    from omni_rl.verifiers import PluginError, get_verifier, load_plugins, reward
 
+    try:
+        load_plugins(args.plugin)  # the command line names code; a row or --verifier only names a verifier
+    except PluginError as e:
+        raise UserError(str(e)) from e
     if args.input:
         return _verify_batch(args)
     if args.verifier is None or args.response is None or (args.answer is None and not args.unanswerable):
@@ -74,6 +79,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _verify_batch(args: argparse.Namespace) -> int:
+    from omni_rl.verifiers import verifier_exists
     from omni_rl.verifiers.pool import score_batch
 
     src = Path(args.input)
@@ -86,9 +92,15 @@ def _verify_batch(args: argparse.Namespace) -> int:
             continue
         try:
             row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError(f"bad_type:row: expected a JSON object, got {type(row).__name__}")
             missing = [k for k in ("verifier", "answer", "response") if k not in row]
             if missing:
                 raise ValueError(f"missing field(s) {missing}")
+            if not isinstance(row["verifier"], str) or not row["verifier"].strip():
+                raise ValueError(f"bad_type:verifier: expected a non-empty string, got {row['verifier']!r:.80}")
+            if not verifier_exists(row["verifier"]):  # imports nothing: a row names a verifier, never code
+                raise ValueError(f"unknown_verifier:{row['verifier']}")
             if not isinstance(row.get("unanswerable", False), bool):
                 raise ValueError(f"unanswerable must be true or false, got {row['unanswerable']!r:.80}")
         except (json.JSONDecodeError, ValueError) as e:
@@ -326,8 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="score one response (or a JSONL batch) with a verifier",
                        description="Score one response, or a JSONL file of {verifier, answer, response, "
                        "verifier_kwargs?, unanswerable?} rows in a process pool with a per-item deadline.")
-    v.add_argument("--verifier", help="registry name (string-match, mathruler, multiple-choice, gui-coordinate, "
-                   "asr, format), an entry-point plugin name, or module:function")
+    v.add_argument("--verifier", help="registered name: built in (string-match, mathruler, multiple-choice, "
+                   "gui-coordinate, asr, format), an entry-point plugin, or one a --plugin module registers")
     v.add_argument("--answer", help="ground truth; parsed as JSON when it is valid JSON (e.g. [120, 40]), "
                    "else taken as a string")
     v.add_argument("--response", help="the full model response text")
@@ -340,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--output", help="batch mode: where to write scores (default INPUT.scores.jsonl)")
     v.add_argument("--workers", type=int, default=2, help="batch mode: worker processes (default 2)")
     v.add_argument("--timeout", type=float, default=3.0, help="batch mode: per-item deadline in s (default 3)")
+    v.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first: its @register_verifier names become usable (repeatable)")
     v.set_defaults(func=cmd_verify)
 
     pl = sub.add_parser("plot", help="write reward / pass-rate / timing PNGs for a run directory")

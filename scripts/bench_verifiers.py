@@ -138,8 +138,10 @@ def main(argv: list[str] | None = None) -> int:
 
     items = make_items(args.n, args.seed)
     patho = [{"verifier": v, "answer": a, "response": r} for _, v, a, r in PATHOLOGICAL]
-    spin = {"verifier": "bench_verifiers:_never_returns", "answer": "x", "response": "x"}
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # workers import _never_returns from here
+    from bench_verifiers import _never_returns  # this file as a module (a function of __main__ cannot reach workers)
+
+    spin = {"verifier": _never_returns, "answer": "x", "response": "x"}
 
     print(f"batch: {len(items)} items (+{len(patho) + 1} pathological), workers={args.workers}, "
           f"timeout={args.timeout}s, cpus={os.cpu_count()}")

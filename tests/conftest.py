@@ -8,6 +8,8 @@ the slowest durations); the order only changes the wall time, never what a test 
 
 from __future__ import annotations
 
+import pytest
+
 SLOWEST_FIRST = {  # file -> measured seconds (setup + calls), in the order the workers take them
     "tests/controller/test_image_rl_e2e.py": 600,  # builds the omni warm start that the next two marked files reuse
     "tests/controller/test_curriculum_e2e.py": 380,
@@ -35,3 +37,48 @@ def pytest_collection_modifyitems(config, items):
         return order.get(item.nodeid.split("::", 1)[0], len(order))
 
     items.sort(key=rank)  # stable: the order within a file, and of the unlisted files, stays
+
+
+class ImportTrap:
+    """A module on sys.path whose import would create `marker`; `names` are verifier names a hostile data row may
+    carry (callables of the standard library and of this module). `assert_not_imported()` checks nothing ran."""
+
+    def __init__(self, tmp_path, monkeypatch):
+        import uuid
+
+        self.module = f"trap_{uuid.uuid4().hex[:10]}"
+        self.dir = tmp_path / "trap"
+        self.dir.mkdir()
+        self.marker = tmp_path / "imported.marker"
+        (self.dir / f"{self.module}.py").write_text(
+            f"open({str(self.marker)!r}, 'w').write('imported')\n\ndef score(response, answer, **kwargs):\n"
+            "    return 1.0\n")
+        monkeypatch.syspath_prepend(str(self.dir))
+        self.names = ["builtins:eval", "os:system", "subprocess:call", f"{self.module}:score", self.module]
+
+    def assert_not_imported(self) -> None:
+        import sys
+
+        assert not self.marker.exists(), "the trap module was imported"
+        assert self.module not in sys.modules
+
+
+@pytest.fixture
+def import_trap(tmp_path, monkeypatch) -> ImportTrap:
+    return ImportTrap(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def clean_registry():
+    """Registrations and plugins made by the test are forgotten afterwards (what was registered before stays)."""
+    from omni_rl.verifiers import registry
+
+    saved = dict(registry._registered), {k: list(v) for k, v in registry._plugins.items()}
+    yield
+    with registry._lock:
+        registry._registered.clear()
+        registry._registered.update(saved[0])
+        registry._plugins.clear()
+        registry._plugins.update(saved[1])
+        registry._resolved.clear()
+        registry._entry_points_cache = None

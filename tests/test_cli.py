@@ -1,6 +1,7 @@
 """CLI surface: help, verify (single + batch accounting), not-yet commands, config errors."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -125,3 +126,46 @@ def test_doctor_reports_versions_without_starting_vllm():
         line = next(ln for ln in p.stdout.splitlines() if ln.startswith(name + " "))
         assert "NOT IMPORTABLE" not in line and "?" not in line, line
     assert "doctor: all good" in p.stdout
+
+
+def test_verify_batch_rejects_rows_naming_code(tmp_path, import_trap):
+    """A row's verifier naming a module or function is rejected as unknown_verifier, counted, not scored, and
+    nothing is imported (the trap module is importable by the command: its folder is on PYTHONPATH)."""
+    rows = [{"id": "ok", "verifier": "mathruler", "answer": "2", "response": "<think>x</think> \\boxed{2}"}]
+    rows += [{"id": f"h{i}", "verifier": name, "answer": "print(1)", "response": "__import__('os').getcwd()"}
+             for i, name in enumerate(import_trap.names)]
+    src, out = tmp_path / "rows.jsonl", tmp_path / "scores.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows) + "[1, 2]\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(import_trap.dir), str(ROOT)])}
+    p = subprocess.run([sys.executable, "-m", "omni_rl.cli", "verify", "--input", str(src), "--output", str(out),
+                        "--workers", "1"], capture_output=True, text=True, cwd=ROOT, timeout=300, env=env, check=True)
+    got = [json.loads(line) for line in out.read_text().splitlines()]
+    n = len(import_trap.names)
+    assert [r.get("id") for r in got if "rejected" not in r] == ["ok"] and got[0]["reward"] == 1.0
+    assert [r["rejected"] for r in got[1:]] == [f"unknown_verifier:{name}" for name in import_trap.names] + [
+        "bad_type:row: expected a JSON object, got list"]
+    assert f"rows {n + 2} = scored 1 + rejected {n + 1}" in p.stdout
+    import_trap.assert_not_imported()
+
+
+def test_verify_plugin_flag(tmp_path):
+    (tmp_path / "cli_plugin_mod.py").write_text(
+        "from omni_rl.verifiers import register_verifier\n\n"
+        "@register_verifier('always-third')\ndef third(response, answer, **kwargs):\n    return 1 / 3\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "omni_rl.cli", "verify", *args], capture_output=True, text=True,
+                              cwd=ROOT, timeout=300, env=env)
+
+    assert run("--verifier", "always-third", "--answer", "1", "--response", "x").returncode == 2  # not configured
+    p = run("--plugin", "cli_plugin_mod", "--verifier", "always-third", "--answer", "1", "--response", "x")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout.splitlines()[-1])["outcome"] == pytest.approx(1 / 3, abs=1e-12)
+    src = tmp_path / "rows.jsonl"
+    src.write_text(json.dumps({"id": "r", "verifier": "always-third", "answer": 1, "response": "x"}) + "\n")
+    p = run("--plugin", "cli_plugin_mod", "--input", str(src), "--output", str(tmp_path / "s.jsonl"), "--workers", "1")
+    assert p.returncode == 0, p.stderr
+    assert json.loads((tmp_path / "s.jsonl").read_text())["outcome"] == pytest.approx(1 / 3, abs=1e-12)  # in a worker
+    p = run("--plugin", "no_such_plugin_xyz", "--verifier", "mathruler", "--answer", "1", "--response", "x")
+    assert p.returncode == 2 and "verifier plugin 'no_such_plugin_xyz' failed to import" in p.stderr

@@ -2,9 +2,11 @@
 
 Contract: ``get_verifier(name)`` returns ``fn(response_text, answer, **kwargs) -> float in [0, 1]``; the full response
 goes in and the verifier extracts the final answer itself. Built-in names: ``string-match``, ``mathruler``,
-``multiple-choice``, ``gui-coordinate``, ``asr``, ``format``. See ``docs/verifiers.md``.
+``multiple-choice``, ``gui-coordinate``, ``asr``, ``format``. Your own: ``@register_verifier("name")`` in a module the
+configuration lists (``verify.plugins``; ``load_plugins`` imports it), or an entry point of group ``omni_rl.verifiers``.
+A data row names a verifier and never code. See ``docs/verifiers.md`` and ``docs/security.md``.
 
-Importing this package is cheap: the registry is a table of ``"module:function"`` strings imported on first use, and
+Importing this package is cheap: the built-in verifiers are imported on first use, and
 ``reward``/``score_batch``/``VerifierPool`` are loaded on first attribute access. Nothing here imports torch, ray or
 vllm.
 """
@@ -17,9 +19,11 @@ from .registry import (
     BUILTIN_VERIFIERS,
     ENTRY_POINT_GROUP,
     DuplicateVerifierError,
+    PluginError,
     UnknownVerifierError,
     get_verifier,
     list_verifiers,
+    load_plugins,
     register_verifier,
     verifier_exists,
 )
@@ -28,9 +32,11 @@ __all__ = [
     "BUILTIN_VERIFIERS",
     "ENTRY_POINT_GROUP",
     "DuplicateVerifierError",
+    "PluginError",
     "UnknownVerifierError",
     "get_verifier",
     "list_verifiers",
+    "load_plugins",
     "register_verifier",
     "verifier_exists",
     "RewardResult",

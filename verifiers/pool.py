@@ -3,9 +3,11 @@
 ``VerifierPool`` keeps ``num_workers`` processes alive across calls (the RL loop scores every step), each of which
 imports only ``omni_rl.verifiers``. ``score(items)`` returns ``(list[RewardResult], stats)`` in input order.
 
-Items: ``{"verifier": name | "pkg.mod:fn", "answer": ..., "response": str, "verifier_kwargs": {...}?,
+Items: ``{"verifier": name | callable, "answer": ..., "response": str, "verifier_kwargs": {...}?,
 "unanswerable": bool?}`` (``unanswerable``: the row's flag, ``combine``'s abstention rule; the pool's
-``abstention_markers``, None for the built-in ones, go with every item to the workers).
+``abstention_markers``, None for the built-in ones, go with every item to the workers). A name is a
+built-in, registered or entry-point name (``omni_rl.verifiers.registry``); an unknown one (``"os:system"`` included)
+scores 0 with ``UnknownVerifierError`` before any worker sees it, and nothing is imported because of it.
 
 Semantics
 ---------
@@ -26,8 +28,12 @@ Semantics
   that is the whole CLI -- while this imports only the verifiers. ``"spawn"`` and ``"forkserver"`` (multiprocessing
   contexts) are available too. Workers ignore SIGINT, live in their own session (subprocess mode) and exit when the
   parent's end of the connection closes.
-* Runtime-registered verifiers (``@register_verifier``) reach the workers as ``"module:qualname"``; they must live in
-  an importable module (not ``__main__``/a notebook cell). The parent's ``sys.path`` is sent to each worker.
+* **Workers import only what this process's code chose.** Each worker gets a setup when it starts, and again when it
+  changes: the parent's ``sys.path``, the plugin modules ``load_plugins`` imported (``plugins=`` here, or
+  ``verify.plugins``), ``"module:qualname"`` of the other ``@register_verifier`` functions, and of the callables passed
+  as item verifiers in code, each under an alias the pool made (``registry.worker_setup``, ``_worker``). Items carry
+  plain names or those aliases, never an import path. A registered function or callable must live in an importable
+  module (not ``__main__``/a notebook cell), else its items score 0 with the reason.
 * ``num_workers=0`` scores in the calling process (``score_one_safe``, no hard deadline) -- for debugging.
 """
 
@@ -48,7 +54,7 @@ from typing import Any
 
 from .abstention import check_markers
 from .combine import DEFAULT_FORMAT_WEIGHT, RewardResult, _error_text, score_one_safe
-from .registry import verifier_spec
+from .registry import get_verifier, import_path, load_plugins, verifier_exists, worker_setup
 
 __all__ = ["VerifierPool", "score_batch", "score_one_safe", "TIMEOUT_ERROR"]
 
@@ -104,6 +110,7 @@ class _Worker:
     ready: bool = False
     pending: deque = field(default_factory=deque)  # indices sent, not yet reported; pending[0] is running
     item_started: float = 0.0
+    setup: Any = None  # the setup last sent (module docstring)
 
 
 def _worker_target(conn: Connection) -> None:  # multiprocessing entry point (module-level: picklable)
@@ -117,7 +124,7 @@ class VerifierPool:
     ``close()``."""
 
     def __init__(self, num_workers: int = 2, *, timeout_s: float = 3.0, format_weight: float = DEFAULT_FORMAT_WEIGHT,
-                 chunk_size: int = 32, start_method: str = "subprocess",
+                 chunk_size: int = 32, start_method: str = "subprocess", plugins: Sequence[str] = (),
                  abstention_markers: Sequence[str] | None = None):
         if num_workers < 0:
             raise ValueError("num_workers must be >= 0")
@@ -136,6 +143,10 @@ class VerifierPool:
         self._start_failures = 0
         self._lock = threading.Lock()  # one score() at a time; concurrent callers queue up
         self.restarts = 0  # workers replaced after a timeout or a crash, over the pool's life
+        load_plugins(plugins)  # PluginError before any worker starts
+        self._aliases: dict[str, int] = {}  # "module:qualname" of a callable passed in code -> its alias
+        self._setup = self._current_setup()
+        self._problems_seen: set[str] = set()
         for _ in range(num_workers):
             self._workers.append(self._start_worker())
 
@@ -160,11 +171,34 @@ class VerifierPool:
             handle.start()
             child_conn.close()
         w = _Worker(_Proc(handle), conn, started=time.monotonic())
+        self._send_setup(w)
+        return w
+
+    def _current_setup(self) -> dict[str, Any]:
+        setup = worker_setup()
+        setup["path"] = list(sys.path)
+        setup["callables"] = {alias: path for path, alias in self._aliases.items()}
+        return setup
+
+    def _send_setup(self, w: _Worker) -> None:
+        """(Re)send the setup; the worker is not ready until it has applied it."""
+        w.setup, w.ready, w.started = self._setup, False, time.monotonic()
         try:
-            conn.send(("path", list(sys.path)))
+            w.conn.send(("setup", self._setup))
         except OSError:
             pass  # died at once; noticed by the main loop
-        return w
+
+    def _verifier_field(self, verifier: Any, unreachable: dict[str, str]) -> dict[str, Any]:
+        """The item's verifier as the workers get it: a known name, or the alias of a callable passed in code."""
+        if callable(verifier):
+            return {"verifier_alias": self._aliases.setdefault(import_path(verifier), len(self._aliases))}
+        if not isinstance(verifier, str):
+            raise TypeError(f"verifier must be a name or a callable, got {type(verifier).__name__}")
+        if not verifier_exists(verifier):
+            get_verifier(verifier)  # raises UnknownVerifierError listing the known names; imports nothing
+        if verifier.strip() in unreachable:
+            raise ValueError(unreachable[verifier.strip()])
+        return {"verifier": verifier}
 
     def _replace(self, w: _Worker) -> None:
         w.proc.kill()
@@ -227,10 +261,11 @@ class VerifierPool:
             return results, _stats(items, results, time.monotonic() - t0)
 
         payloads: dict[int, dict[str, Any]] = {}
+        unreachable = worker_setup()["unreachable"]
         for i, it in enumerate(items):
             try:
                 payloads[i] = {
-                    "verifier": verifier_spec(it["verifier"]),
+                    **self._verifier_field(it["verifier"], unreachable),
                     "answer": it.get("answer"),
                     "response": it["response"],
                     "verifier_kwargs": it.get("verifier_kwargs"),
@@ -239,6 +274,11 @@ class VerifierPool:
                 }
             except Exception as e:  # noqa: BLE001 -- malformed item
                 results[i] = RewardResult(0.0, 0.0, 0.0, _error_text(e))
+        setup = self._current_setup()
+        if setup != self._setup:  # a plugin loaded, a name registered or a new callable since the workers started
+            self._setup = setup
+            for w in self._workers:
+                self._send_setup(w)
         todo = sorted(payloads)
         size = max(1, min(self.chunk_size, math.ceil(len(todo) / max(1, 4 * self.num_workers))))
         queue: deque[list[int]] = deque(todo[k:k + size] for k in range(0, len(todo), size))
@@ -273,7 +313,7 @@ class VerifierPool:
                     results[i] = RewardResult(0.0, 0.0, 0.0, TIMEOUT_ERROR)
                     remaining -= 1
                     log.warning("verifier item %d (%s) exceeded %.1fs: worker %s killed and replaced",
-                                i, payloads[i]["verifier"], self.timeout_s, w.proc.pid)
+                                i, _label(items[i]["verifier"]), self.timeout_s, w.proc.pid)
                     if w.pending:
                         queue.appendleft(list(w.pending))
                     w.pending.clear()
@@ -309,6 +349,9 @@ class VerifierPool:
             elif msg[0] == "ready":
                 w.ready = True
                 self._start_failures = 0
+                for problem in set(msg[2]) - self._problems_seen:
+                    log.warning("verifier worker setup: %s", problem)
+                self._problems_seen.update(msg[2])
             try:
                 if not w.conn.poll():
                     return done
@@ -343,12 +386,16 @@ class VerifierPool:
         self._replace(w)
 
 
+def _label(verifier: Any) -> str:
+    """A verifier's name in stats and logs (a callable's qualified name)."""
+    return verifier if isinstance(verifier, str) else getattr(verifier, "__qualname__", str(verifier))
+
+
 def _stats(items: Sequence[Any], results: Sequence[RewardResult], seconds: float) -> dict[str, Any]:
     by: dict[str, dict[str, Any]] = {}
     errors = timeouts = 0
     for it, r in zip(items, results):
-        name = it.get("verifier") if isinstance(it, dict) else None
-        name = name if isinstance(name, str) else getattr(name, "__qualname__", str(name))
+        name = _label(it.get("verifier") if isinstance(it, dict) else None)
         b = by.setdefault(name, {"n": 0, "errors": 0, "timeouts": 0, "mean_reward": 0.0})
         b["n"] += 1
         b["mean_reward"] += r.reward

@@ -1,16 +1,21 @@
 """Verifier registry: names -> ``fn(response_text, answer, **kwargs) -> float in [0, 1]``.
 
-Four sources, looked up in this order by ``get_verifier(name)``:
+A data row names a verifier; it never names code. ``get_verifier(name)`` looks a name up in three sources, in this
+order, and nothing else:
 
-1. ``BUILTIN_VERIFIERS`` below: built-in names -> ``"module:function"``, imported lazily on first use (so
+1. ``BUILTIN_VERIFIERS`` below: built-in names -> the function that implements each, imported lazily on first use (so
    ``import omni_rl.verifiers`` stays cheap and e.g. sympy is only imported when ``mathruler`` is used).
-2. Functions registered at runtime with the ``@register_verifier("name")`` decorator.
-3. Third-party packages, through the entry-point group ``omni_rl.verifiers``::
+2. Functions registered with the ``@register_verifier("name")`` decorator. The decorator runs when its module is
+   imported, so a name exists only once trusted code imported that module: the configuration lists it
+   (``verify.plugins``, ``omni-rl verify --plugin``; ``load_plugins`` imports it) or the caller's own code did.
+3. Installed packages, through the entry-point group ``omni_rl.verifiers``::
 
        [project.entry-points."omni_rl.verifiers"]
        my_verifier = "my_pkg.rewards:my_verifier"
 
-4. A dotted path ``"my_pkg.rewards:my_verifier"`` (module, colon, attribute path), without any packaging.
+A name never resolves to a module or attribute by its spelling (``"os:system"`` is an unknown name), and
+``verifier_exists`` checks a name without importing anything, so a row can be validated before anything runs.
+Callables passed in code are trusted and returned unchanged.
 
 A name defined twice (decorator vs built-in, decorator vs decorator, entry point vs built-in/decorator, two entry points
 with different targets) raises ``DuplicateVerifierError``. Re-registering the *same* function (same module and
@@ -21,8 +26,9 @@ qualified name, e.g. a module imported twice under spawn) is not a duplicate. Un
 from __future__ import annotations
 
 import importlib
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 __all__ = [
@@ -31,18 +37,21 @@ __all__ = [
     "VerifierFn",
     "DuplicateVerifierError",
     "UnknownVerifierError",
+    "PluginError",
     "get_verifier",
     "register_verifier",
     "list_verifiers",
+    "load_plugins",
     "verifier_exists",
-    "verifier_spec",
+    "import_path",
+    "worker_setup",
 ]
 
 VerifierFn = Callable[..., float]
 
 ENTRY_POINT_GROUP = "omni_rl.verifiers"
 
-# The registry file of built-in names. Values are "module:function" and are imported on first use.
+# The registry file of built-in names -> the function implementing each ("module:function", imported on first use).
 BUILTIN_VERIFIERS: dict[str, str] = {
     "string-match": "omni_rl.verifiers.string_match:string_match",
     "mathruler": "omni_rl.verifiers.mathruler:mathruler",
@@ -64,10 +73,16 @@ class UnknownVerifierError(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class PluginError(ValueError):
+    """A plugin module named by the configuration cannot be imported, or registers no verifier."""
+
+
 _lock = threading.RLock()
 _registered: dict[str, VerifierFn] = {}
 _resolved: dict[str, VerifierFn] = {}
 _entry_points_cache: dict[str, Any] | None = None
+_plugins: dict[str, list[str]] = {}  # plugin module imported by load_plugins -> the names it registered
+_MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\Z")
 
 
 def _qualname(fn: Any) -> str:
@@ -127,7 +142,8 @@ class _Conflict:
 
 
 def _import_target(spec: str) -> VerifierFn:
-    """Import ``"pkg.module:attr.path"`` and return the attribute."""
+    """Import ``"pkg.module:attr.path"`` and return the attribute. Only for strings this package's code holds (the
+    built-in table, ``worker_setup`` of the parent process), never for a name from data."""
     module_name, _, attr_path = spec.partition(":")
     if not module_name or not attr_path:
         raise ValueError(f"bad verifier path {spec!r}; expected 'package.module:function'")
@@ -164,12 +180,10 @@ def _resolve(name: str) -> VerifierFn:
                 f"verifier name {name!r}: entry point {ep.value!r} and "
                 f"@register_verifier {_qualname(_registered[name])}")
         return fn
-    if ":" in name:
-        return _import_target(name)
     raise UnknownVerifierError(
-        f"unknown verifier {name!r}. Known verifiers: {', '.join(list_verifiers())}. "
-        f"Use a registered name, an entry point of group {ENTRY_POINT_GROUP!r}, "
-        f"or a dotted path 'pkg.module:function'.")
+        f"unknown verifier {name!r}. Known verifiers: {', '.join(list_verifiers())}. A data row names a verifier, "
+        f"never code: register your own with @register_verifier in a module listed in verify.plugins (omni-rl "
+        f"verify --plugin MODULE), or install a package declaring an entry point of group {ENTRY_POINT_GROUP!r}.")
 
 
 def get_verifier(name: str | VerifierFn) -> VerifierFn:
@@ -191,8 +205,8 @@ def get_verifier(name: str | VerifierFn) -> VerifierFn:
 
 
 def verifier_exists(name: Any) -> bool:
-    """Whether ``name`` resolves to a verifier (for validating data rows up front). Built-in, registered and
-    entry-point names are checked without importing anything; a dotted path is imported. Never raises."""
+    """Whether ``name`` is a built-in, registered or entry-point name (for validating data rows up front). Imports
+    nothing (entry points are read from installed metadata, not loaded). Never raises."""
     if callable(name):
         return True
     if not isinstance(name, str) or not name.strip():
@@ -202,47 +216,100 @@ def verifier_exists(name: Any) -> bool:
         return True
     try:
         ep = _entry_points().get(name)
-        if ep is not None:
-            return not isinstance(ep, _Conflict)
-        if ":" in name:
-            get_verifier(name)
-            return True
-    except Exception:  # noqa: BLE001 -- import errors, missing attributes: the name does not resolve
+    except Exception:  # noqa: BLE001 -- unreadable package metadata: the name is not known
         return False
-    return False
+    return ep is not None and not isinstance(ep, _Conflict)
 
 
 def list_verifiers() -> list[str]:
-    """All known names: built-ins, runtime-registered and entry points (dotted paths are open-ended, not listed)."""
+    """All known names: built-ins, runtime-registered and entry points."""
     with _lock:
         return sorted(set(BUILTIN_VERIFIERS) | set(_registered) | set(_entry_points()))
 
 
-def verifier_spec(name: str | VerifierFn) -> str:
-    """A string that resolves to the same verifier in a fresh interpreter (used by the process pool).
+def load_plugins(modules: Iterable[str]) -> dict[str, list[str]]:
+    """Import the verifier plugin modules the configuration lists (``verify.plugins``, ``omni-rl verify --plugin``),
+    each once; their ``@register_verifier`` decorators register their names. Returns module -> names it registered.
 
-    Built-in and entry-point names stay as they are; decorator-registered names and callables become
-    ``"module:qualname"`` (the worker imports the module, which re-runs the decorator harmlessly).
+    Raises ``PluginError`` (with what to do) for a name that is not a module name, a module that fails to import, or a
+    module that registers no verifier. Importing runs the module's code: only the configuration names plugins, never a
+    data row.
     """
-    if callable(name):
-        spec = _qualname(name)
-        if "<" in spec or spec.startswith("__main__:"):  # lambdas, closures, scripts/notebooks
-            raise ValueError(f"verifier {spec} cannot be imported by a worker process; define it at module level in an "
-                             "importable module")
-        return spec
-    if name in BUILTIN_VERIFIERS or ":" in name:
-        return name
+    if isinstance(modules, str):
+        modules = [modules]
+    out: dict[str, list[str]] = {}
+    for module in modules:
+        if not isinstance(module, str) or not _MODULE_NAME.match(module.strip()):
+            raise PluginError(f"verifier plugin {module!r} is not a module name; list modules like my_pkg.rewards "
+                              "(verify.plugins=[my_pkg.rewards], omni-rl verify --plugin my_pkg.rewards)")
+        module = module.strip()
+        with _lock:
+            if module in _plugins:
+                out[module] = list(_plugins[module])
+                continue
+            before = set(_registered)
+        try:
+            importlib.import_module(module)
+        except Exception as e:  # noqa: BLE001 -- any failure of the plugin's own code is reported the same way
+            raise PluginError(f"verifier plugin {module!r} failed to import: {type(e).__name__}: {e}. Install the "
+                              "package that provides it, or put its folder on PYTHONPATH") from e
+        with _lock:
+            names = sorted(n for n, fn in _registered.items()
+                           if n not in before or _module_of(fn) == module or _module_of(fn).startswith(module + "."))
+            if not names:
+                raise PluginError(f"verifier plugin {module!r} registered no verifier; decorate its verifier "
+                                  "functions with @register_verifier(\"name\") from omni_rl.verifiers")
+            _plugins[module] = names
+        out[module] = names
+    return out
+
+
+def _module_of(fn: Any) -> str:
+    return str(getattr(fn, "__module__", "") or "")
+
+
+def import_path(fn: VerifierFn) -> str:
+    """``"module:qualname"`` of a function that a fresh interpreter can import (its module, then the attribute).
+
+    Raises ``ValueError`` for lambdas, closures and functions of ``__main__`` (a script or notebook): a verifier worker
+    process cannot reach them; define the verifier at module level of an importable module.
+    """
+    spec = _qualname(fn)
+    if "<" in spec or spec.startswith("__main__:") or spec.startswith("?:"):
+        raise ValueError(f"verifier {spec} cannot be imported by a worker process; define it at module level in an "
+                         "importable module")
+    return spec
+
+
+def worker_setup() -> dict[str, Any]:
+    """What a verifier worker process (a fresh interpreter) imports to know the names this process knows, built from
+    this process's own registry and never from item data:
+
+    * ``plugins``: the plugin modules ``load_plugins`` imported, in order (importing them re-runs their decorators);
+    * ``registered``: name -> ``import_path`` of every other ``@register_verifier`` function (registered by the
+      caller's code);
+    * ``unreachable``: name -> why, for registered functions no worker can import (lambdas, closures, ``__main__``).
+
+    Built-in and entry-point names need nothing: the worker resolves them itself.
+    """
     with _lock:
-        fn = _registered.get(name)
-    if fn is not None:
-        return verifier_spec(fn)
-    return name
+        from_plugins = {n for names in _plugins.values() for n in names}
+        registered, unreachable = {}, {}
+        for name, fn in sorted(_registered.items()):
+            if name in from_plugins:
+                continue
+            try:
+                registered[name] = import_path(fn)
+            except ValueError as e:
+                unreachable[name] = str(e)
+        return {"plugins": list(_plugins), "registered": registered, "unreachable": unreachable}
 
 
 def _reset_for_tests() -> None:
-    """Forget runtime registrations and the entry-point cache (tests only)."""
+    """Forget runtime registrations, loaded plugins and the entry-point cache (tests only)."""
     global _entry_points_cache
     with _lock:
         _registered.clear()
         _resolved.clear()
+        _plugins.clear()
         _entry_points_cache = None

@@ -98,6 +98,9 @@ class VerifyConfig:
     # true score 1 for abstaining, other rows 0; omni_rl.verifiers.abstention); null: the built-in markers and
     # phrasings; a list replaces them (docs/verifiers.md)
     abstention_markers: Optional[list[str]] = None
+    # modules imported once at start (their @register_verifier names become usable in rows), e.g. [my_pkg.rewards];
+    # the configuration names code, a data row only names a verifier (docs/security.md)
+    plugins: list[str] = field(default_factory=list)
 
 
 @dataclass

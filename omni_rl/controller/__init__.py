@@ -2,7 +2,10 @@
 
 
 def run_stage(cfg):  # noqa: ANN001 - OmniRLConfig; imported lazily to keep `import omni_rl.controller` light
-    """Dispatch on `cfg.run.kind`."""
+    """Dispatch on `cfg.run.kind`, after importing the verifier plugin modules the config lists (`verify.plugins`)."""
+    from omni_rl.verifiers import load_plugins
+
+    load_plugins(cfg.verify.plugins)  # before any row is validated: rows may name the verifiers they register
     if cfg.run.kind == "rl":
         from omni_rl.controller.rl import train_rl
 

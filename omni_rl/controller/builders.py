@@ -204,7 +204,8 @@ class VerifierPool:
 
         self.abstention_markers = cfg.verify.abstention_markers  # None: the built-in markers
         self._pool = _Pool(cfg.verify.num_workers, timeout_s=cfg.verify.timeout_s,
-                           format_weight=cfg.verify.format_weight, abstention_markers=self.abstention_markers)
+                           format_weight=cfg.verify.format_weight, abstention_markers=self.abstention_markers,
+                           plugins=cfg.verify.plugins)
 
     def score_groups(self, prompts: Sequence[Prompt], groups: Sequence[Sequence[Rollout]]
                      ) -> tuple[list[list[ScoredRollout]], dict[str, Any]]:

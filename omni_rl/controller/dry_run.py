@@ -36,7 +36,7 @@ def dry_run(cfg: OmniRLConfig, console: Any, *, model_from: str | None = None) -
     from rich.table import Table
 
     models = [Check("model", True, model_from)] if model_from else model_checks(cfg)
-    checks = [*models, *data_checks(cfg), *placement_checks(cfg)]
+    checks = [*models, *plugin_checks(cfg), *data_checks(cfg), *placement_checks(cfg)]
     table = Table(title=f"dry run of {cfg.run.name}: nothing was loaded or started", show_lines=False)
     for col in ("check", "", "detail"):
         table.add_column(col, overflow="fold")
@@ -118,6 +118,20 @@ def model_checks(cfg: OmniRLConfig) -> list[Check]:
 
 
 # -------------------------------------------------------------------------------------------------------- data
+def plugin_checks(cfg: OmniRLConfig) -> list[Check]:
+    """Import the verifier plugin modules of `verify.plugins` (a run imports them first thing too), so that the data
+    check knows their names."""
+    if not cfg.verify.plugins:
+        return []
+    from omni_rl.verifiers import PluginError, load_plugins
+
+    try:
+        loaded = load_plugins(cfg.verify.plugins)
+    except PluginError as e:
+        return [Check("verify.plugins", False, str(e))]
+    return [Check("verify.plugins", True, "; ".join(f"{m}: {', '.join(names)}" for m, names in loaded.items()))]
+
+
 def data_checks(cfg: OmniRLConfig) -> list[Check]:
     checks = []
     for key, given in (("data.path", cfg.data.path), ("data.eval_path", cfg.data.eval_path)):
@@ -136,17 +150,20 @@ def data_checks(cfg: OmniRLConfig) -> list[Check]:
 def _data_file_check(key: str, path: Path, cfg: OmniRLConfig) -> Check:
     if not path.exists():
         return Check(key, False, f"{path} does not exist")
-    if cfg.run.kind == "preference":
-        return Check(key, True, f"{path} (preference pairs; read when the run starts)")
     from omni_rl.data.loading import load_samples
+    from omni_rl.data.pairs import load_pairs
     from omni_rl.verifiers import verifier_exists
 
-    result = load_samples(path, known_verifiers=verifier_exists)
+    pairs = cfg.run.kind == "preference" and key == "data.path"
+    try:
+        result = (load_pairs if pairs else load_samples)(path, known_verifiers=verifier_exists)
+    except (OSError, ValueError) as e:  # a path the loader cannot read at all
+        return Check(key, False, f"{path}: {e}")
+    ok = bool(result.pairs if pairs else result.samples)
     counts = {k: v for k, v in result.counts.items() if v}
-    detail = f"{path}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+    detail = f"{path}{' (preference pairs)' if pairs else ''}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
     if result.rejects:
         detail += f"; first reject: {result.rejects[0]['reason']}"
-    ok = bool(result.samples)
     return Check(key, ok, detail if ok else detail + " -- no usable row")
 
 

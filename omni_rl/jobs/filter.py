@@ -26,6 +26,7 @@ from omni_rl.jobs.generate import (FINGERPRINT_KEYS, REJECTS, Scored, base_recor
                                    job_fingerprint, reject_record, run_job)
 from omni_rl.jobs.rows import portable_row
 from omni_rl.jobs.store import JobDir
+from omni_rl.verifiers import load_plugins
 
 SCORES = "scores.jsonl"
 OUTPUTS = ("kept.jsonl", "report.json", "report.md", "plots")
@@ -37,6 +38,7 @@ UNPARSED = "(unparsed)"
 def run_filter(cfg: OmniRLConfig, console: Console | None = None) -> int:
     """Run (or resume) the filter job of `cfg`; returns the process exit code (130 when interrupted)."""
     console = console or Console(highlight=False, soft_wrap=True)  # summary lines stay whole in logs
+    load_plugins(cfg.verify.plugins)  # rows may name the verifiers these register; a bad plugin fails here
     f = cfg.filter
     bands = bands_from_config(f.band_preset, f.bands)  # bad bands fail before any model starts
     job = JobDir(cfg.run.output_dir, job="filter", fingerprint=job_fingerprint(cfg, FILTER_KEYS),

@@ -26,6 +26,7 @@ from omni_rl.jobs.generate import (FINGERPRINT_KEYS, REJECTS, base_record, data_
                                    job_fingerprint, run_job)
 from omni_rl.jobs.rows import portable_row
 from omni_rl.jobs.store import JOB_FILE, JobConfigMismatch, JobDir, describe_diff, read_records
+from omni_rl.verifiers import load_plugins
 
 CANDIDATES = "candidates.jsonl"
 OUTPUTS = ("pairs.jsonl", "report.json", "report.md")
@@ -62,6 +63,7 @@ def make_pairs(responses: list[str], scores: list[float], *, accept: float, reje
 
 def run_build_preferences(cfg: OmniRLConfig, console: Console | None = None) -> int:
     console = console or Console(highlight=False, soft_wrap=True)  # summary lines stay whole in logs
+    load_plugins(cfg.verify.plugins)  # rows may name the verifiers these register; a bad plugin fails here
     p = cfg.preferences
     source_dir = check_filter_dir(cfg, Path(p.from_filter)) if p.from_filter else None
     job = JobDir(cfg.run.output_dir, job="build-preferences", fingerprint=job_fingerprint(cfg, PREF_KEYS),

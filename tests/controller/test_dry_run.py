@@ -161,3 +161,53 @@ def test_pack_puts_a_worker_on_one_node():
     assert where == [0, 1, 0, 1, -1] and missing == ["trainer 2"]  # 8 GPUs in all, but 3 + 3 leave 1 + 1
     where, missing = pack([("r", {"CPU": 1.0, "GPU": 0.5}), ("t", {"CPU": 1.0, "GPU": 0.5})], [{"CPU": 2, "GPU": 1}])
     assert where == [0, 0] and missing == []  # colocated: two halves share one GPU
+
+
+def _hostile_rows(path: Path, names: list[str]) -> Path:
+    good = {"id": "a", "messages": [{"role": "user", "content": "1+1?"}], "verifier": "mathruler", "answer": "2"}
+    path.write_text("".join(json.dumps({**good, "id": f"r{i}", "verifier": v}) + "\n"
+                            for i, v in enumerate(["mathruler", *names])))
+    return path
+
+
+def test_rows_and_pairs_naming_code_are_rejected(tmp_path, import_trap):
+    n = len(import_trap.names)
+    rows = _hostile_rows(tmp_path / "rows.jsonl", import_trap.names)
+    code, out = _run(["stage=text_rl_1", f"data.path={rows}"])
+    assert code == 0, out
+    assert f"{rows}: rows_in {n + 1}, usable 1, rejected {n}, unknown_verifier {n}; first reject: " \
+           f"unknown_verifier:builtins:eval" in out
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"id": r["id"], "prompt": r, "chosen": "a", "rejected": "b"}) + "\n"
+                             for r in map(json.loads, rows.read_text().splitlines())))
+    code, out = _run(["stage=mpo", f"data.path={pairs}", "run.eval_every=0"])
+    assert code == 0, out
+    assert f"{pairs} (preference pairs): rows_in {n + 1}, usable 1, rejected {n}; first reject: " \
+           f"prompt_unknown_verifier:builtins:eval" in out
+    import_trap.assert_not_imported()
+
+
+def test_configured_plugin_through_the_command_line(tmp_path, import_trap):
+    """`omni-rl run ... verify.plugins=[MODULE] run.dry_run=true`: the plugin's names are usable in rows, rows naming
+    code are still rejected (the trap is on PYTHONPATH, never imported); a plugin that fails to import is a problem."""
+    (tmp_path / "dry_plugin_mod.py").write_text(
+        "from omni_rl.verifiers import register_verifier\n\n"
+        "@register_verifier('dry-plugin-check')\ndef check(response, answer, **kwargs):\n    return 1.0\n")
+    rows = _hostile_rows(tmp_path / "rows.jsonl", ["dry-plugin-check", *import_trap.names])
+    env = {**os.environ, "COLUMNS": "250", "PYTHONPATH": os.pathsep.join([str(tmp_path), str(import_trap.dir),
+                                                                           str(ROOT)])}
+
+    def cli(*overrides: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "omni_rl.cli", "run", "stage=text_rl_1", f"data.path={rows}",
+                               *overrides, "run.dry_run=true"], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    n = len(import_trap.names)
+    res = cli("verify.plugins=[dry_plugin_mod]")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    assert "dry_plugin_mod: dry-plugin-check" in res.stdout
+    assert f"rows_in {n + 2}, usable 2, rejected {n}, unknown_verifier {n}" in res.stdout
+    res = cli("verify.plugins=[no_such_plugin_xyz]")
+    assert res.returncode == 2 and "verifier plugin 'no_such_plugin_xyz' failed to import" in res.stdout
+    assert f"usable 1, rejected {n + 1}" in res.stdout  # without the plugin its name is unknown too
+    import_trap.assert_not_imported()

@@ -26,9 +26,10 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-PLUGINS = ROOT / "tests" / "verifiers"  # verifier_test_plugins:boom raises on every response
+PLUGINS = ROOT / "tests" / "verifiers"  # verifier_test_plugins registers test-boom, which raises on every response
 PER_TASK = 12
-COMMON = ["stage=image_rl", "logging.progress=false", "logging.wandb_mode=disabled", "verify.num_workers=1"]
+COMMON = ["stage=image_rl", "logging.progress=false", "logging.wandb_mode=disabled", "verify.num_workers=1",
+          "verify.plugins=[verifier_test_plugins]"]
 
 
 def _cmd(job: str, out: Path, *extra: str) -> list[str]:
@@ -101,7 +102,7 @@ def data(tmp_path_factory) -> Path:
         bad("corrupt-media", messages=[{"role": "user", "content": [{"type": "image", "image": str(d / "broken.png")},
                                                                     {"type": "text", "text": image_q}]}]),
         bad("too-long", messages=[{"role": "user", "content": "count the words " * 600}]),
-        bad("verifier-crash", verifier="verifier_test_plugins:boom"),
+        bad("verifier-crash", verifier="test-boom"),
     ]
     path = d / "rows.jsonl"
     path.write_text("\n".join(lines) + "\n")

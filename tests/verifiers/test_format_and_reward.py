@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from omni_rl.verifiers import RewardResult, get_verifier, register_verifier, reward
-from omni_rl.verifiers import registry
 
 fmt = get_verifier("format")
 
@@ -73,10 +72,10 @@ def test_reward_passes_verifier_kwargs():
 
 
 def test_errors_score_zero_and_are_reported():
-    r = reward(r"<think>r</think> \boxed{2}", "verifier_test_plugins:boom", "2")
+    r = reward(r"<think>r</think> \boxed{2}", "test-boom", "2")
     assert r.reward == 0.0 and r.outcome == 0.0
     assert r.error.startswith("RuntimeError: boom")
-    r = reward(r"<think>r</think> \boxed{2}", "verifier_test_plugins:nan_score", "2")
+    r = reward(r"<think>r</think> \boxed{2}", "test-nan", "2")
     assert r.reward == 0.0 and "non-finite" in r.error
     r = reward(r"<think>r</think> \boxed{2}", "no-such-verifier", "2")
     assert r.reward == 0.0 and "UnknownVerifierError" in r.error
@@ -85,16 +84,13 @@ def test_errors_score_zero_and_are_reported():
 
 
 def test_out_of_range_scores_are_clamped():
-    r = reward(r"<think>r</think> \boxed{2}", "verifier_test_plugins:too_big", "2")
+    r = reward(r"<think>r</think> \boxed{2}", "test-too-big", "2")
     assert r.outcome == 1.0 and r.error is None
 
 
-def test_runtime_registered_verifier_in_reward():
-    try:
-        register_verifier("kw-echo")(__import__("verifier_test_plugins").echo_kwargs)
-        assert reward(r"<think>r</think> \boxed{x}", "kw-echo", None, value=0.5).outcome == 0.5
-    finally:
-        registry._reset_for_tests()
+def test_runtime_registered_verifier_in_reward(clean_registry):
+    register_verifier("kw-echo")(__import__("verifier_test_plugins").echo_kwargs)
+    assert reward(r"<think>r</think> \boxed{x}", "kw-echo", None, value=0.5).outcome == 0.5
 
 
 def test_score_one_safe_never_raises():

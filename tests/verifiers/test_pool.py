@@ -48,8 +48,8 @@ def test_matches_in_process_scores(pool):
 
 def test_stuck_item_times_out_and_batch_continues(pool):
     items = _good_items(40)
-    items.insert(5, {"verifier": "verifier_test_plugins:spin", "answer": "x", "response": "x"})
-    items.insert(30, {"verifier": "verifier_test_plugins:sleep_long", "answer": "x", "response": "x"})
+    items.insert(5, {"verifier": "test-spin", "answer": "x", "response": "x"})
+    items.insert(30, {"verifier": "test-sleep-long", "answer": "x", "response": "x"})
     items.append({"verifier": "mathruler", "answer": "1", "response": T + r"\boxed{9^{9^{9^{9^9}}}}"})
     restarts = pool.restarts
     t0 = time.monotonic()
@@ -60,7 +60,7 @@ def test_stuck_item_times_out_and_batch_continues(pool):
     assert results[-1].error is None and results[-1].outcome == 0.0  # the guard answers at once, no timeout
     _check(items, results)  # every other item of the batch scored correctly
     assert stats["timeouts"] == 2 and stats["errors"] == 0
-    assert stats["by_verifier"]["verifier_test_plugins:spin"]["timeouts"] == 1
+    assert stats["by_verifier"]["test-spin"]["timeouts"] == 1
     assert pool.restarts == restarts + 2
     # hang detection (deadline 2 s per stuck item, items overlap on 2 workers); not a performance threshold
     assert elapsed < 60
@@ -71,11 +71,11 @@ def test_stuck_item_times_out_and_batch_continues(pool):
 
 def test_errors_are_counted_not_swallowed(pool, caplog):
     items = _good_items(6) + [
-        {"verifier": "verifier_test_plugins:boom", "answer": 1, "response": "x"},
+        {"verifier": "test-boom", "answer": 1, "response": "x"},
         {"verifier": "no-such-verifier", "answer": 1, "response": "x"},
         {"verifier": "mathruler", "response": "x"},  # answer missing -> TypeError in mathruler
         {"answer": 1, "response": "x"},  # no verifier at all
-        {"verifier": "verifier_test_plugins:nan_score", "answer": 1, "response": "x"},
+        {"verifier": "test-nan", "answer": 1, "response": "x"},
     ]
     with caplog.at_level("WARNING", logger="omni_rl.verifiers.pool"):
         results, stats = pool.score(items)
@@ -90,7 +90,7 @@ def test_errors_are_counted_not_swallowed(pool, caplog):
 
 def test_worker_crash_scores_zero_and_is_replaced(pool):
     items = _good_items(10)
-    items.insert(3, {"verifier": "verifier_test_plugins:crash", "answer": 1, "response": "x"})
+    items.insert(3, {"verifier": "test-crash", "answer": 1, "response": "x"})
     results, stats = pool.score(items)
     assert results[3].error.startswith("worker died") and results[3].reward == 0.0
     _check(items, results)
@@ -98,7 +98,7 @@ def test_worker_crash_scores_zero_and_is_replaced(pool):
 
 
 def test_verifier_kwargs_reach_workers(pool):
-    items = [{"verifier": "verifier_test_plugins:echo_kwargs", "answer": None, "response": "x",
+    items = [{"verifier": "test-echo-kwargs", "answer": None, "response": "x",
               "verifier_kwargs": {"value": 0.25}}]
     results, _ = pool.score(items)
     assert results[0].outcome == 0.25
@@ -111,7 +111,7 @@ def test_empty_batch(pool):
 
 
 def test_score_batch_convenience_and_spawn_context():
-    items = _good_items(12) + [{"verifier": "verifier_test_plugins:spin", "answer": "x", "response": "x"}]
+    items = _good_items(12) + [{"verifier": "test-spin", "answer": "x", "response": "x"}]
     results, stats = score_batch(items, num_workers=1, timeout_s=1.0, start_method="spawn")
     _check(items, results)
     assert results[-1].error == TIMEOUT_ERROR

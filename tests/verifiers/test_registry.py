@@ -1,4 +1,4 @@
-"""Verifier registry: built-ins, decorator, dotted paths, entry-point plugins."""
+"""Verifier registry: built-ins, decorator, configured plugin modules, entry-point plugins; names never import code."""
 
 from __future__ import annotations
 
@@ -13,20 +13,17 @@ import pytest
 from omni_rl.verifiers import (
     BUILTIN_VERIFIERS,
     DuplicateVerifierError,
+    PluginError,
     UnknownVerifierError,
     get_verifier,
     list_verifiers,
+    load_plugins,
     register_verifier,
+    verifier_exists,
 )
 from omni_rl.verifiers import registry
 
 BUILTINS = ["string-match", "mathruler", "multiple-choice", "gui-coordinate", "asr", "format"]
-
-
-@pytest.fixture
-def clean_registry():
-    yield
-    registry._reset_for_tests()
 
 
 def test_builtin_names_resolve_lazily():
@@ -74,16 +71,14 @@ def test_register_rejects_bad_names(bad):
         register_verifier(bad)
 
 
-def test_dotted_path():
-    fn = get_verifier("verifier_test_plugins:contains")
-    assert fn("hello world", "world") == 1.0
-    assert fn("hello", "world") == 0.0
-    with pytest.raises(ModuleNotFoundError):
-        get_verifier("no_such_module_xyz:fn")
-    with pytest.raises(AttributeError):
-        get_verifier("verifier_test_plugins:missing")
-    with pytest.raises(ValueError):
-        get_verifier("verifier_test_plugins:")
+def test_names_never_resolve_to_code(import_trap):
+    """A data row's verifier string is a name: "module:function" spellings are unknown names, nothing is imported."""
+    for name in import_trap.names:
+        assert not verifier_exists(name)
+        with pytest.raises(UnknownVerifierError, match="never code"):
+            get_verifier(name)
+        assert name not in list_verifiers()
+    import_trap.assert_not_imported()
 
 
 def test_callable_passes_through():
@@ -93,15 +88,52 @@ def test_callable_passes_through():
     assert get_verifier(f) is f
 
 
-def test_verifier_spec_for_workers(clean_registry):
+def test_load_plugins(tmp_path, monkeypatch, clean_registry):
+    (tmp_path / "my_rewards_plugin.py").write_text(
+        "from omni_rl.verifiers import register_verifier\n\n"
+        "@register_verifier('halfway')\ndef halfway(response, answer, **kwargs):\n    return 0.5\n\n"
+        "@register_verifier('quarter')\ndef quarter(response, answer, **kwargs):\n    return 0.25\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("my_rewards_plugin", None)
+    assert not verifier_exists("halfway")
+    assert load_plugins(["my_rewards_plugin"]) == {"my_rewards_plugin": ["halfway", "quarter"]}
+    assert get_verifier("halfway")("x", None) == 0.5 and verifier_exists("quarter")
+    assert load_plugins(["my_rewards_plugin"]) == {"my_rewards_plugin": ["halfway", "quarter"]}  # once
+    assert registry.worker_setup()["plugins"][-1] == "my_rewards_plugin"
+    sys.modules.pop("my_rewards_plugin", None)
+
+
+def test_load_plugins_errors(import_trap, clean_registry):
+    with pytest.raises(PluginError, match="failed to import: ModuleNotFoundError"):
+        load_plugins(["no_such_plugin_module_xyz"])
+    for bad in ["builtins:eval", "my pkg", "", "a..b"]:
+        with pytest.raises(PluginError, match="not a module name"):
+            load_plugins([bad])
+    import_trap.assert_not_imported()
+    # a configured plugin is trusted and imported (this is what proves the trap would fire) ...
+    with pytest.raises(PluginError, match="registered no verifier"):
+        load_plugins([import_trap.module])
+    assert import_trap.marker.exists()
+    assert import_trap.module not in registry.worker_setup()["plugins"]  # ... but one that registers nothing fails
+
+
+def test_worker_setup(clean_registry, test_plugins):
     from verifier_test_plugins import contains
 
     register_verifier("contains-reg")(contains)
-    assert registry.verifier_spec("contains-reg") == "verifier_test_plugins:contains"
-    assert registry.verifier_spec("mathruler") == "mathruler"
-    assert registry.verifier_spec("a.b:c") == "a.b:c"
+
+    @register_verifier("closure-reg")
+    def closure(response, answer, **kw):
+        return 1.0
+
+    setup = registry.worker_setup()
+    assert "verifier_test_plugins" in setup["plugins"]
+    assert setup["registered"]["contains-reg"] == "verifier_test_plugins:contains"
+    assert not set(test_plugins) & set(setup["registered"])  # the plugin module re-registers its own names
+    assert "importable module" in setup["unreachable"]["closure-reg"]
+    assert registry.import_path(contains) == "verifier_test_plugins:contains"
     with pytest.raises(ValueError):
-        registry.verifier_spec(lambda r, a: 1.0)
+        registry.import_path(lambda r, a: 1.0)
 
 
 @pytest.fixture
@@ -186,16 +218,14 @@ def test_main_module_functions_cannot_go_to_workers():
     f.__module__ = "__main__"
     f.__qualname__ = "f"
     with pytest.raises(ValueError, match="importable module"):
-        registry.verifier_spec(f)
+        registry.import_path(f)
 
 
 def test_verifier_exists():
-    from omni_rl.verifiers import verifier_exists
-
     for name in BUILTINS:
         assert verifier_exists(name)
-    assert verifier_exists("verifier_test_plugins:contains")
-    assert not verifier_exists("verifier_test_plugins:missing")
+    assert verifier_exists("test-contains")  # registered by the configured test plugin
+    assert not verifier_exists("verifier_test_plugins:contains")
     assert not verifier_exists("no_such_module_xyz:fn")
     assert not verifier_exists("no-such-verifier")
     assert not verifier_exists("")
