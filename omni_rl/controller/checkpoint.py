@@ -1,7 +1,13 @@
-"""Run checkpoints: `checkpoints/step_000004/` = trainer state (HF safetensors weights, optimizer, scheduler, RNG)
-+ `driver.json` (step, policy version). Written to a temp dir and renamed, so a crash mid-save never leaves a
-checkpoint that looks complete; keep-last-k pruning. Nothing is unpickled on load (safetensors + JSON; torch
-tensors for optimizer state are loaded with `weights_only=True` by the trainer).
+"""Run checkpoints: `checkpoints/step_000004/` = the trainer's checkpoint + `driver.json` (step, policy version).
+Written to a temp dir and renamed, so a crash mid-save never leaves a checkpoint that looks complete; keep-last-k
+pruning.
+
+The trainer's part (`omni_rl.training.worker.TrainerWorker.save`): an HF dir (`model.safetensors`, config, tokenizer /
+processor files) + `trainer_state.json` and `trainer_state.safetensors` (optimizer, scheduler, RNG, step, objective
+state; `omni_rl.training.state`), or under FSDP2 one `trainer_state.rank<r>.json` / `.safetensors` pair per rank
+holding that rank's optimizer shards (resume with the same number of ranks). A checkpoint dir is untrusted input:
+nothing in it is unpickled (JSON and safetensors only). Old `trainer_state*.pt` files are refused with what to do,
+and so is a dir whose weights are only in pickled `*.bin` / `*.pt` files.
 
 Resume = load the newest complete checkpoint into the trainer, push its weights into the vLLM workers, continue at
 step+1. The data order needs no state (MixtureSampler is a pure function of the step) and vLLM sampling seeds are
@@ -55,10 +61,13 @@ class RunCheckpointer:
         if found is None:
             return 0
         path, state = found
+        if not (isinstance(state, dict) and all(type(state.get(k)) is int for k in ("step", "policy_version"))):
+            raise ValueError(f"{path / DRIVER_FILE} must hold integer 'step' and 'policy_version', got {state!r}; "
+                             "move the broken checkpoint dir out of the way to resume from the one before it")
         trainer.load(path)
         if rollout is not None:  # a preference run without evaluation has no rollout workers
             rollout.update_weights(trainer.weight_stream(), version=state["policy_version"])
-        return int(state["step"]) + 1
+        return state["step"] + 1
 
     def export_final(self, trainer: Any, out_dir: Path, *, copy_from: Path | None = None) -> Path:
         """The stage's output: an HF checkpoint dir (weights + tokenizer/processor files) the next stage loads."""

@@ -36,7 +36,7 @@ Strategies (`strategy`): "replicated" (every rank holds the whole model and its 
 SUM-all-reduced) or "fsdp2" (`omni_rl.training.fsdp`: parameters, gradients and optimizer state sharded with
 `fully_shard`, one unit per decoder layer plus a root unit; the same exactness holds, tests/training/test_dp_exact.py).
 Under fsdp2 every rank takes part in every forward, weight gather and checkpoint (ranks with fewer micro-batches run
-padding ones) and trainer_state.pt is one file per rank (resume with the same number of ranks).
+padding ones) and the trainer state is one pair of files per rank (resume with the same number of ranks).
 
 Optional KL to the initial policy (`kl_beta` != 0; the recipe uses 0): a frozen reference copy is loaded and
 kl_beta * k3-KL (masked token mean, `omni_rl.algorithms.gspo.kl_k3`) is added to each sequence's loss.
@@ -65,7 +65,7 @@ from omni_rl.training.objectives import (COMMON_MAX_KEYS, COMMON_SUM_KEYS, GSPOO
                                          make_objective)
 
 WEIGHTS_FILE = "model.safetensors"
-STATE_FILE = "trainer_state.pt"
+STATE_STEM = "trainer_state"  # + .json / .safetensors (omni_rl.training.state); fsdp2: + .rank<r>
 # Metric sums / maxima a GSPO rank returns; the group combines them over ranks (see `reduce_metrics`).
 SUM_KEYS = COMMON_SUM_KEYS + GSPOObjective.sum_keys
 MAX_KEYS = COMMON_MAX_KEYS + GSPOObjective.max_keys
@@ -487,54 +487,132 @@ class TrainerWorker:
         return out
 
     def save(self, out_dir: str | Path) -> Path:
-        """Checkpoint = `export_hf` + optimizer / scheduler / RNG / step in trainer_state.pt (rank 0 writes; the
-        ranks are replicas, see omni_rl.training.dist); under fsdp2 one trainer_state.rank<r>.pt per rank."""
+        """Checkpoint = `export_hf` + optimizer / scheduler / RNG / step as trainer_state.json + .safetensors
+        (`omni_rl.training.state`; rank 0 writes, the ranks are replicas, see omni_rl.training.dist); under fsdp2
+        every rank writes its optimizer shard as trainer_state.rank<r>.json + .safetensors."""
+        from omni_rl.training.state import save_state
+
         out = self.export_hf(out_dir)
-        if self.sharded:  # each rank's optimizer shard in its own file
+        if self.sharded:
             import torch.distributed as dist
 
             dist.barrier()  # rank 0 has created the dir
-            torch.save(self._state(), out / f"trainer_state.rank{self.rank}.pt")
-        elif self.rank == 0:
-            torch.save(self._state(), out / STATE_FILE)
+        if self.sharded or self.rank == 0:
+            save_state(self._state(), out / self._state_stem(), strategy=self.strategy, rank=self.rank,
+                       world_size=self.world_size)
         return out
 
+    def _state_stem(self, rank: int | None = None) -> str:
+        return f"{STATE_STEM}.rank{self.rank if rank is None else rank}" if self.sharded else STATE_STEM
+
     def _state(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "rng": torch.get_rng_state(), "step": self.step, "objective": self.objective.state_dict(),
-                "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None}
+        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                 "rng": torch.get_rng_state(), "step": self.step, "objective": self.objective.state_dict()}
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state()
+        return state
 
     def load(self, ckpt_dir: str | Path) -> None:
-        """Restore weights (+ optimizer / scheduler / RNG / step when trainer_state.pt exists) from `save`."""
-        from safetensors.torch import load_file
+        """Restore weights (+ optimizer / scheduler / RNG / step when the dir holds trainer state) from `save`. Checks
+        everything it can before changing anything: a trainer state saved by another strategy or number of FSDP2
+        ranks, or in the old pickled format (trainer_state*.pt), is refused with what to do."""
+        from omni_rl.training.state import load_state
 
         ckpt = Path(ckpt_dir)
-        by_ckpt_name = {self.checkpoint_name(n): n for n in self.model.state_dict()}
-        loaded = load_file(str(ckpt / WEIGHTS_FILE))
-        missing = set(by_ckpt_name) - set(loaded)
-        if missing:
-            raise KeyError(f"{ckpt / WEIGHTS_FILE} lacks {len(missing)} weights, e.g. {sorted(missing)[:3]}")
-        full = {by_ckpt_name[k]: v for k, v in loaded.items() if k in by_ckpt_name}
-        state_file = ckpt / (f"trainer_state.rank{self.rank}.pt" if self.sharded else STATE_FILE)
+        stem = self._saved_state(ckpt)
+        state = load_state(stem)[0] if stem is not None else None  # every file is parsed before anything changes
+        full = self._read_weights(ckpt)
         if self.sharded:  # every rank reads the whole tensors and keeps its shards
             from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
             set_model_state_dict(self.model, full, options=StateDictOptions(full_state_dict=True, strict=True))
-            if (ckpt / STATE_FILE).is_file() and not state_file.is_file():
-                raise FileNotFoundError(f"{ckpt} was saved by the replicated trainer: its optimizer state is not "
-                                        "sharded; resume it with trainer.strategy=replicated")
         else:
             self.model.load_state_dict(full, strict=True)
-        if state_file.is_file():
-            # fsdp2: the optimizer state holds DTensor shards, which the weights-only unpickler refuses
-            state = torch.load(state_file, weights_only=not self.sharded, map_location="cpu")
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["rng"])
-            if state.get("cuda_rng") is not None and self.device.type == "cuda":
-                torch.cuda.set_rng_state(state["cuda_rng"])
-            self.step = int(state["step"])
-            self.objective.load_state_dict(state.get("objective") or {})
+        if state is None:
+            return
+        try:
+            self._load_state(state)
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise ValueError(f"{stem}.json does not fit this trainer: {e}") from None
+
+    def _saved_state(self, ckpt: Path) -> Path | None:
+        """This rank's trainer-state stem in `ckpt` (None: a weights-only HF dir), after checking that it was saved
+        by this strategy and, under fsdp2, by as many ranks."""
+        from omni_rl.training.state import read_meta, state_files
+
+        if not ckpt.is_dir():
+            raise FileNotFoundError(f"checkpoint {ckpt} is not a directory")
+        pickled = sorted(p.name for p in ckpt.glob(f"{STATE_STEM}*.pt"))
+        if pickled:
+            raise ValueError(
+                f"{ckpt} holds trainer state in the old pickled format ({', '.join(pickled)}); omni-rl does not "
+                "unpickle checkpoint files (unpickling can run any code), so it cannot resume from it. Its weights "
+                f"(model.safetensors) are safe: start a new run from them with model.path={ckpt} (fresh optimizer "
+                "state)")
+        sharded = sorted(ckpt.glob(f"{STATE_STEM}.rank*.json"))
+        replicated = state_files(ckpt / STATE_STEM)[0].is_file()
+        if self.sharded and replicated and not sharded:
+            raise FileNotFoundError(f"{ckpt} was saved by the replicated trainer: its optimizer state is not "
+                                    "sharded; resume it with trainer.strategy=replicated")
+        if not self.sharded and sharded and not replicated:
+            raise FileNotFoundError(f"{ckpt} was saved by {len(sharded)} FSDP2 ranks: resume it with "
+                                    f"trainer.strategy=fsdp2 trainer.num_workers={len(sharded)}")
+        if not (sharded if self.sharded else replicated):
+            return None
+        stem = ckpt / self._state_stem()
+        meta = read_meta(stem if state_files(stem)[0].is_file() else sharded[0].with_suffix(""))
+        saved = (meta.get("strategy"), meta.get("world_size"), meta.get("rank"))
+        if self.sharded and (len(sharded), saved) != (self.world_size, ("fsdp2", self.world_size, self.rank)):
+            raise ValueError(
+                f"{ckpt} holds the optimizer shards of {len(sharded)} FSDP2 ranks (world size {meta.get('world_size')})"
+                f", this run has {self.world_size}: each shard fits only its rank's part of every parameter. Resume "
+                f"with trainer.num_workers={meta.get('world_size')}, or start a new run from its weights with "
+                f"model.path={ckpt} (fresh optimizer state)")
+        if not self.sharded and saved[0] != "replicated":
+            raise ValueError(f"{stem}.json was written by strategy {saved[0]!r}, not 'replicated'")
+        return stem
+
+    def _read_weights(self, ckpt: Path) -> dict[str, Tensor]:
+        """The checkpoint's model.safetensors as {state-dict key: tensor}; every weight must be there."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        file = ckpt / WEIGHTS_FILE
+        if not file.is_file():
+            other = sorted(p.name for p in ckpt.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+            raise FileNotFoundError(
+                f"{ckpt} holds no {WEIGHTS_FILE}" + (f"; {', '.join(other)} would have to be unpickled, which "
+                                                     "omni-rl does not do: convert them to safetensors where they "
+                                                     "come from" if other else ""))
+        try:
+            loaded = load_file(str(file))
+        except SafetensorError as e:
+            raise ValueError(f"{file} is not a safetensors file ({e})") from None
+        by_ckpt_name = {self.checkpoint_name(n): n for n in self.model.state_dict()}
+        missing = set(by_ckpt_name) - set(loaded)
+        if missing:
+            raise KeyError(f"{file} lacks {len(missing)} weights, e.g. {sorted(missing)[:3]}")
+        return {by_ckpt_name[k]: v for k, v in loaded.items() if k in by_ckpt_name}
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        """Optimizer (sharded moments rebuilt around this rank's parameters), scheduler, RNG, step, objective."""
+        from omni_rl.training.state import as_shard_of, check_rng_state
+
+        optimizer = state["optimizer"]
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        names = {id(p): n for n, p in self.model.named_parameters()}
+        for index, entry in optimizer["state"].items():
+            if not 0 <= index < len(params):
+                raise IndexError(f"optimizer state for parameter {index}, the optimizer has {len(params)}")
+            param = params[index]
+            optimizer["state"][index] = {k: as_shard_of(v, param, names[id(param)]) for k, v in entry.items()}
+        self.optimizer.load_state_dict(optimizer)
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(check_rng_state(state["rng"], "rng"))
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(check_rng_state(state["cuda_rng"], "cuda_rng"))
+        self.step = int(state["step"])
+        self.objective.load_state_dict(state["objective"])
 
     def shutdown(self) -> None:
         if self.world_size > 1 or self.sharded:

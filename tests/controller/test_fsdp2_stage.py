@@ -27,7 +27,8 @@ def test_image_rl_trains_on_two_fsdp2_ranks_and_resumes(tmp_path):
         assert r["train/grad_norm"] > 0
         assert r["train/logprob_abs_diff_mean"] < 1e-4  # vLLM got the gathered weights of the sharded trainer
     ckpt = out / "checkpoints" / "step_000002"
-    assert {p.name for p in ckpt.glob("trainer_state*")} == {"trainer_state.rank0.pt", "trainer_state.rank1.pt"}
+    assert {p.name for p in ckpt.glob("trainer_state*")} == {f"trainer_state.rank{r}.{ext}" for r in (0, 1)
+                                                                for ext in ("json", "safetensors")}
     assert (out / "final" / "model.safetensors").is_file()
     startup = json.loads((out / "startup.json").read_text())  # where the fixed seconds went
     assert {"process", "setup", "setup/policy", "setup/data", "setup/ray", "verifiers", "workers", "workers/trainer",
