@@ -5,7 +5,7 @@ tasks and the warm-start design (docs/training.md, "Learning").
 Teacher-forces the warm-start target (`<think>...</think> \\boxed{answer}`) on a synthetic suite, with optional label
 noise, and every `--steps/5` steps prints, per task, the mean probability the model puts on the gold answer among the
 task's candidate answers (the 4 letters for multiple choice, else every answer of the task; summed logp of each full
-target, softmax over candidates), and on the teacher's confusion of it (`confused_text`). Chance is 1/#candidates.
+target, softmax over candidates), and on the teacher's confusion of it (`sample_confused`). Chance is 1/#candidates.
 Measured on the training rows: this asks whether the model can represent the mapping, not whether it generalises.
 
     .venv/bin/python scripts/probe_supervised.py --tasks image_colour image_count --steps 300
@@ -49,7 +49,7 @@ def main() -> None:
     from omni_rl.models.policy import load_model, load_processor
     from omni_rl.models.tiny import build_tiny_model, default_cache
     from omni_rl.models.warm_start import answer_candidates as candidates
-    from omni_rl.models.warm_start import confused_text, gold_text, pair_batch, target_text
+    from omni_rl.models.warm_start import pair_batch, sample_confused, sample_gold, target_text
     from omni_rl.training.forward import make_adapter, score
 
     torch.manual_seed(args.seed)
@@ -62,11 +62,11 @@ def main() -> None:
     tok = tokenizer_of(processor)
     samples = load_samples(suite).samples
     prompts = [render_prompt(s, processor, enable_thinking=True, video_fps=4.0, video_max_frames=8) for s in samples]
-    golds = [gold_text(s.verifier, s.answer, s.verifier_kwargs) for s in samples]
+    golds = [sample_gold(s) for s in samples]
     pools: dict[str, list[str]] = {}
     for s, g in zip(samples, golds):
         pools.setdefault(s.source, []).append(g)
-    confusions = [confused_text(s.verifier, s.answer, s.verifier_kwargs, pools[s.source]) for s in samples]
+    confusions = [sample_confused(s, pools[s.source]) for s in samples]
     ids = {}
 
     def target(ans: str) -> list[int]:

@@ -267,7 +267,8 @@ def _validate(row: Any, *, base_dir: Path, seen_ids: set[str], known_verifiers: 
     if not isinstance(row, dict):
         raise _Reject(f"bad_type:row: expected a JSON object, got {type(row).__name__}")
     for name in REQUIRED_FIELDS:
-        if name not in row or (row[name] is None and not (name == "answer" and row.get("verifier") == "format")):
+        if name not in row or (row[name] is None and not (name == "answer" and (row.get("verifier") == "format"
+                                                                                or row.get("unanswerable") is True))):
             raise _Reject(f"missing_field:{name}")
 
     rid = row["id"]

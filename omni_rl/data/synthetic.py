@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-GENERATOR_VERSION = 2  # 2: omni_av's beeps are the video's own audio track
+GENERATOR_VERSION = 3  # 2: omni_av's beeps are the video's own audio track; 3: abstention rows carry no gold answer
+#                        (answer null, unanswerable: true), the mismatch task
 INSTRUCTION = "Think briefly inside <think></think>, then give the final answer in \\boxed{}."
 LETTERS = "ABCD"
 AUDIO_SR = 16000
@@ -636,8 +637,26 @@ def _unanswerable(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
         part = _image_part(ctx, i, img)
         q = (f"What colour is the {ABSENT_OBJECTS[int(objs[i])]} in the image? If the image does not show it, "
              "answer unanswerable.")
-        rows.append(_row(ctx, i, [part], q, "string-match", "unanswerable",
-                         unanswerable=True))
+        rows.append(_row(ctx, i, [part], q, "string-match", None, unanswerable=True))
+    return rows
+
+
+@task("mismatch")
+def _mismatch(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
+    """Image/text mismatch: the question asks the colour of a shape the image does not show (a large circle, asked
+    about the triangle), phrased like image_colour's question; the right response abstains (no gold answer)."""
+    from PIL import ImageDraw
+
+    asked = _balanced(ctx.rng, n, len(SHAPES))
+    lo, hi = int(ctx.image_size * 0.05), int(ctx.image_size * 0.95)
+    rows = []
+    for i in range(n):
+        shown = [s for s in SHAPES if s != SHAPES[int(asked[i])]][int(ctx.rng.integers(0, len(SHAPES) - 1))]
+        img = _new_image(ctx.image_size, ctx.image_size)
+        _draw_shape(ImageDraw.Draw(img), shown, (lo, lo, hi, hi), COLOURS[str(ctx.rng.choice(list(COLOURS)))])
+        part = _image_part(ctx, i, img)
+        q = f"What colour is the {SHAPES[int(asked[i])]} in the image? Answer with one of: {', '.join(COLOURS)}."
+        rows.append(_row(ctx, i, [part], q, "string-match", None, unanswerable=True))
     return rows
 
 

@@ -6,7 +6,8 @@ and RL has nothing to learn from. Real post-training starts from an SFT checkpoi
 
 How: teacher forcing on the synthetic suite's prompts (rendered through the model's own processor, media included)
 with target `<think>\n{hint}\n</think>\n\n\boxed{answer}<|im_end|>`, summed token NLL (the one or two answer tokens
-are not drowned by the format tokens), in two phases:
+are not drowned by the format tokens; a row with `unanswerable: true` has no gold answer and its target is the
+abstention `\\boxed{unanswerable}`, a built-in abstention marker), in two phases:
 
 1. **Read.** Clean labels until the model reads every source: at every `check_every` steps, per source, the mean over
    rows of p(gold) among the row's candidate answers (the option letters, or the task's distinct answers) must be >=
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 WARM_START_VERSION = 6
 THINK_HINT = "Let me check."
+ABSTAIN_TEXT = "unanswerable"  # the teacher's answer to a row with unanswerable: true (a built-in abstention marker)
 
 
 def gold_text(verifier: str, answer: Any, verifier_kwargs: dict[str, Any]) -> str:
@@ -54,6 +56,23 @@ def gold_text(verifier: str, answer: Any, verifier_kwargs: dict[str, Any]) -> st
         x, y = ((a[0] + a[2]) / 2, (a[1] + a[3]) / 2) if len(a) == 4 else (a[0], a[1])
         return f"({round(x)}, {round(y)})"
     return str(answer)
+
+
+def sample_gold(sample: Any) -> str:
+    """`gold_text` of a row; `ABSTAIN_TEXT` for a row with `unanswerable: true` (it has no gold answer)."""
+    return ABSTAIN_TEXT if sample.unanswerable else gold_text(sample.verifier, sample.answer, sample.verifier_kwargs)
+
+
+def sample_confused(sample: Any, pool: list[str]) -> str:
+    """`confused_text` of a row; for a row with `unanswerable: true` the next answer of its source's pool (an
+    answer instead of the abstention), or the abstention itself when the source has no other answer."""
+    if sample.unanswerable:
+        return _next_in(sorted(set(pool)), ABSTAIN_TEXT)
+    return confused_text(sample.verifier, sample.answer, sample.verifier_kwargs, pool)
+
+
+def _next_in(pool: list[str], gold: str) -> str:
+    return pool[(pool.index(gold) + 1) % len(pool)] if gold in pool and len(pool) > 1 else gold
 
 
 def target_text(answer_text: str) -> str:
@@ -82,8 +101,7 @@ def confused_text(verifier: str, answer: Any, kwargs: dict[str, Any], pool: list
         return f"({round(w - x)}, {round(h - y)})"
     if verifier == "multiple-choice" and kwargs.get("options"):
         pool = sorted(kwargs["options"])
-    pool = sorted(set(pool))
-    return pool[(pool.index(gold) + 1) % len(pool)] if gold in pool and len(pool) > 1 else gold
+    return _next_in(sorted(set(pool)), gold)
 
 
 def warm_start(model_dir: str | Path, suite_jsonl: str | Path, *, steps: int = 500, lr: float = 1e-3,
@@ -151,7 +169,7 @@ def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: flo
                for s in samples]
     pools: dict[str, list[str]] = {}
     for s in samples:
-        pools.setdefault(s.source, []).append(gold_text(s.verifier, s.answer, s.verifier_kwargs))
+        pools.setdefault(s.source, []).append(sample_gold(s))
     ids: dict[str, list[int]] = {}
 
     def target(answer_text: str) -> list[int]:
@@ -159,8 +177,8 @@ def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: flo
             ids[answer_text] = tok(target_text(answer_text), add_special_tokens=False)["input_ids"]
         return ids[answer_text]
 
-    golds = [target(gold_text(s.verifier, s.answer, s.verifier_kwargs)) for s in samples]
-    confused = [target(confused_text(s.verifier, s.answer, s.verifier_kwargs, pools[s.source])) for s in samples]
+    golds = [target(sample_gold(s)) for s in samples]
+    confused = [target(sample_confused(s, pools[s.source])) for s in samples]
     candidates = [[target(a) for a in answer_candidates(s, pools[s.source])] for s in samples]
     model = load_model(model_dir, "float32", family=family)  # for omni: the thinker
     model.train()
@@ -191,8 +209,7 @@ def answer_candidates(sample: Any, pool: list[str]) -> list[str]:
     distinct = sorted(set(pool))
     if len(distinct) <= MAX_CANDIDATES:
         return distinct
-    gold = gold_text(sample.verifier, sample.answer, sample.verifier_kwargs)
-    return sorted({gold, confused_text(sample.verifier, sample.answer, sample.verifier_kwargs, pool)})
+    return sorted({sample_gold(sample), sample_confused(sample, pool)})
 
 
 class _Phase:

@@ -234,6 +234,17 @@ def test_empty_file(tmp_path):
     assert res.counts["rows_in"] == 0 and res.samples == [] and (tmp_path / "r.jsonl").read_text() == ""
 
 
+def test_unanswerable_rows_may_have_no_gold_answer(tmp_path):
+    rows = [{"id": "u", "messages": _user(), "verifier": "string-match", "answer": None, "unanswerable": True},
+            {"id": "a", "messages": _user(), "verifier": "string-match", "answer": None},
+            {"id": "f", "messages": _user(), "verifier": "string-match", "answer": None, "unanswerable": False},
+            {"id": "n", "messages": _user(), "verifier": "string-match", "unanswerable": True}]
+    (tmp_path / "u.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = load_samples(tmp_path / "u.jsonl")
+    assert [(s.id, s.answer, s.unanswerable) for s in res.samples] == [("u", None, True)]
+    assert [r["reason"] for r in res.rejects] == ["missing_field:answer"] * 3  # the key stays required
+
+
 def test_derive_modality():
     assert derive_modality([]) == "text"
     assert derive_modality(["image", "video"]) == "video"

@@ -32,7 +32,7 @@ def test_every_task_loads_without_rejects(suite):
     assert modality == {"image_mcq": "image", "chart_math": "image", "word_read": "image", "gui_click": "image",
                         "video_motion": "video", "video_flash": "video", "audio_pitch": "audio",
                         "audio_beeps": "audio", "asr_words": "audio", "omni_av": "omni", "text_math": "text",
-                        "unanswerable": "image", "image_colour": "image", "image_position": "image",
+                        "unanswerable": "image", "mismatch": "image", "image_colour": "image", "image_position": "image",
                         "image_count": "image", "image_shape": "image", "gui_button": "image"}
     for r in rows:
         assert r["messages"][0]["content"][-1]["text"].endswith(INSTRUCTION)
@@ -40,6 +40,8 @@ def test_every_task_loads_without_rejects(suite):
 
 
 def _gold_response(row):
+    if row.get("unanswerable"):
+        return "<think>x</think> \\boxed{unanswerable}"
     gold = row["answer"]
     if row["verifier"] == "gui-coordinate":
         x1, y1, x2, y2 = gold
@@ -50,17 +52,46 @@ def _gold_response(row):
 def test_gold_answers_score_one(suite):
     _, rows = suite
     for r in rows:
-        res = reward(_gold_response(r), r["verifier"], r["answer"], **r.get("verifier_kwargs", {}))
+        res = reward(_gold_response(r), r["verifier"], r["answer"], unanswerable=r.get("unanswerable", False),
+                     **r.get("verifier_kwargs", {}))
         assert res.reward == 1.0, (r["id"], r["answer"], res)
 
 
-def test_wrong_answers_do_not_score_one(suite):
-    _, rows = suite
-    for r in rows:
-        if r["verifier"] in ("multiple-choice", "mathruler"):
-            wrong = "Z" if r["verifier"] == "multiple-choice" else "99"
-            assert reward(f"<think>x</think> \\boxed{{{wrong}}}", r["verifier"], r["answer"],
-                          **r.get("verifier_kwargs", {})).outcome == 0.0
+def test_abstention_tasks_use_the_field_and_show_no_asked_object(suite):
+    """unanswerable / mismatch rows: `unanswerable: true` and no gold answer; an answer scores 0.1 (format only). A
+    mismatch question names each shape equally often, and its image shows one large shape of another kind."""
+    path, rows = suite
+    abstain = [r for r in rows if r["source"] in ("unanswerable", "mismatch")]
+    assert len(abstain) == 2 * N
+    assert all(r["unanswerable"] is True and r["answer"] is None for r in abstain)
+    assert not any(r.get("unanswerable") for r in rows if r["source"] not in ("unanswerable", "mismatch"))
+    for r in abstain:
+        res = reward("<think>x</think> \\boxed{red}", r["verifier"], r["answer"], unanswerable=True)
+        assert (res.outcome, res.reward) == (0.0, pytest.approx(0.1)), r["id"]
+    mismatch = [r for r in abstain if r["source"] == "mismatch"]
+    asked = [r["messages"][0]["content"][-1]["text"].split(" in the image")[0].rsplit(" ", 1)[1] for r in mismatch]
+    assert Counter(asked) == {"circle": N // 4, "square": N // 4, "triangle": N // 4, "diamond": N // 4}
+    for r in rows:  # the classifier reads every image_shape row right
+        if r["source"] == "image_shape":
+            assert _shape_in(_image(path, r)) == r["verifier_kwargs"]["options"][r["answer"]], r["id"]
+    for r, name in zip(mismatch, asked):
+        assert _shape_in(_image(path, r)) != name, (r["id"], name)
+
+
+def _shape_in(img):
+    """Which of the four shapes fills the image: box corners inked (square: all four, triangle: the bottom two) and
+    the point 0.3 of the box side up-left of its centre (inside a circle, radius 0.5; outside a diamond, 0.3 + 0.3 >
+    0.5)."""
+    s = img.shape[0]
+    lo, hi = int(s * 0.05) + 1, int(s * 0.95) - 1
+    inked = lambda y, x: bool((img[y, x] < 200).any())  # noqa: E731
+    corners = (inked(lo, lo), inked(lo, hi), inked(hi, lo), inked(hi, hi))
+    if corners == (True,) * 4:
+        return "square"
+    if corners == (False, False, True, True):
+        return "triangle"
+    q = round(s / 2 - 0.3 * (hi - lo))
+    return "circle" if inked(q, q) else "diamond"
 
 
 def test_answers_balanced(suite):

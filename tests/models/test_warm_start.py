@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from omni_rl.models.warm_start import THINK_HINT, confused_text, gold_text, warm_start
+from omni_rl.data.types import Sample
+from omni_rl.models.warm_start import (ABSTAIN_TEXT, THINK_HINT, answer_candidates, confused_text, gold_text,
+                                       sample_confused, sample_gold, target_text, warm_start)
+from omni_rl.verifiers import reward
 
 
 def test_gold_text():
@@ -28,6 +31,19 @@ def test_confused_text_is_a_fixed_wrong_answer():
                          []) == "(92, 26)"  # centre (20, 30.5) -> "(20, 30)" -> mirrored: (112 - 20, 56 - 30)
     assert confused_text("gui-coordinate", [100, 200, 300, 400], {"coord_space": "norm1000"}, []) == "(800, 700)"
     assert confused_text("string-match", "only", {}, ["only"]) == "only"  # nothing else to confuse it with
+
+
+def test_unanswerable_rows_are_taught_to_abstain():
+    """A row with unanswerable: true has no gold answer: the teacher's target is the abstention, which the verifiers
+    score 1 on that row; its confusion is another answer of its source when there is one."""
+    row = Sample(id="u", source="mix", messages=[], verifier="string-match", answer=None, unanswerable=True)
+    assert sample_gold(row) == ABSTAIN_TEXT == "unanswerable"
+    assert reward(target_text(sample_gold(row)), "string-match", None, unanswerable=True).reward == 1.0
+    assert sample_confused(row, ["unanswerable", "unanswerable"]) == "unanswerable"  # nothing else to confuse it with
+    assert sample_confused(row, ["red", "unanswerable", "blue"]) == "blue"  # sorted: blue red unanswerable (wraps)
+    assert answer_candidates(row, ["unanswerable", "red"]) == ["red", "unanswerable"]
+    answered = Sample(id="a", source="mix", messages=[], verifier="string-match", answer="red")
+    assert sample_gold(answered) == "red" and sample_confused(answered, ["red", "unanswerable"]) == "unanswerable"
 
 
 @pytest.mark.slow

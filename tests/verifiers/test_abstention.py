@@ -5,6 +5,9 @@ Expected values by hand: the default format weight is 0.1, so reward = 0.9 * out
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from omni_rl.verifiers import BUILTIN_VERIFIERS, VerifierPool, get_verifier, reward, score_one_safe
@@ -165,6 +168,12 @@ def test_bad_markers_are_refused(bad):
 def test_default_markers_are_phrases_that_abstain():
     for m in DEFAULT_ABSTENTION_MARKERS:
         assert is_abstention(m) and gold_is_marker(m), m
+
+
+def test_docs_list_only_builtin_markers():
+    text = (Path(__file__).resolve().parents[2] / "docs" / "verifiers.md").read_text()
+    listed = re.findall(r"`([^`]+)`", text.split("(`DEFAULT_ABSTENTION_MARKERS`:", 1)[1].split("...)", 1)[0])
+    assert len(listed) >= 10 and set(listed) <= set(DEFAULT_ABSTENTION_MARKERS), listed
 
 
 def test_score_one_safe_reads_the_item_fields():
