@@ -145,6 +145,10 @@ def test_verify_batch_rejects_rows_naming_code(tmp_path, import_trap):
     assert [r["rejected"] for r in got[1:]] == [f"unknown_verifier:{name}" for name in import_trap.names] + [
         "bad_type:row: expected a JSON object, got list"]
     assert f"rows {n + 2} = scored 1 + rejected {n + 1}" in p.stdout
+    name = f"{import_trap.module}:score"  # --verifier is a name too
+    p = subprocess.run([sys.executable, "-m", "omni_rl.cli", "verify", "--verifier", name, "--answer", "1",
+                        "--response", "x"], capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    assert p.returncode == 2 and f"unknown verifier {name!r}" in p.stderr
     import_trap.assert_not_imported()
 
 

@@ -4,7 +4,7 @@ Started either as ``python -m omni_rl.verifiers._worker <fd>`` (start method ``s
 imports only this package, see ``pool``'s docstring) or as the target of a ``multiprocessing`` spawn/forkserver
 process. Protocol over one duplex ``multiprocessing.connection.Connection``:
 
-    parent -> worker  ("setup", setup)                         at start, and again whenever the parent's changes
+    parent -> worker  ("setup", setup)                         at start, and again when the parent's setup changes
     worker -> parent  ("ready", pid, [problems])               after the built-ins are imported and setup applied
     parent -> worker  ("chunk", [(index, item), ...], w_fmt)   score these in order
     worker -> parent  ("r", index, outcome, format, reward, error)   one message per item, as soon as it is done
