@@ -13,6 +13,8 @@ PANELS: dict[str, tuple[str, list[str]]] = {
     "reward_by_source": ("Reward per source", ["reward/source/"]),
     "reward_by_verifier": ("Reward per verifier", ["reward/verifier/"]),
     "eval_reward": ("Held-out reward, greedy (overall and per source)", ["eval/mean", "eval/source/"]),
+    "eval_abstention": ("Held-out abstention rate, greedy (unanswerable rows: right; answerable: false)",
+                        ["eval/abstain_rate/"]),
     "mpo_accuracy": ("MPO: preference accuracy (implicit reward chosen > rejected) and margin",
                      ["mpo/accuracy", "mpo/reward_margin"]),
     "mpo_loss": ("MPO loss terms and the BCO shift delta", ["mpo/pref_loss", "mpo/quality_loss", "mpo/sft_loss",

@@ -46,6 +46,15 @@ def test_plots_written_as_png(tmp_path):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_held_out_abstention_rates_get_their_panel(tmp_path):
+    logger = MetricsLogger(tmp_path, config={"a": 1}, wandb_mode="disabled", wandb_project="t", run_name="r")
+    for s in (0, 5):
+        logger.log(s, {"eval/mean": 0.5, "eval/abstain_rate/unanswerable": s / 10,
+                       "eval/abstain_rate/answerable": 0.0})
+    logger.close()
+    assert sorted(p.name for p in plot_run(tmp_path)) == ["eval_abstention.png", "eval_reward.png"]
+
+
 def _wandb_records(run_dir) -> list[tuple[str, list[dict]]]:
     """(run id, records) of every offline wandb session in `run_dir`, oldest first, read back with wandb's own
     reader of its `.wandb` transaction log (`wandb leet inspect --json`: one JSON record per line)."""
