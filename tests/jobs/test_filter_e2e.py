@@ -7,14 +7,19 @@ build the same one).
 * Bad rows (malformed JSON, unknown verifier, missing and corrupt media, a prompt too long) are rejected with their
   reason and the job goes on; a verifier that raises scores 0 and is counted.
 * build-preferences builds pairs from the filter's responses (no generation), and by itself (generation), stopped
-  with Ctrl-C (SIGINT: exit 130) and resumed.
+  with Ctrl-C (SIGINT: exit 130) and resumed, and SIGKILLed (whole process group) and resumed: the resumed
+  candidates, rejects, pairs and counts equal those of an uninterrupted run, row by row.
+* The uninterrupted build-preferences run runs in this process with its console captured as a terminal: its
+  progress bar is drawn with the job's name, advances through the job and ends at every row of the input.
 The accounting identity is asserted on every report.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -213,3 +218,92 @@ def test_build_preferences_generates_stops_on_ctrl_c_and_resumes(tmp_path, data)
     ids = [r["id"] for r in final]
     assert len(ids) == len(set(ids)) == 4 * PER_TASK + 1
     _check_pairs(tmp_path / "p", 4 * PER_TASK + 6, n=4)
+
+
+PREFS_ARGS = ["preferences.n=4", "preferences.prompts_per_call=2", "preferences.calls_per_worker=1"]
+PREFS_ROWS, PREFS_SCORED = 26, 21  # 10 good rows, the 6 bad ones (the crashing verifier's row is scored), 10 good
+
+
+@pytest.fixture(scope="module")
+def prefs_data(data) -> Path:
+    path = data.parent / "prefs_rows.jsonl"
+    path.write_text("\n".join(data.read_text().splitlines()[10:36]) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_prefs(prefs_data, tmp_path_factory) -> tuple[Path, str]:
+    """build-preferences on `prefs_data` in this process, uninterrupted, its console a captured terminal: (output
+    dir, console text)."""
+    import ray
+    from rich.console import Console
+
+    from omni_rl.config import compose_config
+    from omni_rl.jobs.preferences import run_build_preferences
+
+    out = tmp_path_factory.mktemp("prefs") / "full"
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=150, highlight=False)
+    overrides = [o for o in COMMON if not o.startswith("logging.progress")]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(PLUGINS))
+        mp.setenv("PYTHONPATH", f"{PLUGINS}{os.pathsep}{ROOT}")
+        cfg = compose_config([*overrides, "logging.progress=true", f"run.output_dir={out}", f"data.path={prefs_data}",
+                              *PREFS_ARGS])
+        try:
+            code = run_build_preferences(cfg, console)
+        finally:
+            ray.shutdown()
+    assert code == 0, buf.getvalue()[-3000:]
+    return out, buf.getvalue()
+
+
+def _by_pos(path: Path) -> list[dict]:
+    return sorted(_lines(path), key=lambda r: r["pos"])
+
+
+def test_build_preferences_killed_and_resumed_matches_uninterrupted_run(prefs_data, uninterrupted_prefs):
+    full, _ = uninterrupted_prefs
+    out = full.parent / "resumed"  # a sibling: media paths relative to the output dir read the same
+    args = [f"data.path={prefs_data}", *PREFS_ARGS]
+    code, seen = _stop_part_way("build-preferences", out, "candidates.jsonl", 4, signal.SIGKILL, *args)
+    assert code == -signal.SIGKILL, (out.parent / "resumed-9.log").read_text()[-3000:]
+    assert 4 <= seen < PREFS_SCORED, seen  # killed part-way, not before or after the work
+    assert not (out / "pairs.jsonl").exists()
+    written = _lines(out / "candidates.jsonl")
+    again = _run("build-preferences", out, *args)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+    assert "(resuming)" in again.stdout
+    final = _lines(out / "candidates.jsonl")
+    assert final[:len(written)] == written  # the killed session's records are kept, not redone
+    assert [s["status"] for s in json.loads((out / "job.json").read_text())["sessions"]] == ["killed", "finished"]
+
+    _check_pairs(out, PREFS_ROWS, n=4)
+    for name in ("candidates.jsonl", "rejects.jsonl"):  # the same rollouts, scores and rejects, row by row
+        a, b = _by_pos(full / name), _by_pos(out / name)
+        assert [r["pos"] for r in b] == sorted({r["pos"] for r in b}), name  # no duplicates
+        assert len(a) == len(b) and all(x == y for x, y in zip(a, b)), name
+    assert len(_lines(out / "candidates.jsonl")) == PREFS_SCORED
+    pairs_a, pairs_b = _lines(full / "pairs.jsonl"), _lines(out / "pairs.jsonl")
+    assert len(pairs_a) == len(pairs_b) > 0
+    for x, y in zip(pairs_a, pairs_b):
+        assert x == y, (x["id"], y["id"])
+    report_a, report_b = (json.loads((d / "report.json").read_text()) for d in (full, out))
+    assert report_a["totals"] == report_b["totals"] and report_a["by_source"] == report_b["by_source"]
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def test_build_preferences_progress_bar_counts_every_row(uninterrupted_prefs):
+    out, text = uninterrupted_prefs
+    _check_pairs(out, PREFS_ROWS, n=4)
+    frames = [ANSI.sub("", f).strip() for f in re.split(r"[\r\n]", text)]
+    bars = [f for f in frames if "prompts/s" in f]  # the bar's rate column: a bar frame and nothing else
+    assert bars, text[-3000:]
+    assert all(re.match(r"build-preferences [━╸╺ ]+ \d+/\d+ ", f) for f in bars), bars[:3]
+    counts = [tuple(int(x) for x in re.search(r" (\d+)/(\d+) ", f).groups()) for f in bars]
+    done = [c for c, _ in counts]
+    assert {t for _, t in counts} == {PREFS_ROWS}  # the total: every input row, rejected ones included
+    assert counts[-1] == (PREFS_ROWS, PREFS_ROWS)
+    assert done == sorted(done) and len(set(done)) >= 3, done  # redrawn as it advances, not only at start and end
