@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import typing
 from collections.abc import Sequence
 from typing import Any
@@ -25,14 +26,62 @@ def compose_config(overrides: Sequence[str] = (), *, config_name: str = "config"
     try:
         with initialize_config_module(config_module="omni_rl.configs", version_base="1.3"):
             cfg = compose(config_name=config_name, overrides=list(overrides))
+        added = unknown_keys(cfg)
+        if added:  # `+section.key=value` adds a key the schema lacks without any error of Hydra's
+            raise ConfigError(no_such_key(*added[0]))
         return to_object(cfg)
     except (HydraException, OmegaConfBaseException, ValueError) as e:
+        if isinstance(e, ConfigError):
+            raise
         cause = e.__cause__ if isinstance(e.__cause__, OmegaConfBaseException) else e
-        wrong = wrong_type(cause, overrides) if isinstance(cause, OmegaConfBaseException) else None
+        known = explain(cause, overrides) if isinstance(cause, OmegaConfBaseException) else None
         raise ConfigError(
-            wrong or f"{e}\n  (overrides: {' '.join(overrides) or '<none>'}; "
+            known or f"{e}\n  (overrides: {' '.join(overrides) or '<none>'}; "
             "see `omni-rl show-config` for every key and its default)"
         ) from e
+
+
+def unknown_keys(node: Any, prefix: str = "") -> list[tuple[str, type]]:
+    """(full key, its section's dataclass) of each key under `node` that its section's schema does not declare."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    found: list[tuple[str, type]] = []
+    if isinstance(node, (DictConfig, ListConfig)) and (node._is_none() or node._is_missing()):
+        return found
+    if isinstance(node, ListConfig):
+        for i, item in enumerate(node):
+            found += unknown_keys(item, f"{prefix}[{i}]")
+    elif isinstance(node, DictConfig):
+        schema = OmegaConf.get_type(node)
+        names = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else None
+        for key in node:
+            full = f"{prefix}.{key}" if prefix else str(key)
+            if names is not None and key not in names:
+                found.append((full, schema))
+            else:
+                found += unknown_keys(node._get_node(key), full)
+    return found
+
+
+def no_such_key(full_key: str, schema: type) -> str:
+    """`section.key: no such key` with the nearest declared key and every key of the section."""
+    section, _, key = full_key.rpartition(".")
+    names = [f.name for f in dataclasses.fields(schema)]
+    near = difflib.get_close_matches(key, names, n=1)
+    where = f"{section}." if section else ""
+    return (f"{full_key}: no such key" + (f"; did you mean {where}{near[0]}?" if near else "")
+            + f" ({section or schema.__name__} has: {', '.join(names)})")
+
+
+def explain(err: Any, overrides: Sequence[str]) -> str | None:
+    """The message of an OmegaConf error on a schema field: a key the schema lacks, or a value of the wrong type;
+    None for any other error."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    if isinstance(err, (ConfigAttributeError, ConfigKeyError)) and dataclasses.is_dataclass(err.ref_type) \
+            and err.full_key:
+        return no_such_key(err.full_key, err.ref_type)
+    return wrong_type(err, overrides)
 
 
 def wrong_type(err: Any, overrides: Sequence[str]) -> str | None:

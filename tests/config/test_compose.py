@@ -59,6 +59,29 @@ def test_wrong_type_names_key_expected_type_and_value(override, message):
     assert "`omni-rl show-config` prints every key's value" in str(e.value)
 
 
+@pytest.mark.parametrize("override", ["trainer.lrr=3", "+trainer.lrr=3"])
+def test_unknown_key_is_refused_with_or_without_plus(override):
+    # Hydra's `+key=value` adds a key the schema lacks without an error of its own
+    with pytest.raises(ConfigError) as e:
+        compose_config([override])
+    assert str(e.value).startswith("trainer.lrr: no such key; did you mean trainer.lr? (trainer has: num_workers, ")
+
+
+def test_unknown_nested_and_list_item_keys_are_refused():
+    with pytest.raises(ConfigError, match=r"^trainer\.freeze\.lm_bodyy: no such key; did you mean trainer\.freeze\."
+                                          r"lm_body\? \(trainer\.freeze has: vision_encoder, "):
+        compose_config(["+trainer.freeze.lm_bodyy=true"])
+    with pytest.raises(ConfigError, match=r"^lo: no such key; did you mean low\? \(BandRule has: source, "):
+        compose_config(["filter.bands=[{lo: 0.1}]"])
+
+
+def test_plus_adds_entries_to_mappings():
+    cfg = compose_config(["+data.mixture.charts=2.0", "+filter.verifier_thresholds.asr=0.5",
+                          "+rollout.resources.rollout_host=1"])
+    assert cfg.data.mixture["charts"] == 2.0 and cfg.filter.verifier_thresholds == {"asr": 0.5}
+    assert cfg.rollout.resources == {"rollout_host": 1.0}
+
+
 @pytest.mark.parametrize("override, key", [("trainer.lr_schedule=linear", "trainer.lr_schedule"),
                                            ("trainer.min_lr_ratio=1.5", "trainer.min_lr_ratio"),
                                            ("run.eval_every=-1", "run.eval_every"),
