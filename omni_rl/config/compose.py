@@ -26,19 +26,18 @@ def compose_config(overrides: Sequence[str] = (), *, config_name: str = "config"
     try:
         with initialize_config_module(config_module="omni_rl.configs", version_base="1.3"):
             cfg = compose(config_name=config_name, overrides=list(overrides))
-        added = unknown_keys(cfg)
-        if added:  # `+section.key=value` adds a key the schema lacks without any error of Hydra's
-            raise ConfigError(no_such_key(*added[0]))
-        return to_object(cfg)
+        added = unknown_keys(cfg)  # `+section.key=value` adds a key the schema lacks without an error of Hydra's
+        obj = None if added else to_object(cfg)
     except (HydraException, OmegaConfBaseException, ValueError) as e:
-        if isinstance(e, ConfigError):
-            raise
         cause = e.__cause__ if isinstance(e.__cause__, OmegaConfBaseException) else e
         known = explain(cause, overrides) if isinstance(cause, OmegaConfBaseException) else None
         raise ConfigError(
             known or f"{e}\n  (overrides: {' '.join(overrides) or '<none>'}; "
             "see `omni-rl show-config` for every key and its default)"
         ) from e
+    if obj is None:
+        raise ConfigError(no_such_key(*added[0]))
+    return obj
 
 
 def unknown_keys(node: Any, prefix: str = "") -> list[tuple[str, type]]:
