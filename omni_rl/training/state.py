@@ -63,7 +63,7 @@ def read_meta(stem: Path) -> dict[str, Any]:
     json_file, _ = state_files(stem)
     try:
         doc = json.loads(json_file.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ValueError(f"{json_file} is not a trainer-state JSON file ({e}); it cannot be resumed") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or "state" not in doc:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
@@ -85,7 +85,7 @@ def load_state(stem: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         raise ValueError(f"{tensor_file} is not a readable safetensors file ({e}); it cannot be resumed") from None
     try:
         state = _decode(doc.pop("state"), tensors)
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, RecursionError) as e:
         raise ValueError(f"{json_file} does not fit the trainer-state layout ({e}); it cannot be resumed") from None
     if not isinstance(state, dict):
         raise ValueError(f"{json_file}: the state is a {type(state).__name__}, expected an object")

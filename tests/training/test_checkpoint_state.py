@@ -59,15 +59,17 @@ def test_state_files_round_trip_every_kind(tmp_path):
     assert sorted(back["optimizer"]["state"]) == [0, 2]  # int keys stay int
     for i, entry in state["optimizer"]["state"].items():
         for k, t in entry.items():
-            assert torch.equal(back["optimizer"]["state"][i][k], t) and back["optimizer"]["state"][i][k].dtype == t.dtype
+            got = back["optimizer"]["state"][i][k]
+            assert torch.equal(got, t) and got.dtype == t.dtype, (i, k)
     assert torch.equal(back["rng"], state["rng"])
     doc = json.loads((tmp_path / "s.json").read_text())  # readable: tensors by reference
-    assert doc["state"]["optimizer"]["state"]["__int_keys__"]["0"]["exp_avg"] == {"__tensor__": "optimizer.state.0.exp_avg"}
+    entry = doc["state"]["optimizer"]["state"]["__int_keys__"]["0"]
+    assert entry["exp_avg"] == {"__tensor__": "optimizer.state.0.exp_avg"}
     with pytest.raises(TypeError, match="a Payload has no JSON / safetensors form"):
         save_state({"x": Payload(tmp_path / "m")}, tmp_path / "bad")
 
 
-@pytest.mark.parametrize("broken", ["unknown tag", "missing tensor", "not json", "pickled tensors"])
+@pytest.mark.parametrize("broken", ["unknown tag", "missing tensor", "not json", "pickled tensors", "nested"])
 def test_state_loader_refuses_malformed_files(broken, tmp_path):
     marker = _live_payload(tmp_path)
     save_state({"rng": torch.get_rng_state(), "step": 1}, tmp_path / "s", strategy="replicated", rank=0,
@@ -79,12 +81,15 @@ def test_state_loader_refuses_malformed_files(broken, tmp_path):
     elif broken == "missing tensor":
         doc["state"]["rng"] = {"__tensor__": "elsewhere"}
         (tmp_path / "s.json").write_text(json.dumps(doc))
+    elif broken == "nested":  # deeper than Python's recursion limit
+        (tmp_path / "s.json").write_text(json.dumps(doc)[:-1] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
     elif broken == "not json":
         (tmp_path / "s.json").write_bytes(pickle.dumps(Payload(marker)))
     else:
         (tmp_path / "s.safetensors").write_bytes(pickle.dumps(Payload(marker)))
     message = {"unknown tag": "unknown tag", "missing tensor": "'elsewhere' is referenced but not stored",
-               "not json": "is not a trainer-state JSON file", "pickled tensors": "is not a readable safetensors"}
+               "not json": "is not a trainer-state JSON file", "pickled tensors": "is not a readable safetensors",
+               "nested": "is not a trainer-state JSON file"}
     with pytest.raises(ValueError, match=message[broken]):
         load_state(tmp_path / "s")
     assert not marker.exists()
