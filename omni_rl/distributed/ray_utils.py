@@ -5,9 +5,12 @@ These are the only places that decide cluster-level Ray settings; worker groups 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 DRIVER_ENV = {"TOKENIZERS_PARALLELISM": "false", "WANDB_SILENT": "true"}
 # Ray deletes out-of-scope objects from the object store in batches, by default once a second. A streamed weight
@@ -15,6 +18,11 @@ DRIVER_ENV = {"TOKENIZERS_PARALLELISM": "false", "WANDB_SILENT": "true"}
 # 9 chunks, 218 MiB of a 292 MiB model) waits for deletion; every 20 ms it is the ~3 chunks in flight (74 MiB).
 # Clusters started with `ray start` take the same setting as RAY_free_objects_period_milliseconds=20 (docs/scaling.md).
 SYSTEM_CONFIG = {"free_objects_period_milliseconds": 20}
+# Ray gives a new local node a fixed 30 s to register with its GCS and then raises a bare Exception with this text; on
+# a loaded 2-core machine (seen: a test suite on both cores plus a training run) the raylet can miss it. Starting the
+# local cluster again is safe: nothing ran on it yet.
+RAYLET_START_TIMEOUT = "timed out during startup"
+LOCAL_START_ATTEMPTS = 3
 
 
 def init_ray(num_cpus: int | None = None, address: str | None = None) -> None:
@@ -23,7 +31,8 @@ def init_ray(num_cpus: int | None = None, address: str | None = None) -> None:
 
     A local cluster gets `SYSTEM_CONFIG` (prompt deletion of freed objects). Locally, Ray's logical CPUs are at least 4 even on a 2-core box: rollout and trainer actors each reserve one
     logical CPU but run one after the other (generate, then train), so oversubscribing the count avoids a scheduling
-    deadlock without oversubscribing real work. A no-op when Ray is already initialised.
+    deadlock without oversubscribing real work. A local node that misses Ray's start-up deadline is started again
+    (`LOCAL_START_ATTEMPTS` in all). A no-op when Ray is already initialised.
     """
     import ray
 
@@ -36,9 +45,18 @@ def init_ray(num_cpus: int | None = None, address: str | None = None) -> None:
         return
     # address="local": a new instance even when another cluster runs on this machine (without it Ray joins the last
     # cluster that `ray start` recorded in /tmp/ray, e.g. another user's or a test's)
-    ray.init(address="local", num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=False,
-             runtime_env=env, log_to_driver=True, configure_logging=True, logging_level="WARNING",
-             _system_config=SYSTEM_CONFIG)
+    for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
+        try:
+            ray.init(address="local", num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=False,
+                     runtime_env=env, log_to_driver=True, configure_logging=True, logging_level="WARNING",
+                     _system_config=SYSTEM_CONFIG)
+            return
+        except Exception as e:  # noqa: BLE001 -- Ray raises a bare Exception for this one
+            if RAYLET_START_TIMEOUT not in str(e) or attempt == LOCAL_START_ATTEMPTS:
+                raise
+            log.warning("Ray's local node did not register within Ray's fixed 30 s (a loaded machine); "
+                        "starting it again (attempt %d of %d)", attempt + 1, LOCAL_START_ATTEMPTS)
+            ray.shutdown()
 
 
 def cluster_gpus() -> float:

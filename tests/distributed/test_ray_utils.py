@@ -68,3 +68,43 @@ def test_rollout_modules_import_no_ray_vllm_torch():
             "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert not set(json.loads(out.stdout.splitlines()[-1])) & {"ray", "vllm", "torch"}
+
+
+def test_local_start_is_retried_after_the_raylet_start_timeout(monkeypatch):
+    """Ray's fixed 30 s raylet registration deadline, missed on a loaded machine, starts the local node again; any
+    other failure, and the last attempt's, is raised. (ray.init stands in for a start that fails: the retry logic is
+    what is under test.)"""
+    import ray
+
+    from omni_rl.distributed import ray_utils
+
+    timeout = Exception("The current node timed out during startup. This could happen because some of the raylet "
+                        "failed to startup or the GCS has become overloaded.")
+    calls, shutdowns = [], []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "shutdown", lambda: shutdowns.append(1))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+
+    def init(outcomes):
+        def fake(**kwargs):
+            calls.append(kwargs["address"])
+            out = outcomes.pop(0)
+            if out is not None:
+                raise out
+        return fake
+
+    monkeypatch.setattr(ray, "init", init([timeout, timeout, None]))
+    ray_utils.init_ray(num_cpus=4)
+    assert calls == ["local"] * 3 and len(shutdowns) == 2
+
+    calls.clear(), shutdowns.clear()
+    monkeypatch.setattr(ray, "init", init([timeout] * 3))
+    with pytest.raises(Exception, match="timed out during startup"):
+        ray_utils.init_ray(num_cpus=4)
+    assert len(calls) == ray_utils.LOCAL_START_ATTEMPTS == 3 and len(shutdowns) == 2
+
+    calls.clear(), shutdowns.clear()
+    monkeypatch.setattr(ray, "init", init([ValueError("bad runtime_env")]))
+    with pytest.raises(ValueError, match="bad runtime_env"):
+        ray_utils.init_ray(num_cpus=4)
+    assert len(calls) == 1 and not shutdowns

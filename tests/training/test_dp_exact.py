@@ -164,7 +164,7 @@ def test_train_two_ranks_two_minibatches_equal_hand_steps(text_model_path, tmp_p
     for p in procs:
         p.join(timeout=240)
         assert p.exitcode == 0, f"rank process exit code {p.exitcode}"
-    ranks = [torch.load(tmp_path / f"train{r}.pt", weights_only=False) for r in range(2)]
+    ranks = [torch.load(tmp_path / f"train{r}.pt", weights_only=True) for r in range(2)]
     m0, m1 = ranks[0]["metrics"], ranks[1]["metrics"]
     assert m0 == {**m1, "train/time_s": m0["train/time_s"]}  # metrics all-reduced: the same on both ranks
     assert m0["train/optimizer_steps"] == 2 and m0["train/masked_seqs"] == 1.0 and m0["train/num_seqs"] == 9

@@ -77,4 +77,4 @@ def run_two_ranks(target, *args, out_dir, world_size: int = 2) -> list[dict]:
     for p in procs:
         p.join(timeout=240)
         assert p.exitcode == 0, f"rank process exit code {p.exitcode}"
-    return [torch.load(Path(out_dir) / f"{r}.pt", weights_only=False) for r in range(world_size)]
+    return [torch.load(Path(out_dir) / f"{r}.pt", weights_only=True) for r in range(world_size)]
