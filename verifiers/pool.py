@@ -174,8 +174,8 @@ class VerifierPool:
         self._send_setup(w)
         return w
 
-    def _current_setup(self) -> dict[str, Any]:
-        setup = worker_setup()
+    def _current_setup(self, base: dict[str, Any] | None = None) -> dict[str, Any]:
+        setup = dict(base) if base is not None else worker_setup()
         setup["path"] = list(sys.path)
         setup["callables"] = {alias: path for path, alias in self._aliases.items()}
         return setup
@@ -261,7 +261,8 @@ class VerifierPool:
             return results, _stats(items, results, time.monotonic() - t0)
 
         payloads: dict[int, dict[str, Any]] = {}
-        unreachable = worker_setup()["unreachable"]
+        registry_setup = worker_setup()  # read once per batch: its "unreachable" names and the setup sent below
+        unreachable = registry_setup["unreachable"]
         for i, it in enumerate(items):
             try:
                 payloads[i] = {
@@ -274,7 +275,7 @@ class VerifierPool:
                 }
             except Exception as e:  # noqa: BLE001 -- malformed item
                 results[i] = RewardResult(0.0, 0.0, 0.0, _error_text(e))
-        setup = self._current_setup()
+        setup = self._current_setup(registry_setup)  # after the loop: it may have given new callables aliases
         if setup != self._setup:  # a plugin loaded, a name registered or a new callable since the workers started
             self._setup = setup
             for w in self._workers:
