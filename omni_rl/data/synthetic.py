@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-GENERATOR_VERSION = 3  # 2: omni_av's beeps are the video's own audio track; 3: abstention rows carry no gold answer
-#                        (answer null, unanswerable: true), the mismatch task
+GENERATOR_VERSION = 4  # 2: omni_av's beeps are the video's own audio track; 3: abstention rows carry no gold answer
+#                        (answer null, unanswerable: true), the mismatch task; 4: audio_pitch has three pitches
 INSTRUCTION = "Think briefly inside <think></think>, then give the final answer in \\boxed{}."
 LETTERS = "ABCD"
 AUDIO_SR = 16000
@@ -46,6 +46,7 @@ QUADRANTS = ("top-left", "top-right", "bottom-left", "bottom-right")
 WORDS = ("cat", "dog", "sun", "tree", "book", "fish", "moon", "star")
 ASR_VOCAB: dict[str, float] = {"apple": 300.0, "river": 450.0, "stone": 600.0, "cloud": 800.0, "green": 1050.0,
                                "music": 1400.0}
+PITCHES = (("a low-pitched tone", 220.0), ("a medium-pitched tone", 440.0), ("a high-pitched tone", 880.0))
 ABSENT_OBJECTS = ("cat", "dog", "car", "bird", "tree", "house")
 
 
@@ -556,15 +557,17 @@ def _video_flash(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
 
 @task("audio_pitch")
 def _audio_pitch(ctx: TaskContext, n: int) -> list[dict[str, Any]]:
-    letters = _balanced(ctx.rng, n, 2)
+    """Three pitches (a two-option task starts at chance 0.5 and a policy that ignores the audio loses little)."""
+    pitches = _balanced(ctx.rng, n, len(PITCHES))
+    letters = _balanced(ctx.rng, n, len(PITCHES))
+    names = [name for name, _ in PITCHES]
     rows = []
     for i in range(n):
-        high = bool(ctx.rng.integers(0, 2))
-        wav = _tone(880.0 if high else 220.0, 1.0, amp=0.3 + 0.3 * float(ctx.rng.random()))
+        name, freq = PITCHES[int(pitches[i])]
+        wav = _tone(freq, 1.0, amp=0.3 + 0.3 * float(ctx.rng.random()))
         path, rel = ctx.media_path(i, "wav")
         write_wav(path, wav)
-        correct = "a high-pitched tone" if high else "a low-pitched tone"
-        opts = _options(ctx.rng, correct, ["a high-pitched tone", "a low-pitched tone"], int(letters[i]), k=2)
+        opts = _options(ctx.rng, name, names, int(letters[i]), k=len(PITCHES))
         rows.append(_row(ctx, i, [{"type": "audio", "audio": rel}],
                          _options_text("What do you hear in the audio?", opts), "multiple-choice",
                          LETTERS[int(letters[i])], {"options": opts}))

@@ -17,7 +17,9 @@ abstention `\\boxed{unanswerable}`, a built-in abstention marker), in two phases
    on some machines and not on others; stopping on the measured property does not.
 2. **Flawed teacher.** `steps` steps in which, with probability `label_noise`, the target answer is the task's
    *confusion* of the gold answer: a fixed wrong answer that is a function of the gold one (the next option letter,
-   the next word / number of the task's answer list, the click point mirrored through the screen's centre). The warm
+   the next word / number of the task's answer list, each word of a transcript replaced by the next word of the
+   task's vocabulary, the click point mirrored through the screen's centre, and for a row with `unanswerable: true`
+   an answer instead of the abstention: one its verifier's answerable rows give). The warm
    policy therefore keeps reading the input (the confusion depends on it) and follows the format, but puts only about
    `1 - label_noise` of its probability on the right answer. Finding out, from the verifier's reward alone, which of
    its two habits is right is the job RL then does. (Uniform random wrong labels do not work as well at this scale:
@@ -44,7 +46,7 @@ from omni_rl.locks import waiting_lock
 
 log = logging.getLogger(__name__)
 
-WARM_START_VERSION = 6
+WARM_START_VERSION = 7  # 7: per-word ASR confusion, unanswerable rows confused with an answer
 THINK_HINT = "Let me check."
 ABSTAIN_TEXT = "unanswerable"  # the teacher's answer to a row with unanswerable: true (a built-in abstention marker)
 
@@ -64,11 +66,23 @@ def sample_gold(sample: Any) -> str:
 
 
 def sample_confused(sample: Any, pool: list[str]) -> str:
-    """`confused_text` of a row; for a row with `unanswerable: true` the next answer of its source's pool (an
-    answer instead of the abstention), or the abstention itself when the source has no other answer."""
+    """`confused_text` of a row; for a row with `unanswerable: true` the answer after the abstention in the sorted
+    `pool` (`_train` passes the gold answers of every row with the row's verifier: the flawed teacher answers a question
+    it should refuse), or the abstention itself when the pool has no other answer."""
     if sample.unanswerable:
         return _next_in(sorted(set(pool)), ABSTAIN_TEXT)
     return confused_text(sample.verifier, sample.answer, sample.verifier_kwargs, pool)
+
+
+def answer_pools(samples: list[Any]) -> list[list[str]]:
+    """Per row, the answers its confusion and its candidates are drawn from: the gold answers of its source; for a
+    row with `unanswerable: true`, those of every row with its verifier (its source's are all the abstention)."""
+    by_source: dict[str, list[str]] = {}
+    by_verifier: dict[str, list[str]] = {}
+    for s in samples:
+        by_source.setdefault(s.source, []).append(sample_gold(s))
+        by_verifier.setdefault(s.verifier, []).append(sample_gold(s))
+    return [by_verifier[s.verifier] if s.unanswerable else by_source[s.source] for s in samples]
 
 
 def _next_in(pool: list[str], gold: str) -> str:
@@ -99,6 +113,9 @@ def confused_text(verifier: str, answer: Any, kwargs: dict[str, Any], pool: list
         x, y = (float(v) for v in gold.strip("()").split(","))
         w, h = kwargs["image_size"] if kwargs.get("coord_space") == "pixel" else (1000, 1000)
         return f"({round(w - x)}, {round(h - y)})"
+    if verifier == "asr":  # every word replaced: a confusion sharing words with the gold would earn 1 - WER credit
+        words = sorted({w for text in pool for w in text.split()} | set(gold.split()))
+        return " ".join(_next_in(words, w) for w in gold.split())
     if verifier == "multiple-choice" and kwargs.get("options"):
         pool = sorted(kwargs["options"])
     return _next_in(sorted(set(pool)), gold)
@@ -167,9 +184,7 @@ def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: flo
         raise ValueError(f"no rows of {suite_jsonl} can be read by a {family} model")
     prompts = [render_prompt(s, processor, enable_thinking=True, video_fps=video_fps, video_max_frames=video_max_frames)
                for s in samples]
-    pools: dict[str, list[str]] = {}
-    for s in samples:
-        pools.setdefault(s.source, []).append(sample_gold(s))
+    row_pools = answer_pools(samples)
     ids: dict[str, list[int]] = {}
 
     def target(answer_text: str) -> list[int]:
@@ -178,8 +193,8 @@ def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: flo
         return ids[answer_text]
 
     golds = [target(sample_gold(s)) for s in samples]
-    confused = [target(sample_confused(s, pools[s.source])) for s in samples]
-    candidates = [[target(a) for a in answer_candidates(s, pools[s.source])] for s in samples]
+    confused = [target(sample_confused(s, pool)) for s, pool in zip(samples, row_pools)]
+    candidates = [[target(a) for a in answer_candidates(s, pool)] for s, pool in zip(samples, row_pools)]
     model = load_model(model_dir, "float32", family=family)  # for omni: the thinker
     model.train()
     phase = _Phase(make_adapter(model, family), prompts, golds, confused, candidates, [s.source for s in samples],

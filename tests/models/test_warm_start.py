@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from omni_rl.data.types import Sample
-from omni_rl.models.warm_start import (ABSTAIN_TEXT, THINK_HINT, answer_candidates, confused_text, gold_text,
-                                       sample_confused, sample_gold, target_text, warm_start)
+from omni_rl.models.warm_start import (ABSTAIN_TEXT, THINK_HINT, answer_candidates, answer_pools, confused_text,
+                                       gold_text, sample_confused, sample_gold, target_text, warm_start)
 from omni_rl.verifiers import reward
 
 
@@ -31,11 +31,18 @@ def test_confused_text_is_a_fixed_wrong_answer():
                          []) == "(92, 26)"  # centre (20, 30.5) -> "(20, 30)" -> mirrored: (112 - 20, 56 - 30)
     assert confused_text("gui-coordinate", [100, 200, 300, 400], {"coord_space": "norm1000"}, []) == "(800, 700)"
     assert confused_text("string-match", "only", {}, ["only"]) == "only"  # nothing else to confuse it with
+    # a transcript: every word replaced by the next word of the task's vocabulary (apple cloud river stone), so the
+    # confusion shares no word with the gold answer and earns no 1 - WER credit
+    asr_pool = ["apple river", "stone", "cloud apple stone"]
+    assert confused_text("asr", "apple river", {}, asr_pool) == "cloud stone"
+    assert confused_text("asr", "stone apple stone", {}, asr_pool) == "apple cloud apple"  # wraps
+    assert reward(target_text("cloud stone"), "asr", "apple river").outcome == 0.0
 
 
 def test_unanswerable_rows_are_taught_to_abstain():
     """A row with unanswerable: true has no gold answer: the teacher's target is the abstention, which the verifiers
-    score 1 on that row; its confusion is another answer of its source when there is one."""
+    score 1 on that row; its confusion is the answer after the abstention in its pool (the warm start passes the gold
+    answers of the rows with the same verifier), the abstention itself when the pool has nothing else."""
     row = Sample(id="u", source="mix", messages=[], verifier="string-match", answer=None, unanswerable=True)
     assert sample_gold(row) == ABSTAIN_TEXT == "unanswerable"
     assert reward(target_text(sample_gold(row)), "string-match", None, unanswerable=True).reward == 1.0
@@ -44,6 +51,12 @@ def test_unanswerable_rows_are_taught_to_abstain():
     assert answer_candidates(row, ["unanswerable", "red"]) == ["red", "unanswerable"]
     answered = Sample(id="a", source="mix", messages=[], verifier="string-match", answer="red")
     assert sample_gold(answered) == "red" and sample_confused(answered, ["red", "unanswerable"]) == "unanswerable"
+    # a source of unanswerable rows only: its rows are confused with an answer of another string-match source
+    colour = Sample(id="c", source="colour", messages=[], verifier="string-match", answer="yellow")
+    maths = Sample(id="m", source="maths", messages=[], verifier="mathruler", answer="7")
+    pools = answer_pools([row, colour, maths, row])
+    assert pools == [["unanswerable", "yellow", "unanswerable"], ["yellow"], ["7"], pools[0]]
+    assert sample_confused(row, pools[0]) == "yellow" and answer_candidates(row, pools[0]) == ["unanswerable", "yellow"]
 
 
 @pytest.mark.slow
