@@ -15,13 +15,17 @@ Figures per run, then min / median / max over the runs:
   held-out rise        greedy reward on the held-out suite at the last evaluation minus at step 0 (`run.eval_every`)
   held-out/<source>    the same, per source
   accuracy / margin    preference stages (mpo): the same windows of mpo/accuracy and mpo/reward_margin
+  policy/<source>      with --policy-n N: the mean reward of N sampled responses per training row (`omni-rl filter
+                       filter.score=reward`), final policy minus initial policy. Unlike the reward windows it does not
+                       depend on how fast a task is learned (a task solved within its first 20 draws shows a small
+                       window rise), and unlike the held-out figures it is measured on the rows the stage trains on
   end reward, held-out end, wall time (model build + warm start included when the cache is cold)
 
     .venv/bin/python scripts/bench_train.py                                  # one default image_rl run
     .venv/bin/python scripts/bench_train.py --fresh-cache                    # ... timing the model build + warm start
     .venv/bin/python scripts/bench_train.py --seeds 5                        # the sweep behind the docs, the CI test
     .venv/bin/python scripts/bench_train.py --stage text_rl_1 --seeds 5
-    .venv/bin/python scripts/bench_train.py --stage omni_rl --seeds 3 --seed-keys run.seed  # per source; one warm start
+    .venv/bin/python scripts/bench_train.py --stage omni_rl --seeds 5 --seed-keys run.seed --policy-n 8  # per source
     .venv/bin/python scripts/bench_train.py --stage mpo --seeds 5 --window 10  # preference accuracy, held-out
     .venv/bin/python scripts/bench_train.py --encoder-once                   # + encoder-once on/off step time
 
@@ -95,6 +99,28 @@ def figures(rows: list[dict], window: int) -> dict[str, float]:
     return out
 
 
+def run_filter(overrides: list[str], out: Path, *, cache: Path | None) -> dict[str, float]:
+    """`omni-rl filter ... filter.score=reward` (a finished dir is resumed at once): the mean reward of the sampled
+    responses per source (report.json's `mean_score`)."""
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    if cache is not None:
+        env["OMNI_RL_CACHE"] = str(cache)
+    cmd = [sys.executable, "-m", "omni_rl.cli", "filter", *overrides, "filter.score=reward", "filter.band_preset=keep_all",
+           "logging.progress=false", f"run.output_dir={out}"]
+    with open(out.parent / f"{out.name}.log", "w") as log:
+        p = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if p.returncode != 0:
+        sys.exit(f"filter failed (exit {p.returncode}): {' '.join(cmd)}\nlog: {out.parent / f'{out.name}.log'}")
+    report = json.loads((out / "report.json").read_text())
+    return {src: group["mean_score"] for src, group in report["by_source"].items() if group["mean_score"] is not None}
+
+
+def policy_figures(start: dict[str, float], end: dict[str, float]) -> dict[str, float]:
+    out = {f"policy/{src} rise": end[src] - start[src] for src in start if src in end}
+    out["policy start (all rows)"] = fmean(start.values())
+    return out
+
+
 def print_single(rows: list[dict], wall: float, window: int, stage: str) -> None:
     curve = "reward/mean" if any("reward/mean" in r for r in rows) else "mpo/accuracy"
     rewards = [r[curve] for r in rows if curve in r]
@@ -153,6 +179,9 @@ def main() -> None:
                     help="single run: an empty model cache, so the wall time includes building + warm-starting")
     ap.add_argument("--encoder-once", action="store_true", help="also time trainer.encoder_once=true vs false")
     ap.add_argument("--encoder-steps", type=int, default=4, help="steps of each encoder-once comparison run")
+    ap.add_argument("--policy-n", type=int, default=0,
+                    help="N > 0: also score the initial and the final policy with N sampled responses per training "
+                         "row (omni-rl filter) and report the per-source rise (policy/<source>)")
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = ap.parse_args()
 
@@ -171,6 +200,14 @@ def main() -> None:
             seeds = [f"{key}={k}" for key in args.seed_keys]
             rows, wall = run_stage([*base, *seeds], out / f"seed{k}", threads=threads, cache=cache)
             f = {**figures(rows, args.window), "wall time s": wall}
+            if args.policy_n > 0:  # the initial policy: one per model / data seed (run.seed only changes sampling)
+                fixed = [s for s in seeds if not s.startswith("run.seed=")]
+                start_dir = out / ("policy_start" + "".join(f"_{s.split('=')[0].split('.')[0]}{k}" for s in fixed))
+                n = [f"filter.n={args.policy_n}"]
+                start = run_filter([*base, *fixed, *n], start_dir, cache=cache)
+                end = run_filter([*base, *seeds, *n, f"model.path={out / f'seed{k}' / 'final'}"],
+                                 out / f"seed{k}_policy", cache=cache)
+                f.update(policy_figures(start, end))
             per_run.append(f)
             print(f"seed {k} (threads {threads}, {len(rows)} steps, {wall:.0f} s): "
                   + ", ".join(f"{n} {v:+.3f}" for n, v in f.items() if "rise" in n), flush=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 SLOWEST_FIRST = {  # file -> measured seconds (setup + calls), in the order the workers take them
+    "tests/controller/test_omni_rl_e2e.py": 2400,  # the whole omni stage: its warm start and 200 steps
     "tests/controller/test_image_rl_e2e.py": 600,  # builds the omni warm start that the next two marked files reuse
     "tests/controller/test_curriculum_e2e.py": 380,
     "tests/controller/test_text_rl_e2e.py": 250,  # builds the text warm start that test_resume.py reuses
@@ -19,7 +20,6 @@ SLOWEST_FIRST = {  # file -> measured seconds (setup + calls), in the order the 
     "tests/controller/test_mpo_e2e.py": 240,  # omni warm start: after image_rl's has had time to finish
     "tests/jobs/test_filter_e2e.py": 280,  # omni warm start
     "tests/rollout/test_rollout_group.py": 110,
-    "tests/controller/test_omni_rl_e2e.py": 60,
     "tests/bench/test_trl_mpo.py": 110,
     "tests/rollout/test_multimodal.py": 100,
     "tests/controller/test_dry_run.py": 90,  # a two-node Ray cluster with logical GPUs

@@ -101,9 +101,12 @@ class Tally:
     too_hard: int = 0
     rejected: int = 0
     pass_rate_sum: float = 0.0
+    score_sum: float = 0.0  # of the rows' mean scores, over the `score_rows` rows that carry their scores
+    score_rows: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
-    def add(self, outcome: str, pass_rate_value: float | None = None, reason: str | None = None) -> None:
+    def add(self, outcome: str, pass_rate_value: float | None = None, reason: str | None = None,
+            mean_score: float | None = None) -> None:
         self.rows_in += 1
         if outcome == "rejected":
             self.rejected += 1
@@ -112,10 +115,14 @@ class Tally:
             return
         self.scored += 1
         self.pass_rate_sum += float(pass_rate_value or 0.0)
+        if mean_score is not None:
+            self.score_sum += float(mean_score)
+            self.score_rows += 1
         setattr(self, outcome, getattr(self, outcome) + 1)
 
     def as_dict(self) -> dict[str, Any]:
         return {"rows_in": self.rows_in, "scored": self.scored, "kept": self.kept, "too_easy": self.too_easy,
                 "too_hard": self.too_hard, "filtered_out": self.too_easy + self.too_hard, "rejected": self.rejected,
                 "mean_pass_rate": round(self.pass_rate_sum / self.scored, 4) if self.scored else None,
+                "mean_score": round(self.score_sum / self.score_rows, 4) if self.score_rows else None,
                 "reject_reasons": dict(sorted(self.reasons.items()))}

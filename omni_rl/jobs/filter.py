@@ -15,6 +15,7 @@ import json
 import time
 from collections import defaultdict
 from pathlib import Path
+from statistics import fmean
 from typing import Any
 
 from rich.console import Console
@@ -97,7 +98,8 @@ def finalize(cfg: OmniRLConfig, job: JobDir, bands: list[Band]) -> dict[str, Any
     from omni_rl.logging.plots import plot_pass_rates
 
     keep = ("source", "modality", "verifier", "pass_rate", "verifier_errors", "verifier_timeouts", "truncated")
-    scores = {int(r["pos"]): {k: r.get(k) for k in keep} for r in job.read(SCORES)}  # no responses held
+    scores = {int(r["pos"]): {**{k: r.get(k) for k in keep}, "mean_score": fmean(r["scores"]) if r.get("scores") else None}
+              for r in job.read(SCORES)}  # no responses held
     rejects = {int(r["pos"]): {k: r.get(k) for k in ("source", "modality", "verifier", "reason") if k in r}
                for r in job.read(REJECTS)}
     overlap = scores.keys() & rejects.keys()
@@ -129,9 +131,10 @@ def finalize(cfg: OmniRLConfig, job: JobDir, bands: list[Band]) -> dict[str, Any
                 if outcome == KEPT:
                     kept.write(json.dumps({**portable_row(row, job.path), "pass_rate": rate}, ensure_ascii=False)
                                + "\n")
-            totals.add(outcome, rate, reason)
+            mean_score = rec["mean_score"] if rec else None
+            totals.add(outcome, rate, reason, mean_score)
             for name, tallies in groups.items():
-                tallies[keys[name]].add(outcome, rate, reason)
+                tallies[keys[name]].add(outcome, rate, reason, mean_score)
     tmp.replace(job.path / "kept.jsonl")
 
     t = totals.as_dict()

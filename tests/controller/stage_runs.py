@@ -30,3 +30,13 @@ def window_mean(rows: list[dict], key: str, window: int, *, first: bool) -> floa
     vals = [r[key] for r in rows if key in r]
     pick = vals[:window] if first else vals[-window:]
     return sum(pick) / len(pick)
+
+
+def run_filter(out: Path, *overrides: str, timeout: int = 1800) -> dict:
+    """`omni-rl filter ... filter.score=reward` (every row, keep_all); asserts it exits 0; returns report.json."""
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    p = subprocess.run([sys.executable, "-m", "omni_rl.cli", "filter", *overrides, "filter.score=reward",
+                        "filter.band_preset=keep_all", "logging.progress=false", f"run.output_dir={out}"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
+    return json.loads((out / "report.json").read_text())

@@ -68,12 +68,13 @@ def test_bad_band_config_is_a_clear_error(preset, rules, message):
 
 def test_tally_accounts_every_row():
     t = Tally()
-    for outcome, rate in ((KEPT, 0.5), (KEPT, 0.25), (TOO_EASY, 1.0), (TOO_HARD, 0.0)):
-        t.add(outcome, rate)
+    for outcome, rate, score in ((KEPT, 0.5, 0.55), (KEPT, 0.25, None), (TOO_EASY, 1.0, 0.9), (TOO_HARD, 0.0, 0.2)):
+        t.add(outcome, rate, mean_score=score)
     t.add("rejected", reason="corrupt_media: x.png: not an image")
     t.add("rejected", reason="corrupt_media: y.png")
     d = t.as_dict()
     assert d["rows_in"] == 6 == d["kept"] + d["filtered_out"] + d["rejected"]
     assert (d["kept"], d["too_easy"], d["too_hard"], d["rejected"], d["scored"]) == (2, 1, 1, 2, 4)
     assert d["mean_pass_rate"] == pytest.approx((0.5 + 0.25 + 1.0 + 0.0) / 4)
+    assert d["mean_score"] == pytest.approx((0.55 + 0.9 + 0.2) / 3)  # over the rows that carry their scores
     assert d["reject_reasons"] == {"corrupt_media": 2}

@@ -124,6 +124,10 @@ def _check_filter_report(out: Path, rows_in: int) -> dict:
     assert t["rejected"] == len(EXPECTED_REJECTS) and t["pending"] == 0
     assert t["verifier_errors"] == 8  # the crashing verifier's 8 rollouts, scored 0 and counted
     assert t["kept"] + t["filtered_out"] == len(_lines(out / "scores.jsonl")) == 4 * PER_TASK + 1
+    for source, group in report["by_source"].items():  # mean_score: the mean of every sampled response's score
+        scores = [x for r in _lines(out / "scores.jsonl") if r["source"] == source for x in r["scores"]]
+        assert (group["mean_score"] is None) == (not scores), source
+        assert not scores or abs(group["mean_score"] - sum(scores) / len(scores)) <= 5e-5, source  # rounded to 4 places
     return report
 
 

@@ -55,6 +55,7 @@ def test_rescore_bands_rows_and_accounts_for_every_one(tmp_path):
     assert "rows in 9 = kept 3 + filtered out 2" in p.stdout
     assert report["by_source"]["shapes"]["kept"] == 2 and report["by_source"]["speech"]["kept"] == 1
     assert report["by_source"]["shapes"]["mean_pass_rate"] == round((0.0 + 0.75 + 0.875 + 1.0) / 4, 4)
+    assert report["by_source"]["shapes"]["mean_score"] is None  # re-banded rows carry no sampled scores
     reasons = {r["line"]: r["reason"].split(":")[0] for r in _lines(out / "rejects.jsonl")}
     assert reasons == {5: "no_pass_rate", 6: "malformed_json", 7: "unknown_verifier", 8: "duplicate_id"}
     kept = _lines(out / "kept.jsonl")
