@@ -72,7 +72,7 @@ def run_dir(tmp_path_factory):
 def no_av_run_dir(run_dir, tmp_path_factory):
     """Two steps of every task but omni_av, from the same warm-started model (cached by the first run)."""
     return run_stage(tmp_path_factory.mktemp("omni_rl_no_av") / "run", "stage=omni_rl", "run.steps=2",
-                     "run.eval_every=0", "data.mixture.omni_av=0")
+                     "run.eval_every=0", "trainer.warmup_steps=1", "data.mixture.omni_av=0")
 
 
 @pytest.fixture(scope="module")
