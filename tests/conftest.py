@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 SLOWEST_FIRST = {  # file -> measured seconds (setup + calls), in the order the workers take them
-    "tests/controller/test_omni_rl_e2e.py": 2400,  # the whole omni stage: its warm start and 200 steps
+    "tests/controller/test_omni_rl_e2e.py": 1700,  # the whole omni stage: its warm start and 200 steps
     "tests/controller/test_image_rl_e2e.py": 600,  # builds the omni warm start that the next two marked files reuse
     "tests/controller/test_curriculum_e2e.py": 380,
     "tests/controller/test_text_rl_e2e.py": 250,  # builds the text warm start that test_resume.py reuses
