@@ -105,8 +105,8 @@ def run_filter(overrides: list[str], out: Path, *, cache: Path | None) -> dict[s
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     if cache is not None:
         env["OMNI_RL_CACHE"] = str(cache)
-    cmd = [sys.executable, "-m", "omni_rl.cli", "filter", *overrides, "filter.score=reward", "filter.band_preset=keep_all",
-           "logging.progress=false", f"run.output_dir={out}"]
+    cmd = [sys.executable, "-m", "omni_rl.cli", "filter", *overrides, "filter.score=reward",
+           "filter.band_preset=keep_all", "logging.progress=false", f"run.output_dir={out}"]
     with open(out.parent / f"{out.name}.log", "w") as log:
         p = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     if p.returncode != 0:

@@ -98,8 +98,10 @@ def finalize(cfg: OmniRLConfig, job: JobDir, bands: list[Band]) -> dict[str, Any
     from omni_rl.logging.plots import plot_pass_rates
 
     keep = ("source", "modality", "verifier", "pass_rate", "verifier_errors", "verifier_timeouts", "truncated")
-    scores = {int(r["pos"]): {**{k: r.get(k) for k in keep}, "mean_score": fmean(r["scores"]) if r.get("scores") else None}
-              for r in job.read(SCORES)}  # no responses held
+    scores = {}  # no responses held; mean_score: None for rows re-banded from a stored pass rate
+    for r in job.read(SCORES):
+        scores[int(r["pos"])] = {**{k: r.get(k) for k in keep},
+                                 "mean_score": fmean(r["scores"]) if r.get("scores") else None}
     rejects = {int(r["pos"]): {k: r.get(k) for k in ("source", "modality", "verifier", "reason") if k in r}
                for r in job.read(REJECTS)}
     overlap = scores.keys() & rejects.keys()
