@@ -16,7 +16,7 @@ def _imported_after(stmt: str) -> set[str]:
 
 
 @pytest.mark.parametrize("pkg", ["omni_rl", "omni_rl.data", "omni_rl.algorithms", "omni_rl.rollout", "omni_rl.training",
-                                 "omni_rl.controller", "omni_rl.distributed", "omni_rl.models", "omni_rl.logging",
+                                 "omni_rl.training.objectives", "omni_rl.controller", "omni_rl.distributed", "omni_rl.models", "omni_rl.logging",
                                  "omni_rl.config", "omni_rl.environments", "omni_rl.cli"])
 def test_package_init_imports_nothing_heavy(pkg):
     loaded = _imported_after(f"import {pkg}")

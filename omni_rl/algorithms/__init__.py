@@ -5,6 +5,7 @@ free of torch):
 
 - ``omni_rl.algorithms.gspo``: ``gspo_loss`` (GSPO, sequence-level clipped surrogate), ``CLIP_PRESETS``, ``kl_k3``,
   ``overlong_weights``, ``logprob_error_weights``.
+- ``omni_rl.algorithms.grpo``: ``grpo_loss`` (GRPO with DAPO's token-level clipped surrogate, clip-higher).
 - ``omni_rl.algorithms.advantages``: ``group_advantages`` (GRPO-style group-normalised rewards).
 - ``omni_rl.algorithms.mpo``: ``dpo_sigmoid_loss``, ``bco_loss``, ``sft_loss``, ``mpo_loss``, ``bco_delta_update``.
 - ``omni_rl.algorithms.normalization``: ``normalized_sum`` (the one place where per-sequence losses become the

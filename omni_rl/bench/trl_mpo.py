@@ -198,7 +198,7 @@ def omni_rl_loss_on_logps(chosen_logps: Any, chosen_mask: Any, rejected_logps: A
     from omni_rl.algorithms.normalization import normalized_sum
     from omni_rl.training.batch import TrainBatch, TrainPrompt, TrainSequence
     from omni_rl.training.forward import ScoreOutput
-    from omni_rl.training.objectives import MPOObjective
+    from omni_rl.training.objectives.mpo import MPOObjective
 
     b, r = chosen_logps.shape
     seqs, logp_rows, mask_rows = [], [], []
@@ -213,9 +213,8 @@ def omni_rl_loss_on_logps(chosen_logps: Any, chosen_mask: Any, rejected_logps: A
     batch = TrainBatch(prompts=[TrainPrompt(prompt_ids=[0])], sequences=seqs)
     out = ScoreOutput(logp=torch.stack(logp_rows), mask=torch.stack(mask_rows).to(chosen_logps.dtype),
                       media_encoded=0)
-    objective = MPOObjective(beta=beta, w_pref=w_pref, w_quality=w_quality, w_sft=w_sft)
-    objective.delta = delta
-    res = objective.micro_loss(None, batch, out)  # the MPO objective does not use the worker
+    objective = MPOObjective(beta=beta, w_pref=w_pref, w_quality=w_quality, w_sft=w_sft, delta=delta)
+    res = objective.micro_loss(batch, out, None)  # MPO scores no reference (the pairs carry ref_logp)
     return float(normalized_sum(res.per_unit, res.weights, objective.count(batch)))
 
 

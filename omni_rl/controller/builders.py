@@ -233,6 +233,7 @@ def build_verifier_pool(cfg: OmniRLConfig) -> VerifierPool:
 # ------------------------------------------------------------------------------------------- rollout + trainer
 if TYPE_CHECKING:
     from omni_rl.distributed.rollout_group import RolloutGroup
+    from omni_rl.training.objectives.base import Objective
     from omni_rl.training.batch import TrainBatch
     from omni_rl.training.group import TrainerGroup
 
@@ -385,15 +386,18 @@ def trainer_mixed_precision(cfg: OmniRLConfig) -> str | None:
     return "bfloat16" if t.strategy == "fsdp2" and trainer_gpus(cfg) > 0 else None
 
 
+def build_objective(cfg: OmniRLConfig) -> "Objective":
+    """The training objective `algorithm.name` selects (`omni_rl.training.objectives`), built from `algorithm.*`;
+    ValueError (listing the registered names) for an unknown name or one that does not train `run.kind`."""
+    from omni_rl.training.objectives import build_objective as build
+
+    return build(cfg.algorithm, run_kind=cfg.run.kind)
+
+
 def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> "TrainerGroup":
-    from omni_rl.algorithms.gspo import CLIP_PRESETS
     from omni_rl.training.group import TrainerGroup
 
-    from omni_rl.config.schema import mpo_settings
-
-    t, a = cfg.trainer, cfg.algorithm
-    eps_low, eps_high = CLIP_PRESETS[a.clip_preset] if a.clip_preset else (a.eps_low, a.eps_high)
-    objective = {"objective": "mpo", "mpo": mpo_settings(a.mpo)} if a.name == "mpo" else {}
+    t = cfg.trainer
     return TrainerGroup(str(policy.path), num_workers=t.num_workers, num_gpus_per_worker=trainer_gpus(cfg),
                         trust_remote_code=cfg.model.trust_remote_code, strategy=t.strategy,
                         resources=dict(t.resources), refit_chunk_bytes=int(t.refit_chunk_mib * 2**20),
@@ -405,40 +409,42 @@ def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> "TrainerGroup":
                         weight_decay=t.weight_decay, betas=tuple(t.betas), grad_clip=t.grad_clip,
                         micro_batch_size=t.micro_batch_size, encoder_once=t.encoder_once,
                         prompt_once=t.prompt_once,
-                        freeze=asdict(t.freeze), eps_low=eps_low, eps_high=eps_high, kl_beta=a.kl_beta,
-                        max_logprob_error=a.max_logprob_error, seed=cfg.run.seed, dtype=cfg.model.dtype, **objective)
+                        freeze=asdict(t.freeze), objective=build_objective(cfg),
+                        max_logprob_error=cfg.algorithm.max_logprob_error, seed=cfg.run.seed, dtype=cfg.model.dtype)
 
 
 def build_train_batch(cfg: OmniRLConfig, prompts: Sequence[Prompt], scored: Sequence[Sequence[ScoredRollout]]
                       ) -> tuple["TrainBatch", dict[str, float]]:
     """Group-normalised advantages -> the trainer's batch. Zero-variance groups (all G rewards equal) carry no
-    signal and are left out (counted) unless `algorithm.train_zero_variance_groups`; truncated rollouts get zero loss weight when overlong filtering is on (they
-    still count in their group's mean/std)."""
+    signal and are left out (counted) unless `algorithm.train_zero_variance_groups`; truncated rollouts get zero loss
+    weight when overlong filtering is on (`overlong_weights`; they still count in their group's mean/std)."""
     import torch
 
     from omni_rl.algorithms.advantages import group_advantages
+    from omni_rl.algorithms.gspo import overlong_weights
     from omni_rl.training.batch import TrainBatch, TrainPrompt, TrainSequence
 
     rewards = torch.tensor([[r.reward for r in g] for g in scored], dtype=torch.float64)  # [P, G]
     adv, zero_var = group_advantages(rewards, eps=cfg.algorithm.adv_eps)
+    truncated = torch.tensor([[r.rollout.finish_reason == "length" for r in g] for g in scored])  # [P, G] bool
+    weights = (overlong_weights(truncated, torch.float64) if cfg.algorithm.overlong_filter
+               else torch.ones_like(rewards))  # [P, G]
     batch = TrainBatch(prompts=[], sequences=[])
-    overlong = 0
+    masked = 0.0
     for p_idx, (prompt, group) in enumerate(zip(prompts, scored)):
         if bool(zero_var[p_idx]) and not cfg.algorithm.train_zero_variance_groups:
             continue
         batch.prompts.append(TrainPrompt(prompt_ids=prompt.prompt_ids, mm_tensors=prompt.mm_tensors,
                                          uid=prompt.sample.id))
         for g_idx, r in enumerate(group):
-            truncated = r.rollout.finish_reason == "length"
-            overlong += int(truncated)
-            weight = 0.0 if (truncated and cfg.algorithm.overlong_filter) else 1.0
+            weight = float(weights[p_idx, g_idx])
+            masked += 1.0 - weight
             batch.sequences.append(TrainSequence(
                 prompt_index=len(batch.prompts) - 1, response_ids=r.rollout.token_ids,
                 advantage=float(adv[p_idx, g_idx]), rollout_logp=r.rollout.logprobs, weight=weight,
-                truncated=truncated))
+                truncated=bool(truncated[p_idx, g_idx])))
     metrics = {"adv/zero_variance_groups": float(zero_var.sum()), "adv/groups": float(len(scored)),
-               "adv/train_seqs": float(len(batch.sequences)), "adv/overlong_masked":
-               float(overlong if cfg.algorithm.overlong_filter else 0)}
+               "adv/train_seqs": float(len(batch.sequences)), "adv/overlong_masked": masked}
     return batch, metrics
 
 

@@ -126,10 +126,13 @@ def run_curriculum(name_or_path: str, overrides: list[str], *, output_dir: str |
     from rich.console import Console
 
     from omni_rl.controller import run_stage
+    from omni_rl.controller.builders import build_objective
 
     console = Console(highlight=False, soft_wrap=True)
     curriculum = load_curriculum(name_or_path)
     configs = [compose_config([f"stage={s.stage}", *s.overrides, *overrides]) for s in curriculum.stages]  # fail fast
+    for stage_cfg in configs:
+        build_objective(stage_cfg)  # every stage's algorithm.name is registered and trains its run.kind, before any runs
     root = Path(output_dir or f"outputs/curriculum_{curriculum.name}").resolve()
     root.mkdir(parents=True, exist_ok=True)
     state = State(root, curriculum, overrides)

@@ -36,7 +36,7 @@ def dry_run(cfg: OmniRLConfig, console: Any, *, model_from: str | None = None) -
     from rich.table import Table
 
     models = [Check("model", True, model_from)] if model_from else model_checks(cfg)
-    checks = [*models, *plugin_checks(cfg), *data_checks(cfg), *placement_checks(cfg)]
+    checks = [*models, *objective_problems(cfg), *plugin_checks(cfg), *data_checks(cfg), *placement_checks(cfg)]
     table = Table(title=f"dry run of {cfg.run.name}: nothing was loaded or started", show_lines=False)
     for col in ("check", "", "detail"):
         table.add_column(col, overflow="fold")
@@ -118,6 +118,17 @@ def model_checks(cfg: OmniRLConfig) -> list[Check]:
 
 
 # -------------------------------------------------------------------------------------------------------- data
+def objective_problems(cfg: OmniRLConfig) -> list[Check]:
+    """A row only when `algorithm.name` names no registered objective or one that does not train `run.kind`."""
+    from omni_rl.controller.builders import build_objective
+
+    try:
+        build_objective(cfg)
+    except ValueError as e:
+        return [Check("algorithm.name", False, str(e))]
+    return []
+
+
 def plugin_checks(cfg: OmniRLConfig) -> list[Check]:
     """Import the verifier plugin modules of `verify.plugins` (a run imports them first thing too), so that the data
     check knows their names."""

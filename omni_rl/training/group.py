@@ -1,6 +1,6 @@
 """TrainerGroup: `world_size` data-parallel `TrainerWorker`s as Ray actors, behind a narrow driver-side interface.
 
-    group = TrainerGroup(model_path, num_workers=2, lr=1e-5, micro_batch_size=16, freeze={...}, ...)
+    group = TrainerGroup(model_path, num_workers=2, objective=GSPOObjective(), lr=1e-5, freeze={...}, ...)
     metrics = group.train(batch, num_minibatches=k)   # one rollout batch -> k optimizer steps
     group.weight_stream()                    # the vLLM refit, one chunk at a time (RolloutGroup.update_weights)
     group.weights()                          # [(checkpoint_name, tensor)], all at once in the driver
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from omni_rl.training.batch import TrainBatch
-from omni_rl.training.objectives import GSPOObjective, make_objective
+from omni_rl.training.objectives import default_objective
 from omni_rl.training.worker import TrainerWorker, reduce_metrics
 
 
@@ -129,9 +129,11 @@ class TrainerGroup:
         self._plans: dict[int, list[list[tuple[str, tuple[int, ...], str]]]] = {}  # refit plans by chunk size
         # fsdp2: weights are gathered by every rank together, so every rank takes part in a refit / export
         self.sharded = worker_kwargs.get("strategy", "replicated") == "fsdp2"
-        # the driver's copy: units, counts and metric reduction (the ranks hold the state, e.g. MPO's delta)
-        self.objective = (make_objective("mpo", **dict(worker_kwargs.get("mpo") or {}))
-                          if worker_kwargs.get("objective", "gspo") == "mpo" else GSPOObjective())
+        # the driver's copy: units, counts and metric reduction (each rank trains its own copy, which holds the
+        # objective's state); the ranks get it pickled
+        if worker_kwargs.get("objective") is None:
+            worker_kwargs["objective"] = default_objective()
+        self.objective = worker_kwargs["objective"]
         actor_cls = ray.remote(_TrainerActor)
         custom = {k: float(v) for k, v in (resources or {}).items()}  # e.g. {"trainer_host": 1}: nodes that have it
         self.actors = [actor_cls.options(num_cpus=num_cpus_per_worker, num_gpus=num_gpus_per_worker,

@@ -38,13 +38,17 @@ SUM-all-reduced) or "fsdp2" (`omni_rl.training.fsdp`: parameters, gradients and 
 Under fsdp2 every rank takes part in every forward, weight gather and checkpoint (ranks with fewer micro-batches run
 padding ones) and the trainer state is one pair of files per rank (resume with the same number of ranks).
 
-Optional KL to the initial policy (`kl_beta` != 0; the recipe uses 0): a frozen reference copy is loaded and
-kl_beta * k3-KL (masked token mean, `omni_rl.algorithms.gspo.kl_k3`) is added to each sequence's loss.
+The objective (`objective`: an `omni_rl.training.objectives.Objective`, built by the controller from `algorithm.*`;
+None: the schema's default algorithm) computes each micro-batch's per-unit losses and weights, owns any state across
+steps (checkpointed with the trainer state) and says whether it needs a frozen reference copy of the initial policy
+(`uses_reference`, e.g. for a KL term): the worker then loads one and hands the objective a function that
+scores the micro-batch under it. The worker never branches on which objective it trains.
 The model is kept in eval mode (no dropout) for both scoring and training.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 
@@ -61,14 +65,12 @@ from omni_rl.algorithms.normalization import normalized_sum
 from omni_rl.config.schema import LR_SCHEDULES
 from omni_rl.training.batch import TrainBatch
 from omni_rl.training.forward import make_adapter, score
-from omni_rl.training.objectives import (COMMON_MAX_KEYS, COMMON_SUM_KEYS, GSPOObjective, MPOObjective,
-                                         make_objective)
+from omni_rl.training.objectives import default_objective
+from omni_rl.training.objectives.base import (COMMON_MAX_KEYS, COMMON_SUM_KEYS, MISMATCH_KEYS, Objective,
+                                              logprob_mismatch, reduce_mismatch)
 
 WEIGHTS_FILE = "model.safetensors"
 STATE_STEM = "trainer_state"  # + .json / .safetensors (omni_rl.training.state); fsdp2: + .rank<r>
-# Metric sums / maxima a GSPO rank returns; the group combines them over ranks (see `reduce_metrics`).
-SUM_KEYS = COMMON_SUM_KEYS + GSPOObjective.sum_keys
-MAX_KEYS = COMMON_MAX_KEYS + GSPOObjective.max_keys
 
 
 class TrainerWorker:
@@ -77,10 +79,9 @@ class TrainerWorker:
                  freeze: Mapping[str, bool] | None = None, lr: float = 1e-5, warmup_steps: int = 0,
                  lr_schedule: str = "constant", total_steps: int | None = None, min_lr_ratio: float = 0.0,
                  weight_decay: float = 0.0, betas: Sequence[float] = (0.9, 0.999), grad_clip: float | None = 1.0,
-                 micro_batch_size: int = 16, encoder_once: bool = True, eps_low: float = 0.2, eps_high: float = 0.28,
-                 max_logprob_error: float | None = None, kl_beta: float = 0.0, temperature: float = 1.0,
-                 seed: int = 0, num_threads: int | None = None, objective: str = "gspo",
-                 mpo: Mapping[str, float] | None = None, trust_remote_code: bool = False,
+                 micro_batch_size: int = 16, encoder_once: bool = True, objective: Objective | None = None,
+                 max_logprob_error: float | None = None, temperature: float = 1.0,
+                 seed: int = 0, num_threads: int | None = None, trust_remote_code: bool = False,
                  strategy: str = "replicated", activation_checkpointing: bool = False,
                  mixed_precision: str | None = None, prompt_once: bool = False, packing: bool | None = None):
         from omni_rl.models.policy import detect_family, load_model
@@ -98,7 +99,6 @@ class TrainerWorker:
         if prompt_once and activation_checkpointing:
             raise ValueError("prompt_once with activation_checkpointing: a recomputed layer would append its keys / "
                              "values to the prompt cache a second time; choose one")
-        self.eps_low, self.eps_high = eps_low, eps_high
         self.max_logprob_error = max_logprob_error
         self.temperature = temperature
         self.grad_clip = grad_clip
@@ -153,11 +153,9 @@ class TrainerWorker:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         if not self.params:
             raise ValueError(f"every parameter is frozen (freeze={dict(freeze or {})})")
-        self.kl_beta = kl_beta
-        self.ref_adapter = self._reference(model_path, dtype) if kl_beta != 0 else None
-        self.objective: GSPOObjective | MPOObjective = (
-            GSPOObjective(eps_low=eps_low, eps_high=eps_high, max_logprob_error=max_logprob_error, kl_beta=kl_beta)
-            if objective == "gspo" else make_objective(objective, **dict(mpo or {})))
+        # this rank's own copy (as a Ray actor gets by pickling): its state is the rank's, not the caller's object's
+        self.objective: Objective = copy.deepcopy(objective) if objective is not None else default_objective()
+        self.ref_adapter = self._reference(model_path, dtype) if self.objective.uses_reference else None
         self.optimizer = torch.optim.AdamW(self.params, lr=lr, betas=(betas[0], betas[1]), weight_decay=weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_factor(warmup_steps, lr_schedule, total_steps=total_steps, min_ratio=min_lr_ratio))
@@ -179,7 +177,7 @@ class TrainerWorker:
         return {g: len(groups[g]) for g in frozen}
 
     def _reference(self, model_path: str, dtype: str) -> Any:
-        """A frozen copy of the initial policy for the optional KL term (the recipe trains with KL 0)."""
+        """A frozen copy of the initial policy, for an objective that `uses_reference`."""
         from omni_rl.models.policy import load_model
 
         ref = load_model(model_path, dtype, family=self.family, trust_remote_code=self.trust_remote_code)
@@ -203,89 +201,92 @@ class TrainerWorker:
             raise ValueError(f"num_minibatches must be >= 1, got {num_minibatches}")
         k = num_minibatches
         t0 = time.perf_counter()
+        obj = self.objective
         pre: dict[str, float] = {}
-        needs_old = self.objective.name == "gspo" and k > 1 and any(s.old_logp is None for s in batch.sequences)
+        needs_old = obj.uses_old_logp and k > 1 and any(s.old_logp is None for s in batch.sequences)
         prepass = needs_old or self.max_logprob_error is not None
+        given = obj.count(batch)
         if prepass:
             batch, pre = self._prepare(batch, fill_old_logp=needs_old)
-        obj = self.objective
         pieces = batch.split(k, unit=obj.unit)
-        counts = [obj.count(p) for p in pieces] + [float(p.num_sequences) for p in pieces]
-        counts += [obj.count(batch), pre.get("unmasked_weight", 0.0)]
+        counts = [obj.count(p) for p in pieces] + [float(p.num_sequences) for p in pieces] + [given]
         if self.world_size > 1:
             from omni_rl.training.dist import all_reduce_sum
 
             counts = all_reduce_sum(counts, self.device)
-        if global_num_seqs is not None:
-            before_mask = counts[2 * k] + (counts[2 * k + 1] if prepass else 0.0)
-            if abs(before_mask - global_num_seqs) > 1e-6 * max(1.0, global_num_seqs):
-                raise ValueError(f"global_num_seqs={global_num_seqs} but the ranks' shards weigh {before_mask}")
+        if global_num_seqs is not None and abs(counts[2 * k] - global_num_seqs) > 1e-6 * max(1.0, global_num_seqs):
+            raise ValueError(f"global_num_seqs={global_num_seqs} but the ranks' shards weigh {counts[2 * k]}")
         steps = []
         for j, piece in enumerate(pieces):
             if counts[k + j] == 0:  # no rank has a sequence for this mini-batch: no optimizer step
                 continue
             sums = self.train_step(piece, global_num_seqs=counts[j], logprob_mask=not prepass)
-            steps.append(reduce_metrics(self._all_reduce_metrics(sums), self.objective))
-        out = _combine_steps(steps)
-        if prepass and any(s.rollout_logp is not None for s in batch.sequences):
-            stats = [pre.get(key, 0.0) for key in ("abs_diff_sum", "tokens", "masked")]
-            maxes = [pre.get("token_max", 0.0), pre.get("seq_error_max", 0.0)]
-            if self.world_size > 1:
-                from omni_rl.training.dist import all_reduce_max, all_reduce_sum
-
-                stats, maxes = all_reduce_sum(stats, self.device), all_reduce_max(maxes, self.device)
-            out["train/logprob_abs_diff_mean"] = stats[0] / max(stats[1], 1.0)
-            out["train/logprob_masked_seqs"] = stats[2]
-            out["train/logprob_seq_error_max"] = maxes[1]
-            out["logprob/mismatch_max"] = maxes[0]
+            steps.append(reduce_metrics(self._all_reduce_metrics(sums), obj))
+        out = _combine_steps(steps, obj)
+        if prepass:  # the mismatch was measured before any update (zeros where no sequence has rollout log-probs)
+            per_rank = self._all_reduce_metrics({**dict.fromkeys(MISMATCH_KEYS, 0.0), **pre})
+            out.update(reduce_mismatch(per_rank[0], per_rank))
         out["train/time_s"] = time.perf_counter() - t0
         return with_short_names(out)
 
     def _prepare(self, batch: TrainBatch, *, fill_old_logp: bool) -> tuple[TrainBatch, dict[str, float]]:
         """One no-grad pass before any update: old_logp (when asked), mismatch vs the rollout logp, and the
-        `max_logprob_error` mask folded into the weights. Returns (new batch sharing the prompts, stat sums)."""
+        `max_logprob_error` mask folded into the weights. Returns (new batch sharing the prompts, the mismatch sums
+        and maxima; empty when no sequence carries rollout log-probs)."""
         from dataclasses import replace
 
-        logp = self.compute_logp(batch)
-        stats = dict(abs_diff_sum=0.0, tokens=0.0, masked=0.0, token_max=0.0, seq_error_max=0.0, unmasked_weight=0.0)
-        seqs = []
-        for s, row in zip(batch.sequences, logp):
-            changes: dict[str, Any] = {}
-            if fill_old_logp and s.old_logp is None:
-                changes["old_logp"] = row
-            if s.rollout_logp is not None and row:
-                diff = [abs(a - b) for a, b in zip(row, s.rollout_logp)]
-                error = sum(diff) / len(diff)
-                stats["abs_diff_sum"] += sum(diff)
-                stats["tokens"] += len(diff)
-                stats["token_max"] = max(stats["token_max"], max(diff))
-                stats["seq_error_max"] = max(stats["seq_error_max"], error)
-                if self.max_logprob_error is not None and error > self.max_logprob_error and s.weight > 0:
-                    stats["masked"] += 1
-                    stats["unmasked_weight"] += s.weight  # weight removed by the mask (for the count check)
-                    changes["weight"] = 0.0
-            seqs.append(replace(s, **changes) if changes else s)
+        seqs = list(batch.sequences)  # (a micro-batch's own sequences index its own prompts: not these)
+        stats: dict[str, float] = {}
+        start = 0
+        for mb, out in self._score_all(batch):
+            weights, mismatch = logprob_mismatch(mb, out.logp, out.mask, self.max_logprob_error)
+            _accumulate(stats, stats, mismatch)
+            for i in range(mb.num_sequences):
+                s = seqs[start + i]
+                changes: dict[str, Any] = {}
+                if fill_old_logp and s.old_logp is None:
+                    changes["old_logp"] = out.logp[i, :len(s.response_ids)].tolist()
+                if weights is not None and weights[i] != s.weight:
+                    changes["weight"] = weights[i]
+                seqs[start + i] = replace(s, **changes) if changes else s
+            start += mb.num_sequences
         return TrainBatch(prompts=batch.prompts, sequences=seqs), stats
 
     def _all_reduce_metrics(self, sums: dict[str, float]) -> list[dict[str, float]]:
-        """This rank's train_step sums -> [the SUM over ranks] (max keys: MAX), as `reduce_metrics` input."""
+        """This rank's metric sums -> [the SUM over ranks] (max keys: MAX), as `reduce_metrics` input; keys that are
+        neither (grad_norm, lr, the objective's state: the same on every rank) pass through."""
         if self.world_size == 1:
             return [sums]
         from omni_rl.training.dist import all_reduce_max, all_reduce_sum
 
         obj = self.objective
-        sum_keys, max_keys = COMMON_SUM_KEYS + obj.sum_keys, COMMON_MAX_KEYS + obj.max_keys
+        sum_keys = [k for k in COMMON_SUM_KEYS + obj.sum_keys if k in sums]
+        max_keys = [k for k in COMMON_MAX_KEYS + obj.max_keys if k in sums]
         out = dict(sums)
         out.update(zip(sum_keys, all_reduce_sum([sums[k] for k in sum_keys], self.device)))
         out.update(zip(max_keys, all_reduce_max([sums[k] for k in max_keys], self.device)))
         return [out]
 
+    def _all_reduce_sum(self, values: Sequence[float]) -> list[float]:
+        if self.world_size == 1:
+            return list(values)
+        from omni_rl.training.dist import all_reduce_sum
+
+        return all_reduce_sum(values, self.device)
+
+    def _score_reference(self, mb: TrainBatch) -> Tensor:
+        """[B, R] logp of `mb` under the frozen reference copy (no grad)."""
+        with torch.no_grad():
+            return score(self.ref_adapter, mb, encoder_once=self.encoder_once, temperature=self.temperature,
+                         prompt_once=self.prompt_once, packing=self.packing).logp
+
     def train_step(self, batch: TrainBatch, *, global_num_seqs: float, logprob_mask: bool = True) -> dict[str, float]:
-        """One optimizer step on this rank's shard; returns metric sums (the objective's keys and COMMON_SUM_KEYS),
-        maxima, grad_norm, lr and the objective's state (MPO: delta after the step). `global_num_seqs` is the
-        step's weighted unit count over all ranks (`objective.count`). `logprob_mask=False`: the caller already
-        folded the `max_logprob_error` mask into the weights (and measured the mismatch before any update); this step
-        neither masks nor measures."""
+        """One optimizer step on this rank's shard; returns metric sums (COMMON_SUM_KEYS and the objective's), maxima,
+        grad_norm, lr and the objective's `metrics()` after the step. `global_num_seqs` is the step's weighted count
+        over all ranks (`objective.count`). `logprob_mask=False`: the caller already folded the `max_logprob_error`
+        mask into the weights (and measured the mismatch before any update); this step neither masks nor measures."""
+        from dataclasses import replace
+
         obj = self.objective
         sums = dict.fromkeys(COMMON_SUM_KEYS + obj.sum_keys, 0.0)
         maxes = dict.fromkeys(COMMON_MAX_KEYS + obj.max_keys, 0.0)
@@ -297,9 +298,16 @@ class TrainerWorker:
         for mb in micro_batches:
             t0 = time.perf_counter()
             held: list[Any] = []
+            reference = (lambda mb=mb: self._score_reference(mb)) if self.ref_adapter is not None else None
 
             def micro_loss(out: Any, mb: TrainBatch = mb, held: list[Any] = held) -> Tensor:
-                held.append(obj.micro_loss(self, mb, out, logprob_mask=logprob_mask))
+                if logprob_mask:
+                    weights, mismatch = logprob_mismatch(mb, out.logp.detach(), out.mask, self.max_logprob_error)
+                    _accumulate(sums, maxes, mismatch)
+                    if weights is not None:
+                        mb = TrainBatch(prompts=mb.prompts, sequences=[
+                            replace(s, weight=w) for s, w in zip(mb.sequences, weights)])
+                held.append(obj.micro_loss(mb, out, reference))
                 return normalized_sum(held[0].per_unit, held[0].weights, global_num_seqs)
 
             loss, out = self._forward(mb, micro_loss)
@@ -318,8 +326,8 @@ class TrainerWorker:
             maxes["forward_s"] += time.perf_counter() - t0  # this rank's total; the max over ranks is reported
         lr = self.optimizer.param_groups[0]["lr"]
         grad_norm = self._optimizer_step()
-        obj.end_step(self, sums)
-        return {**sums, **maxes, **obj.state_dict(), "grad_norm": grad_norm, "lr": lr, "step": float(self.step)}
+        obj.end_step(sums, self._all_reduce_sum)
+        return {**sums, **maxes, **obj.metrics(), "grad_norm": grad_norm, "lr": lr, "step": float(self.step)}
 
     def _optimizer_step(self) -> float:
         """All-reduce (SUM) the grads, clip, AdamW step, scheduler step. The reduced (clipped) gradients stay in
@@ -340,18 +348,19 @@ class TrainerWorker:
         self.step += 1
         return grad_norm
 
-    @torch.no_grad()
     def compute_logp(self, batch: TrainBatch) -> list[list[float]]:
         """Per-token logp of every sequence's response (same order as batch.sequences), current weights."""
-        out: list[list[float]] = []
+        return [res.logp[i, :len(s.response_ids)].tolist()
+                for mb, res in self._score_all(batch) for i, s in enumerate(mb.sequences)]
+
+    @torch.no_grad()
+    def _score_all(self, batch: TrainBatch) -> list[tuple[TrainBatch, Any]]:
+        """[(micro-batch, its score output)] of a no-grad pass over `batch` at the current weights (under fsdp2 with
+        the padding forwards every rank runs)."""
         micro_batches = batch.chunks(self.micro_batch_size)
         for _ in range(self._padding(len(micro_batches))):
             self._forward(self._pad_batch())
-        for mb in micro_batches:
-            _, res = self._forward(mb)
-            for i, s in enumerate(mb.sequences):
-                out.append(res.logp[i, :len(s.response_ids)].tolist())
-        return out
+        return [(mb, self._forward(mb)[1]) for mb in micro_batches]
 
     def _forward(self, mb: TrainBatch, loss_fn: Any = None) -> tuple[Any, Any]:
         """(loss_fn(score output) or None, score output) of one micro-batch; under fsdp2 through the FSDP2 root, which
@@ -663,11 +672,10 @@ def lr_factor(warmup_steps: int, schedule: str = "constant", *, total_steps: int
     return factor
 
 
-def reduce_metrics(per_rank: Sequence[dict[str, float]],
-                   objective: GSPOObjective | MPOObjective | None = None) -> dict[str, float]:
-    """Combine the ranks' `train_step` sums into the step's metrics (names under `train/`, plus the objective's);
-    `objective` None: GSPO."""
-    obj = objective or GSPOObjective()
+def reduce_metrics(per_rank: Sequence[dict[str, float]], objective: Objective | None = None) -> dict[str, float]:
+    """Combine the ranks' `train_step` sums into the step's metrics (names under `train/`, the mismatch's, the
+    objective's, and its state metrics as rank 0 reports them); `objective` None: the default algorithm's."""
+    obj = objective if objective is not None else default_objective()
     tot = {k: sum(m[k] for m in per_rank) for k in COMMON_SUM_KEYS + obj.sum_keys}
     first = per_rank[0]
     return {
@@ -677,7 +685,9 @@ def reduce_metrics(per_rank: Sequence[dict[str, float]],
         "train/tokens": tot["tokens"],
         "train/encoder_media_items": tot["media_encoded"],
         "encoder/forwards": tot["encoder_forwards"],
+        **reduce_mismatch(tot, per_rank),
         **obj.reduce(tot, per_rank),
+        **{k: first[k] for k in obj.metrics()},
         "train/grad_norm": first["grad_norm"],
         "train/lr": first["lr"],
         "train/optimizer_step": first["step"],
@@ -694,8 +704,9 @@ SHORT_NAMES = {"loss/clip_frac": "train/clip_frac", "loss/clip_frac_low": "train
                "logprob/mismatch_mean": "train/logprob_abs_diff_mean", "train/masked_seqs": "train/logprob_masked_seqs"}
 
 
-def _combine_steps(steps: Sequence[dict[str, float]]) -> dict[str, float]:
-    """Metrics of one `train` call from its optimizer steps' metrics (means; counts and times summed)."""
+def _combine_steps(steps: Sequence[dict[str, float]], objective: Objective) -> dict[str, float]:
+    """Metrics of one `train` call from its optimizer steps' metrics (means; counts and times summed; maxima; the
+    objective's state metrics after the last step)."""
     if not steps:
         return {"train/optimizer_steps": 0.0}
     out = {k: sum(m[k] for m in steps) / len(steps) for k in steps[0]}
@@ -705,10 +716,19 @@ def _combine_steps(steps: Sequence[dict[str, float]]) -> dict[str, float]:
     for key in ("logprob/mismatch_max", "train/logprob_seq_error_max"):
         if key in steps[0]:
             out[key] = max(m[key] for m in steps)
-    if "mpo/delta" in steps[0]:
-        out["mpo/delta"] = steps[-1]["mpo/delta"]  # the state after the last step, not a mean
+    for key in objective.metrics():
+        out[key] = steps[-1][key]  # the state after the last step, not a mean
     out["train/optimizer_steps"] = float(len(steps))
     return out
+
+
+def _accumulate(sums: dict[str, float], maxes: dict[str, float], values: dict[str, float]) -> None:
+    """Add `values` into `sums`, or take the max into `maxes` for the COMMON max keys (the log-prob mismatch's)."""
+    for key, value in values.items():
+        if key in COMMON_MAX_KEYS:
+            maxes[key] = max(maxes.get(key, 0.0), value)
+        else:
+            sums[key] = sums.get(key, 0.0) + value
 
 
 def with_short_names(metrics: dict[str, float]) -> dict[str, float]:

@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from omni_rl.training.batch import TrainBatch, TrainPrompt, TrainSequence
+from omni_rl.training.objectives.mpo import MPOObjective
 from omni_rl.training.worker import TrainerWorker, reduce_metrics
 
 ATOL = 1e-9
 MPO = {"beta": 0.1, "w_pref": 0.8, "w_quality": 0.2, "w_sft": 1.0}
-KW = dict(dtype="float64", lr=1e-3, grad_clip=None, num_threads=1, objective="mpo", mpo=MPO)
+KW = dict(dtype="float64", lr=1e-3, grad_clip=None, num_threads=1, objective=MPOObjective(**MPO))
 
 
 def _pairs(prompt_sizes=(5, 8, 3), pairs_per_prompt=(2, 1, 3), seed=0) -> TrainBatch:
@@ -131,7 +132,7 @@ def test_delta_is_checkpointed_and_restored(text_model_path, tmp_path):
     assert b.objective.delta == a.objective.delta and b.step == a.step == 2
     ma = a.train_step(batch, global_num_seqs=6.0)
     mb = b.train_step(batch, global_num_seqs=6.0)
-    assert ma["loss"] == mb["loss"] and ma["delta"] == mb["delta"]
+    assert ma["loss"] == mb["loss"] and ma["mpo/delta"] == mb["mpo/delta"]
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ from training_helpers import mm_prompt, random_sequences, text_batch
 from omni_rl.models.parts import param_groups
 from omni_rl.models.policy import load_model, load_processor
 from omni_rl.training.batch import TrainBatch
+from omni_rl.training.objectives.gspo import GSPOObjective
 from omni_rl.training.worker import TrainerWorker, reduce_metrics, weight_block
 
 TEXT_RL_FREEZE = dict(vision_encoder=True, audio_encoder=True, projector=True, lm_body=False, lm_embeddings=True,
@@ -106,7 +107,8 @@ def test_logprob_error_mask_equals_zero_weight(text_model_path):
 
 def test_kl_to_reference(text_model_path):
     batch = text_batch(seed=3)
-    w = TrainerWorker(text_model_path, dtype="float64", micro_batch_size=9, kl_beta=0.5, lr=1e-2)
+    w = TrainerWorker(text_model_path, dtype="float64", micro_batch_size=9, objective=GSPOObjective(kl_beta=0.5),
+                      lr=1e-2)
     first = reduce_metrics([w.train_step(batch, global_num_seqs=9)])
     assert first["train/kl_ref"] == pytest.approx(0.0, abs=1e-12)  # policy == reference before any update
     second = reduce_metrics([w.train_step(batch, global_num_seqs=9)])
