@@ -69,6 +69,7 @@ def time_interleaved(model_path: Path, batch, *, steps: int, micro_batch_size: i
     from omni_rl.training.worker import TrainerWorker
 
     workers = {once: TrainerWorker(str(model_path), encoder_once=once, micro_batch_size=micro_batch_size, lr=1e-6,
+                                   warmup_steps=0,
                                    freeze={"audio_encoder": True, "router": True}) for once in (True, False)}
     res = interleaved_train_steps(workers, batch, steps=steps)
     return {once: {"median_s": r["median_s"], "min_s": r["min_s"],

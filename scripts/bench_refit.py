@@ -95,7 +95,7 @@ def main() -> None:
                               kv_heads=args.kv_heads, mlp=args.mlp)
     init_ray(num_cpus=max(4, args.ranks + 2))
     chunk_bytes = int(args.chunk_mib * 2**20)
-    trainer = TrainerGroup(str(model), num_workers=args.ranks, strategy=args.strategy, num_threads=1,
+    trainer = TrainerGroup(str(model), warmup_steps=0, num_workers=args.ranks, strategy=args.strategy, num_threads=1,
                            refit_chunk_bytes=chunk_bytes)
     rollout = RolloutGroup(str(model), num_workers=1, worker_kwargs=dict(max_model_len=256, kv_cache_gib=1),
                            sampling=dict(temperature=0.0, max_tokens=8), timeout_s=600, refit_timeout_s=600)

@@ -21,8 +21,8 @@ Aggregation: this function returns the per-sequence loss ``[B]`` and NEVER norma
 (across ranks and micro-batches): ``omni_rl.algorithms.normalization.normalized_sum``.
 
 Deviations from the paper:
-- Clip range: ``CLIP_PRESETS["recipe"] = (0.2, 0.28)`` (public Nano Omni configs) is the default we ship; the paper
-  uses (3e-4, 4e-4) (``CLIP_PRESETS["paper"]``).
+- Clip range: ``CLIP_PRESETS["recipe"]`` (public Nano Omni configs) is the default we ship; the paper's is
+  ``CLIP_PRESETS["paper"]`` (both in ``omni_rl.algorithms.clip``).
 - Optional k3 KL to a reference policy (``kl_k3``; the recipe uses KL 0, so it is off by default and lives outside
   ``gspo_loss``); sequence weights for overlong filtering (``overlong_weights``) and for train-vs-rollout log-prob
   mismatch (``logprob_error_weights``) are applied by the trainer as ``weights`` in ``normalized_sum``.
@@ -34,7 +34,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-CLIP_PRESETS: dict[str, tuple[float, float]] = {"recipe": (0.2, 0.28), "paper": (3e-4, 4e-4)}
+from omni_rl.algorithms.clip import CLIP_PRESETS  # noqa: F401  (GSPO's clip ranges; their home is clip.py)
 
 
 def _masked_mean(x: Tensor, mask: Tensor) -> Tensor:

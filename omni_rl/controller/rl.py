@@ -24,6 +24,7 @@ from omni_rl.controller import builders as B
 from omni_rl.controller.checkpoint import RunCheckpointer
 from omni_rl.controller.stats import reward_metrics, rollout_metrics
 from omni_rl.interrupts import sigint_flag
+from omni_rl.rollout.worker import SEED_STRIDE
 
 
 def train_rl(cfg: OmniRLConfig) -> Path:
@@ -97,7 +98,7 @@ def rl_step(cfg: OmniRLConfig, step: int, data: B.Data, rollout: B.RolloutGroup,
 
     # 2. generate: one request per prompt with n=G, sharded over the vLLM actors
     t = time.perf_counter()
-    groups, gen_metrics = rollout.generate(prompts, n=cfg.rollout.n, seed=cfg.run.seed * 1_000_003 + step)
+    groups, gen_metrics = rollout.generate(prompts, n=cfg.rollout.n, seed=cfg.run.seed * SEED_STRIDE + step)
     timings["time/generate"] = time.perf_counter() - t
 
     # 3. verify all B*G responses (reward in [0, 1]; exceptions and timeouts score 0 and are counted)

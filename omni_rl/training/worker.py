@@ -62,7 +62,8 @@ import torch
 from torch import Tensor
 
 from omni_rl.algorithms.normalization import normalized_sum
-from omni_rl.config.schema import LR_SCHEDULES
+from omni_rl.config.schema import (ADAM_BETAS, LR_SCHEDULES, AlgorithmConfig, ModelConfig, RolloutConfig, RunConfig,
+                                   TrainerConfig)
 from omni_rl.training.batch import TrainBatch
 from omni_rl.training.forward import make_adapter, score
 from omni_rl.training.objectives import default_objective
@@ -74,16 +75,22 @@ STATE_STEM = "trainer_state"  # + .json / .safetensors (omni_rl.training.state);
 
 
 class TrainerWorker:
-    def __init__(self, model_path: str, *, family: str | None = None, dtype: str = "float32", device: str = "cpu",
-                 rank: int = 0, world_size: int = 1, master_addr: str | None = None, master_port: int | None = None,
-                 freeze: Mapping[str, bool] | None = None, lr: float = 1e-5, warmup_steps: int = 0,
-                 lr_schedule: str = "constant", total_steps: int | None = None, min_lr_ratio: float = 0.0,
-                 weight_decay: float = 0.0, betas: Sequence[float] = (0.9, 0.999), grad_clip: float | None = 1.0,
-                 micro_batch_size: int = 16, encoder_once: bool = True, objective: Objective | None = None,
-                 max_logprob_error: float | None = None, temperature: float = 1.0,
-                 seed: int = 0, num_threads: int | None = None, trust_remote_code: bool = False,
-                 strategy: str = "replicated", activation_checkpointing: bool = False,
-                 mixed_precision: str | None = None, prompt_once: bool = False, packing: bool | None = None):
+    # Defaults are the schema's (omni_rl.config.schema); `warmup_steps` has none: every caller states its warm-up.
+    def __init__(self, model_path: str, *, family: str | None = None, dtype: str = ModelConfig.dtype,
+                 device: str = "cpu", rank: int = 0, world_size: int = 1, master_addr: str | None = None,
+                 master_port: int | None = None, freeze: Mapping[str, bool] | None = None, lr: float = TrainerConfig.lr,
+                 warmup_steps: int, lr_schedule: str = TrainerConfig.lr_schedule, total_steps: int | None = None,
+                 min_lr_ratio: float = TrainerConfig.min_lr_ratio, weight_decay: float = TrainerConfig.weight_decay,
+                 betas: Sequence[float] = ADAM_BETAS, grad_clip: float | None = TrainerConfig.grad_clip,
+                 micro_batch_size: int = TrainerConfig.micro_batch_size,
+                 encoder_once: bool = TrainerConfig.encoder_once, objective: Objective | None = None,
+                 max_logprob_error: float | None = AlgorithmConfig.max_logprob_error,
+                 temperature: float = RolloutConfig.temperature, seed: int = RunConfig.seed,
+                 num_threads: int | None = None, trust_remote_code: bool = ModelConfig.trust_remote_code,
+                 strategy: str = TrainerConfig.strategy,
+                 activation_checkpointing: bool = TrainerConfig.activation_checkpointing,
+                 mixed_precision: str | None = TrainerConfig.mixed_precision,
+                 prompt_once: bool = TrainerConfig.prompt_once, packing: bool | None = TrainerConfig.packing):
         from omni_rl.models.policy import detect_family, load_model
 
         if num_threads is not None:

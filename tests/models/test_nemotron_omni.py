@@ -115,7 +115,7 @@ def test_param_groups(path):
 def test_text_rl_freezing(path):
     from omni_rl.training.worker import TrainerWorker
 
-    w = TrainerWorker(str(path), freeze=TEXT_RL_FREEZE, lr=1e-2, micro_batch_size=8)
+    w = TrainerWorker(str(path), warmup_steps=0, freeze=TEXT_RL_FREEZE, lr=1e-2, micro_batch_size=8)
     groups = param_groups(w.model, FAMILY)
     assert w.info()["frozen_tensors"] == {g: len(groups[g]) for g, on in TEXT_RL_FREEZE.items() if on}
     proc = load_processor(path)

@@ -213,7 +213,7 @@ def moved_trainer(text_model, tmp_path_factory):
     gen = torch.Generator().manual_seed(1)
     model.load_state_dict({k: v + 0.2 * torch.randn(v.shape, generator=gen) for k, v in model.state_dict().items()})
     model.save_pretrained(path)
-    trainer = TrainerGroup(str(path), num_workers=1, num_threads=1, refit_chunk_bytes=256 << 10)
+    trainer = TrainerGroup(str(path), warmup_steps=0, num_workers=1, num_threads=1, refit_chunk_bytes=256 << 10)
     yield trainer, model
     trainer.shutdown()
 

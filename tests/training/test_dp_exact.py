@@ -21,7 +21,8 @@ from omni_rl.training.objectives.gspo import GSPOObjective
 from omni_rl.training.worker import TrainerWorker, reduce_metrics
 
 ATOL = 1e-6
-KW = dict(dtype="float64", lr=1e-3, grad_clip=None, objective=GSPOObjective(eps_low=0.2, eps_high=0.28),
+KW = dict(dtype="float64", lr=1e-3, warmup_steps=0, grad_clip=None,
+          objective=GSPOObjective(eps_low=0.2, eps_high=0.28),
           max_logprob_error=0.5, num_threads=1)
 
 

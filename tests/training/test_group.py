@@ -69,7 +69,7 @@ def test_unknown_worker_kwarg_fails_fast(text_model_path):
     from omni_rl.training.group import TrainerGroup
 
     with pytest.raises(TypeError):
-        TrainerGroup(text_model_path, num_workers=1, learning_rate=1e-5)
+        TrainerGroup(text_model_path, warmup_steps=0, num_workers=1, learning_rate=1e-5)
 
 
 @pytest.mark.slow
@@ -88,7 +88,7 @@ def test_group_omni_one_worker(ray_cluster, omni_model_path):
     proc = load_processor(omni_model_path)
     batch = TrainBatch(prompts=[mm_prompt(proc, "image", 0), mm_prompt(proc, "image+audio", 1)],
                        sequences=random_sequences(2, 3, seed=2))
-    group = TrainerGroup(omni_model_path, num_workers=1, lr=1e-3, micro_batch_size=6, num_threads=1,
+    group = TrainerGroup(omni_model_path, warmup_steps=0, num_workers=1, lr=1e-3, micro_batch_size=6, num_threads=1,
                          freeze={"audio_encoder": True, "router": True})
     try:
         m = group.train(batch)
@@ -108,7 +108,7 @@ def test_dead_actor_names_the_rank(ray_cluster, text_model_path):
 
     from omni_rl.training.group import TrainerGroup
 
-    group = TrainerGroup(text_model_path, num_workers=1, num_threads=1)
+    group = TrainerGroup(text_model_path, warmup_steps=0, num_workers=1, num_threads=1)
     try:
         ray.kill(group.actors[0], no_restart=True)
         with pytest.raises(RuntimeError, match="trainer rank 0 died"):

@@ -16,7 +16,7 @@ from omni_rl.training.worker import TrainerWorker, reduce_metrics
 
 ATOL = 1e-9
 MPO = {"beta": 0.1, "w_pref": 0.8, "w_quality": 0.2, "w_sft": 1.0}
-KW = dict(dtype="float64", lr=1e-3, grad_clip=None, num_threads=1, objective=MPOObjective(**MPO))
+KW = dict(dtype="float64", lr=1e-3, warmup_steps=0, grad_clip=None, num_threads=1, objective=MPOObjective(**MPO))
 
 
 def _pairs(prompt_sizes=(5, 8, 3), pairs_per_prompt=(2, 1, 3), seed=0) -> TrainBatch:

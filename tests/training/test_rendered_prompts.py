@@ -24,7 +24,7 @@ def test_rendered_omni_prompts_encoder_once_equals_per_rollout(omni_model_path, 
         p = render_prompt(s, proc, enable_thinking=True, video_fps=2.0, video_max_frames=8)
         prompts.append(TrainPrompt(prompt_ids=p.prompt_ids, mm_tensors=p.mm_tensors, uid=s.id))
     batch = TrainBatch(prompts=prompts, sequences=random_sequences(len(prompts), 2, seed=0))
-    workers = {once: TrainerWorker(omni_model_path, encoder_once=once, micro_batch_size=10, lr=1e-3)
+    workers = {once: TrainerWorker(omni_model_path, warmup_steps=0, encoder_once=once, micro_batch_size=10, lr=1e-3)
                for once in (True, False)}
     metrics = {once: reduce_metrics([w.train_step(batch, global_num_seqs=10)]) for once, w in workers.items()}
     # media: image 1 + video 1 + audio 1 + (video 1 + audio 1) = 5 once; x G=2 per rollout

@@ -22,7 +22,7 @@ def _params(w):
 def test_on_policy_loss_hand_value(text_model_path):
     # old_logp None -> ratio s_i = 1 for every sequence -> L_i = -min(A_i, A_i) = -A_i;
     # step loss = sum_i(w_i * -A_i) / global_num_seqs. Weights [1]*9 with seq 2 at 0 -> count 8.
-    w = TrainerWorker(text_model_path, dtype="float64", micro_batch_size=4)
+    w = TrainerWorker(text_model_path, warmup_steps=0, dtype="float64", micro_batch_size=4)
     batch = text_batch(seed=0)
     batch.sequences[2].weight = 0.0
     m = reduce_metrics([w.train_step(batch, global_num_seqs=batch.num_weighted)])
@@ -34,7 +34,7 @@ def test_on_policy_loss_hand_value(text_model_path):
 
 
 def test_text_rl_freezing_policy_on_omni(omni_model_path):
-    w = TrainerWorker(omni_model_path, freeze=TEXT_RL_FREEZE, lr=1e-2, micro_batch_size=8)
+    w = TrainerWorker(omni_model_path, warmup_steps=0, freeze=TEXT_RL_FREEZE, lr=1e-2, micro_batch_size=8)
     groups = param_groups(w.model, "omni")
     assert w.info()["frozen_tensors"] == {g: len(groups[g]) for g, on in TEXT_RL_FREEZE.items() if on}
     proc = load_processor(omni_model_path)
@@ -48,7 +48,7 @@ def test_text_rl_freezing_policy_on_omni(omni_model_path):
         assert changed == (name in trainable), name
     assert len(w.optimizer.param_groups[0]["params"]) == len(trainable)
     with pytest.raises(ValueError, match="unknown parameter groups"):
-        TrainerWorker(omni_model_path, freeze={"vision": True})
+        TrainerWorker(omni_model_path, warmup_steps=0, freeze={"vision": True})
 
 
 def test_linear_warmup(text_model_path):
@@ -85,11 +85,11 @@ def test_cosine_schedule_reaches_the_worker(text_model_path):
 
 def test_logprob_error_mask_equals_zero_weight(text_model_path):
     batch = text_batch(seed=2)
-    ref = TrainerWorker(text_model_path, dtype="float64", micro_batch_size=9)
+    ref = TrainerWorker(text_model_path, warmup_steps=0, dtype="float64", micro_batch_size=9)
     logp = ref.compute_logp(batch)
     for i, s in enumerate(batch.sequences):
         s.rollout_logp = [v + (0.9 if i == 4 else -0.01) for v in logp[i]]  # seq 4: error 0.9 > 0.5
-    masked = TrainerWorker(text_model_path, dtype="float64", micro_batch_size=4, max_logprob_error=0.5)
+    masked = TrainerWorker(text_model_path, warmup_steps=0, dtype="float64", micro_batch_size=4, max_logprob_error=0.5)
     m = reduce_metrics([masked.train_step(batch, global_num_seqs=9)])
     assert m["train/logprob_masked_seqs"] == 1.0
     assert m["train/logprob_abs_diff_mean"] == pytest.approx((0.9 * len(logp[4]) + 0.01 * (
@@ -98,7 +98,7 @@ def test_logprob_error_mask_equals_zero_weight(text_model_path):
     for s in batch.sequences:
         s.rollout_logp = None
     batch.sequences[4].weight = 0.0
-    zero = TrainerWorker(text_model_path, dtype="float64", micro_batch_size=4)
+    zero = TrainerWorker(text_model_path, warmup_steps=0, dtype="float64", micro_batch_size=4)
     m0 = reduce_metrics([zero.train_step(batch, global_num_seqs=9)])
     assert m0["train/loss"] == pytest.approx(m["train/loss"], abs=1e-12)
     for (n, a), b in zip(masked.model.named_parameters(), zero.model.parameters()):
@@ -107,7 +107,8 @@ def test_logprob_error_mask_equals_zero_weight(text_model_path):
 
 def test_kl_to_reference(text_model_path):
     batch = text_batch(seed=3)
-    w = TrainerWorker(text_model_path, dtype="float64", micro_batch_size=9, objective=GSPOObjective(kl_beta=0.5),
+    w = TrainerWorker(text_model_path, warmup_steps=0, dtype="float64", micro_batch_size=9,
+                      objective=GSPOObjective(kl_beta=0.5),
                       lr=1e-2)
     first = reduce_metrics([w.train_step(batch, global_num_seqs=9)])
     assert first["train/kl_ref"] == pytest.approx(0.0, abs=1e-12)  # policy == reference before any update
@@ -116,7 +117,7 @@ def test_kl_to_reference(text_model_path):
 
 
 def test_state_dict_chunks_use_checkpoint_names(omni_model_path):
-    w = TrainerWorker(omni_model_path, freeze=TEXT_RL_FREEZE)
+    w = TrainerWorker(omni_model_path, warmup_steps=0, freeze=TEXT_RL_FREEZE)
     chunks = w.state_dict_chunks(max_bytes=64 << 10)
     names = [n for c in chunks for n, _ in c]
     with safe_open(f"{omni_model_path}/model.safetensors", "pt") as f:
@@ -156,7 +157,7 @@ def test_save_load_resume_is_exact(text_model_path, tmp_path):
 
 
 def test_train_checks_count_and_weights_are_complete(text_model_path):
-    w = TrainerWorker(text_model_path, dtype="float64", micro_batch_size=4,
+    w = TrainerWorker(text_model_path, warmup_steps=0, dtype="float64", micro_batch_size=4,
                       freeze={"lm_embeddings": True})
     batch = text_batch(seed=7)
     with pytest.raises(ValueError, match="global_num_seqs"):
@@ -179,8 +180,8 @@ def test_activation_checkpointing_gives_the_same_step(family, text_model_path, o
         proc = load_processor(path)
         batch = TrainBatch(prompts=[mm_prompt(proc, "image", 0), mm_prompt(proc, "image+audio", 1)],
                            sequences=random_sequences(2, 3, seed=2))
-    plain = TrainerWorker(path, dtype="float64", micro_batch_size=4)
-    ckpt = TrainerWorker(path, dtype="float64", micro_batch_size=4, activation_checkpointing=True)
+    plain = TrainerWorker(path, warmup_steps=0, dtype="float64", micro_batch_size=4)
+    ckpt = TrainerWorker(path, warmup_steps=0, dtype="float64", micro_batch_size=4, activation_checkpointing=True)
     layers = ckpt.adapter.decoder().layers
     assert all(type(layer).__name__ == type(plain.adapter.decoder().layers[0]).__name__ for layer in layers)
     calls = {"plain": 0, "ckpt": 0}
@@ -209,7 +210,8 @@ def test_activation_checkpointing_gives_the_same_step(family, text_model_path, o
 def _mixed_precision_rank(rank: int, port: int, model_path: str, batch: TrainBatch, out: str) -> None:
     from pathlib import Path
 
-    worker = TrainerWorker(model_path, dtype="bfloat16", micro_batch_size=4, strategy="fsdp2", rank=rank,
+    worker = TrainerWorker(model_path, warmup_steps=0,
+                           dtype="bfloat16", micro_batch_size=4, strategy="fsdp2", rank=rank,
                            world_size=1, master_addr="127.0.0.1", master_port=port, mixed_precision="bfloat16")
     logp = worker.compute_logp(batch)
     metrics = worker.train_step(batch, global_num_seqs=batch.num_weighted)
@@ -228,7 +230,7 @@ def test_fsdp2_bf16_mixed_precision_keeps_fp32_master_weights(text_model_path, t
     from training_helpers import run_two_ranks
 
     batch = text_batch(seed=5)
-    fp32 = TrainerWorker(text_model_path, dtype="float32", micro_batch_size=4)
+    fp32 = TrainerWorker(text_model_path, warmup_steps=0, dtype="float32", micro_batch_size=4)
     logp32 = fp32.compute_logp(batch)
     m32 = reduce_metrics([fp32.train_step(batch, global_num_seqs=batch.num_weighted)])
     [mixed] = run_two_ranks(_mixed_precision_rank, text_model_path, batch, out_dir=tmp_path, world_size=1)
@@ -237,7 +239,7 @@ def test_fsdp2_bf16_mixed_precision_keeps_fp32_master_weights(text_model_path, t
     assert reduce_metrics([mixed["metrics"]])["train/loss"] == pytest.approx(m32["train/loss"], abs=0.05)
     assert mixed["param_dtypes"] == mixed["grad_dtypes"] == mixed["adam_dtypes"] == {torch.float32}
     with pytest.raises(ValueError, match="needs strategy='fsdp2'"):
-        TrainerWorker(text_model_path, mixed_precision="bfloat16")
+        TrainerWorker(text_model_path, warmup_steps=0, mixed_precision="bfloat16")
 
 
 def test_a_second_process_group_is_refused_with_what_to_do():
@@ -262,7 +264,7 @@ def _sharded_load_rank(rank: int, port: int, model_path: str, world_size: int, o
     from pathlib import Path
 
     try:
-        worker = TrainerWorker(model_path, strategy="fsdp2", rank=rank, world_size=world_size,
+        worker = TrainerWorker(model_path, warmup_steps=0, strategy="fsdp2", rank=rank, world_size=world_size,
                                master_addr="127.0.0.1", master_port=port, num_threads=1)
     except KeyError as e:  # a checkpoint that lacks a weight
         torch.save({"error": str(e)}, Path(out) / f"{rank}.pt")

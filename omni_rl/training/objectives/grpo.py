@@ -1,11 +1,11 @@
 """GRPO on rollouts with DAPO's token-level loss (`omni_rl.algorithms.grpo.grpo_loss`), with the optional k3 KL to a
 frozen reference (as GSPO).
 
-Config (`algorithm.name=grpo`, run.kind=rl): `algorithm.grpo.eps_low` / `eps_high` (clip-higher, DAPO's 0.2 /
-0.28), `algorithm.kl_beta` (0: no reference model). Inputs are GSPO's: the group-normalised sequence advantage,
-broadcast to the tokens, and old / rollout log-probs. Unit: one sequence; count: the step's weighted response-token
-count (sum_i w_i n_i), so the step loss is the token mean over every response token of the step (DAPO), the same
-for any split into ranks and micro-batches.
+Config (`algorithm.name=grpo`, run.kind=rl): `algorithm.grpo.eps_low` / `eps_high` (clip-higher, DAPO's
+`omni_rl.algorithms.clip.DAPO_CLIP`), `algorithm.kl_beta` (0: no reference model). Inputs are GSPO's: the
+group-normalised sequence advantage, broadcast to the tokens, and old / rollout log-probs. Unit: one sequence; count:
+the step's weighted response-token count (sum_i w_i n_i), so the step loss is the token mean over every response
+token of the step (DAPO), the same for any split into ranks and micro-batches.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING, ClassVar
 
 from omni_rl.algorithms.grpo import grpo_loss
 from omni_rl.algorithms.gspo import kl_k3
-from omni_rl.config.schema import GRPOConfig
+from omni_rl.config.schema import AlgorithmConfig, GRPOConfig
 from omni_rl.training.objectives.base import (MicroLoss, RolloutRatioObjective, ScoreReference, clip_sums,
                                               old_logp, per_sequence)
 from omni_rl.training.objectives.registry import register_objective
 
 if TYPE_CHECKING:
-    from omni_rl.config.schema import AlgorithmConfig
     from omni_rl.training.batch import TrainBatch
     from omni_rl.training.forward import ScoreOutput
 
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
 class GRPOObjective(RolloutRatioObjective):
     eps_low: float = GRPOConfig.eps_low
     eps_high: float = GRPOConfig.eps_high
-    kl_beta: float = 0.0
+    kl_beta: float = AlgorithmConfig.kl_beta
 
     name: ClassVar[str] = "grpo"
 

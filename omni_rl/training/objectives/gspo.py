@@ -1,8 +1,8 @@
 """GSPO on rollouts (`omni_rl.algorithms.gspo.gspo_loss`), with the optional k3 KL to a frozen reference.
 
-Config (`algorithm.*`, run.kind=rl): `clip_preset` ("recipe" 0.2 / 0.28, "paper" 3e-4 / 4e-4; null: `eps_low` /
-`eps_high`), `kl_beta` (0: no reference model). Unit: one sequence; count: the sum of sequence weights, so the
-step loss is the weighted mean over the step's sequences of each sequence's token-mean loss.
+Config (`algorithm.*`, run.kind=rl): `clip_preset` (a name of `omni_rl.algorithms.clip.CLIP_PRESETS`; null:
+`eps_low` / `eps_high`), `kl_beta` (0: no reference model). Unit: one sequence; count: the sum of sequence weights,
+so the step loss is the weighted mean over the step's sequences of each sequence's token-mean loss.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from omni_rl.algorithms.gspo import CLIP_PRESETS, gspo_loss, kl_k3
+from omni_rl.algorithms.clip import CLIP_PRESETS
+from omni_rl.algorithms.gspo import gspo_loss, kl_k3
+from omni_rl.config.schema import AlgorithmConfig
 from omni_rl.training.objectives.base import (MicroLoss, RolloutRatioObjective, ScoreReference, clip_sums,
                                               old_logp, per_sequence)
 from omni_rl.training.objectives.registry import register_objective
 
 if TYPE_CHECKING:
-    from omni_rl.config.schema import AlgorithmConfig
     from omni_rl.training.batch import TrainBatch
     from omni_rl.training.forward import ScoreOutput
 
@@ -24,9 +25,10 @@ if TYPE_CHECKING:
 @register_objective
 @dataclass
 class GSPOObjective(RolloutRatioObjective):
-    eps_low: float = CLIP_PRESETS["recipe"][0]
-    eps_high: float = CLIP_PRESETS["recipe"][1]
-    kl_beta: float = 0.0
+    # the schema's defaults: the objective a worker builds with no arguments is the default config's
+    eps_low: float = AlgorithmConfig.eps_low
+    eps_high: float = AlgorithmConfig.eps_high
+    kl_beta: float = AlgorithmConfig.kl_beta
 
     name: ClassVar[str] = "gspo"
 

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from omni_rl.algorithms.mpo import bco_delta_update, bco_loss, dpo_sigmoid_loss, mpo_loss
+from omni_rl.config.schema import MPOConfig
 from omni_rl.training.objectives.base import AllReduceSum, MicroLoss, ScoreReference, per_sequence
 from omni_rl.training.objectives.registry import register_objective
 
@@ -36,7 +37,7 @@ class MPOObjective:
     w_pref: float
     w_quality: float
     w_sft: float
-    delta_momentum: float = 0.99
+    delta_momentum: float = MPOConfig.delta_momentum
     delta: float = 0.0  # the BCO reward shift: state, not config
 
     name: ClassVar[str] = "mpo"

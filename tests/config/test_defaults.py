@@ -1,0 +1,56 @@
+"""Each default has one home: the schema (omni_rl.config.schema) or, for clip ranges, omni_rl.algorithms.clip. The
+function and class defaults that restate one must be the same value, so changing the home changes them all."""
+
+import inspect
+
+from omni_rl.algorithms import clip
+from omni_rl.algorithms.gspo import CLIP_PRESETS
+from omni_rl.config.schema import (ADAM_BETAS, AlgorithmConfig, GRPOConfig, ModelConfig, MPOConfig, RolloutConfig,
+                                   RunConfig, TrainerConfig)
+from omni_rl.training.objectives.grpo import GRPOObjective
+from omni_rl.training.objectives.gspo import GSPOObjective
+from omni_rl.training.objectives.mpo import MPOObjective
+from omni_rl.training.objectives.registry import default_objective
+from omni_rl.training.worker import TrainerWorker
+
+
+def test_clip_defaults_come_from_one_home():
+    assert CLIP_PRESETS is clip.CLIP_PRESETS  # gspo re-exports the one dict
+    assert AlgorithmConfig.clip_preset == clip.GSPO_DEFAULT_PRESET == "recipe"
+    assert (AlgorithmConfig.eps_low, AlgorithmConfig.eps_high) == clip.CLIP_PRESETS["recipe"] == (0.2, 0.28)
+    assert (GRPOConfig.eps_low, GRPOConfig.eps_high) == clip.DAPO_CLIP == (0.2, 0.28)
+    assert clip.CLIP_PRESETS["paper"] == (3e-4, 4e-4)
+
+
+def test_objective_defaults_are_the_default_configs():
+    default = AlgorithmConfig()
+    assert GSPOObjective() == GSPOObjective.from_config(default) == default_objective()
+    assert GRPOObjective() == GRPOObjective.from_config(default)
+    assert (GSPOObjective().kl_beta, GRPOObjective().kl_beta) == (AlgorithmConfig.kl_beta, AlgorithmConfig.kl_beta)
+    assert MPOObjective.from_config(default).delta_momentum == MPOObjective(0.1, 0.8, 0.2, 0.0).delta_momentum \
+        == MPOConfig.delta_momentum
+
+
+def test_trainer_worker_defaults_are_the_schemas():
+    params = inspect.signature(TrainerWorker).parameters
+    # the worker's keyword -> the schema default it restates
+    homes = {
+        "dtype": ModelConfig.dtype, "lr": TrainerConfig.lr, "lr_schedule": TrainerConfig.lr_schedule,
+        "min_lr_ratio": TrainerConfig.min_lr_ratio, "weight_decay": TrainerConfig.weight_decay,
+        "grad_clip": TrainerConfig.grad_clip, "micro_batch_size": TrainerConfig.micro_batch_size,
+        "encoder_once": TrainerConfig.encoder_once, "strategy": TrainerConfig.strategy,
+        "activation_checkpointing": TrainerConfig.activation_checkpointing,
+        "mixed_precision": TrainerConfig.mixed_precision, "prompt_once": TrainerConfig.prompt_once,
+        "packing": TrainerConfig.packing, "max_logprob_error": AlgorithmConfig.max_logprob_error,
+        "temperature": RolloutConfig.temperature, "seed": RunConfig.seed,
+        "trust_remote_code": ModelConfig.trust_remote_code,
+    }
+    for name, value in homes.items():
+        assert params[name].default is value, (name, params[name].default, value)
+    assert params["betas"].default is ADAM_BETAS and list(ADAM_BETAS) == TrainerConfig().betas == [0.9, 0.999]
+
+
+def test_trainer_worker_has_no_warmup_default():
+    """The schema's trainer.warmup_steps is 2; the worker used to default to 0. Now every caller states it."""
+    assert inspect.signature(TrainerWorker).parameters["warmup_steps"].default is inspect.Parameter.empty
+    assert TrainerConfig.warmup_steps == 2
