@@ -1,9 +1,11 @@
 """Load and validate dataset rows into `Sample`s; every row is either usable or rejected with a reason.
 
-Formats: JSONL (`.jsonl`/`.json`, parsed line by line here so that a malformed line is rejected with its line number),
-Parquet (`.parquet`, via `datasets.Dataset.from_parquet`) and a dataset directory saved with
-`Dataset.save_to_disk` (via `datasets.load_from_disk`; a `DatasetDict` must have a `train` split or exactly one).
-Row schema and reject reasons: see `docs/data.md`.
+Formats: JSONL (`.jsonl` / `.ndjson`, and `.json` holding one row per line or a JSON array of rows), Parquet
+(`.parquet`) and a dataset directory saved with `Dataset.save_to_disk` (a `DatasetDict` must have a `train` split or
+exactly one), all read by `omni_rl.data.records.iter_records` (the converter's reader too): a malformed JSONL line is
+rejected with its line number, a Parquet / dataset / JSON-array row carries its 0-based index. CSV / TSV are not
+training rows (their cells are strings, a row needs nested messages): `omni-rl convert` maps them. Row schema and
+reject reasons: see `docs/data.md`.
 
 `load_samples` never raises because of one bad row (only for a path it cannot read at all). The counts satisfy
 `rows_in == usable + rejected` (asserted) and `rejected == sum of the per-reason counts`.
@@ -19,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .media import MEDIA_KINDS, MediaError, probe_media
-from .types import MODALITIES, Sample
+from .media import MediaError, probe_media
+from .records import CSV_DELIMITERS, JSONL_SUFFIXES, SourceRecord, iter_records
+from .types import MEDIA_KINDS, MODALITIES, Sample
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +38,6 @@ REJECT_CODES = (
     "missing_media",
     "corrupt_media",
 )
-JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 
 
 @dataclass
@@ -81,11 +83,11 @@ def iter_samples(
     seen_ids: set[str] = set()
     media_cache: dict[tuple[str, str], str | None] = {}  # (abs path, kind) -> None (ok) or reject reason suffix
 
-    for pos, (line_no, index, raw, row, parse_error) in enumerate(_iter_rows(path)):
+    for pos, (line_no, index, row, parse_error) in enumerate(_iter_rows(path)):
         row_id = None
         if isinstance(row, dict) and isinstance(row.get("id"), (str, int)) and not isinstance(row.get("id"), bool):
             row_id = str(row["id"])
-        original = raw if parse_error is not None or row is None else row
+        original = row
         try:
             if parse_error is not None:
                 raise _Reject(f"malformed_json: {parse_error}")
@@ -108,12 +110,8 @@ def iter_samples(
 
 
 def count_rows(path: str | os.PathLike) -> int:
-    """Number of rows in `path` without validating them (non-blank lines of a JSONL file; len() of a dataset)."""
-    path = Path(path)
-    if path.is_file() and path.suffix.lower() in JSONL_SUFFIXES:
-        with open(path, "rb") as f:
-            return sum(1 for line in f if line.strip())
-    return sum(1 for _ in _iter_rows(path))
+    """Number of rows in `path` without validating them: the rows `iter_samples` yields (blank lines are not rows)."""
+    return sum(1 for _ in _iter_rows(Path(path)))
 
 
 def load_samples(
@@ -170,67 +168,31 @@ def _code(reason: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------- reading
-RowT = tuple[int | None, int | None, str | None, Any, str | None]  # line, index, raw text, parsed row, parse error
+ROW_SUFFIXES = (*JSONL_SUFFIXES, ".json", ".parquet")  # what training rows may be read from (besides a dataset dir)
+RowT = tuple[int | None, int | None, Any, str | None]  # line, index, the row (its text when unreadable), read error
 
 
 def _iter_rows(path: Path) -> Iterator[RowT]:
+    """The rows of `path` through the one reader, `omni_rl.data.records.iter_records`: `line` for JSONL, `index`
+    for the other sources; Arrow rows with their None fillers dropped (`_from_arrow`)."""
     if not path.exists():
         raise FileNotFoundError(f"dataset not found: {path}")
-    if path.is_dir():
-        yield from _iter_hf_dir(path)
-    elif path.suffix.lower() in JSONL_SUFFIXES:
-        yield from _iter_jsonl(path)
-    elif path.suffix.lower() == ".parquet":
-        yield from _iter_parquet(path)
-    else:
-        raise ValueError(f"unsupported dataset format {path.suffix!r} for {path}: expected .jsonl/.json, .parquet "
-                         f"or a directory written by datasets.Dataset.save_to_disk")
+    if not path.is_dir() and path.suffix.lower() not in ROW_SUFFIXES:
+        raise ValueError(f"unsupported dataset format {path.suffix!r} for {path}: expected .jsonl / .ndjson / .json, "
+                         f".parquet or a directory written by datasets.Dataset.save_to_disk"
+                         + (" (CSV / TSV sources go through `omni-rl convert`)" if path.suffix.lower() in CSV_DELIMITERS
+                            else ""))
+    arrow = path.is_dir() or path.suffix.lower() == ".parquet"
+    for rec in iter_records(path):
+        yield _row(rec, arrow)
 
 
-def _iter_jsonl(path: Path) -> Iterator[RowT]:
-    with open(path, "rb") as f:
-        for line_no, raw_bytes in enumerate(f, start=1):
-            try:
-                raw = raw_bytes.decode("utf-8")
-            except UnicodeDecodeError as e:
-                text = raw_bytes.decode("utf-8", errors="replace").rstrip("\r\n")
-                yield line_no, None, text, None, f"not valid UTF-8 ({e.reason} at byte {e.start})"
-                continue
-            raw = raw.rstrip("\r\n")
-            if line_no == 1:
-                raw = raw.lstrip("\ufeff")
-            if not raw.strip():
-                continue  # blank lines are not rows
-            try:
-                row = json.loads(raw)
-            except (json.JSONDecodeError, RecursionError) as e:
-                yield line_no, None, raw, None, str(e)
-                continue
-            yield line_no, None, raw, row, None
-
-
-def _iter_parquet(path: Path) -> Iterator[RowT]:
-    import datasets
-
-    ds = datasets.Dataset.from_parquet(str(path))
-    for i, row in enumerate(ds):
-        yield None, i, None, _from_arrow(row), None
-
-
-def _iter_hf_dir(path: Path) -> Iterator[RowT]:
-    import datasets
-
-    ds = datasets.load_from_disk(str(path))
-    if isinstance(ds, datasets.DatasetDict):
-        if "train" in ds:
-            ds = ds["train"]
-        elif len(ds) == 1:
-            ds = next(iter(ds.values()))
-        else:
-            raise ValueError(f"{path} holds a DatasetDict with splits {list(ds)}; pass the split's directory "
-                             f"or save a single Dataset")
-    for i, row in enumerate(ds):
-        yield None, i, None, _from_arrow(row), None
+def _row(rec: SourceRecord, arrow: bool) -> RowT:
+    index = None if rec.line is not None else rec.index
+    if rec.error is not None:
+        return rec.line, index, rec.record, rec.error
+    row = _from_arrow(rec.record) if arrow and isinstance(rec.record, dict) else rec.record
+    return rec.line, index, row, None
 
 
 def _from_arrow(row: dict[str, Any]) -> dict[str, Any]:

@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from .types import MEDIA_KINDS
+
 AUDIO_SR = 16000
 AUDIO_SAMPLE_RATE = AUDIO_SR
-MEDIA_KINDS = ("image", "video", "audio")
 
 
 class MediaError(ValueError):

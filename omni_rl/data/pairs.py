@@ -1,4 +1,4 @@
-"""Preference pairs for MPO: JSONL lines of `{"id", "prompt": <a dataset row>, "chosen": str, "rejected": str, ...}`
+"""Preference pairs for MPO: rows (JSONL lines, read by `omni_rl.data.records` like dataset rows) of `{"id", "prompt": <a dataset row>, "chosen": str, "rejected": str, ...}`
 (what `omni-rl build-preferences` writes to pairs.jsonl; other fields are carried along and ignored).
 
 The prompt row is validated exactly like a dataset row (`omni_rl.data.loading`), its media paths relative to the
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .loading import _iter_jsonl, _Reject, _validate, media_problem
+from .loading import _iter_rows, _Reject, _validate, media_problem
 from .types import Sample
 
 
@@ -47,7 +47,7 @@ def load_pairs(path: str | os.PathLike, *, known_verifiers: Callable[[str], bool
     rejects: list[dict[str, Any]] = []
     seen: set[str] = set()
     rows_in = 0
-    for line_no, _, raw, row, parse_error in _iter_jsonl(path):
+    for line_no, index, row, parse_error in _iter_rows(path):
         rows_in += 1
         try:
             if parse_error is not None:
@@ -62,7 +62,7 @@ def load_pairs(path: str | os.PathLike, *, known_verifiers: Callable[[str], bool
                     raise _Reject(f"bad_type:{name}: expected a non-empty string")
             if row["chosen"].strip() == row["rejected"].strip():
                 raise _Reject("bad_type:rejected: identical to chosen")
-            pid = str(row.get("id", f"line{line_no}"))
+            pid = str(row.get("id", f"line{line_no}" if line_no is not None else f"row{index}"))
             if pid in seen:
                 raise _Reject(f"duplicate_id: {pid!r} already used by an earlier pair")
             try:
@@ -73,7 +73,7 @@ def load_pairs(path: str | os.PathLike, *, known_verifiers: Callable[[str], bool
             seen.add(pid)
         except _Reject as r:
             rejects.append({"line": line_no, "id": row.get("id") if isinstance(row, dict) else None,
-                            "reason": r.reason, "row": raw if row is None else row})
+                            "reason": r.reason, "row": row})
             continue
         pairs.append(Pair(id=pid, sample=sample, chosen=row["chosen"], rejected=row["rejected"]))
     counts = {"rows_in": rows_in, "usable": len(pairs), "rejected": len(rejects)}

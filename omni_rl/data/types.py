@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MODALITIES = ("text", "image", "video", "audio", "omni")
+MEDIA_KINDS = ("image", "video", "audio")  # the media parts of a message (`{"type": kind, kind: path}`)
 
 
 @dataclass

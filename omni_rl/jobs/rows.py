@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from omni_rl.data.loading import Row
-from omni_rl.data.media import MEDIA_KINDS
+from omni_rl.data.types import MEDIA_KINDS
 
 
 def portable_row(row: Row, out_dir: Path) -> dict[str, Any]:
