@@ -1,6 +1,6 @@
 """A small, safe numeric evaluator for a LaTeX arithmetic subset (the mathruler fast path).
 
-Why: math-verify parses LaTeX with an ANTLR grammar in pure Python (20-50 ms per expression) and then runs sympy.
+Why: math-verify parses LaTeX with an ANTLR grammar in pure Python (slow: docs/benchmarks.md) and then runs sympy.
 Most RL math answers are numbers or short closed forms (``\\frac{\\sqrt{3}}{2}``, ``2\\pi``, ``(x+1)^2``), which this
 evaluator handles in microseconds; everything else falls through to math-verify.
 

@@ -68,8 +68,8 @@ comparison that hits it scores 0 and is logged. Off the main thread there is no 
 the known pathological inputs and ``omni_rl.verifiers.pool`` kills stuck workers.
 
 Deviations from math-verify defaults: no plain-expression (``parse_expr``) extraction; the numeric fast path decides
-pure-number comparisons without sympy (same answer, ~1000x faster); the last box is the answer even when an earlier
-"final answer is" sentence names something else; ``x < 3`` and ``(-\\infty, 3)`` are equal whichever side is the gold
+pure-number comparisons without sympy (same answer, far faster: docs/benchmarks.md); the last box is the answer even
+when an earlier "final answer is" sentence names something else; ``x < 3`` and ``(-\\infty, 3)`` are equal whichever side is the gold
 (math-verify's default accepts an interval for a relation gold but not a relation for an interval gold); a response's
 unclosed ``\\boxed{`` is not read; sums and products are never handed to sympy (closed forms of symbolic sums are
 not recognised: ``\\sum_{k=1}^{n} k`` != ``\\frac{n(n+1)}{2}`` here).

@@ -29,8 +29,9 @@ from typing import Any
 
 def transformers_without_sklearn() -> None:
     """Keep transformers from importing scikit-learn (installed with librosa): `transformers.generation` imports
-    `sklearn.metrics` at import time (~1.5-2 s per process, measured) for assisted generation's `roc_curve` alone,
-    which omni-rl never runs. Call before transformers' auto classes or vLLM are imported; a no-op after."""
+    `sklearn.metrics` at import time (seconds per process: docs/benchmarks.md, start-up) for assisted generation's
+    `roc_curve` alone, which omni-rl never runs. Call before transformers' auto classes or vLLM are imported; a no-op
+    after."""
     import sys
 
     if "transformers.generation.candidate_generator" in sys.modules:

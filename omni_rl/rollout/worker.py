@@ -147,7 +147,7 @@ def refresh_mamba_conv_weights(vllm_model: Any) -> int:
     is built. On CPUs with AVX-512 BF16, loading then packs the conv weight into NEW storage
     (`causal_conv1d_weight_pack`, keeping the plain weight as `conv1d._cpu_unpacked_conv_weight`), so the buffer
     keeps the first load's values and an in-place refit never reaches the convolution (measured on the tiny
-    nemotron_omni: first-token logp 0.29 away from the trainer's after a refit of only the conv weights). Elsewhere
+    nemotron_omni, docs/benchmarks.md: first-token logp far from the trainer's after a conv-only refit). Elsewhere
     the buffer shares the weight's storage and there is nothing to copy."""
     import torch
 

