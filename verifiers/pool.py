@@ -54,6 +54,9 @@ from typing import Any
 
 from .abstention import check_markers
 from .combine import DEFAULT_FORMAT_WEIGHT, RewardResult, _error_text, score_one_safe
+
+DEFAULT_WORKERS = 2  # verifier worker processes (the schema's verify.num_workers reads this)
+DEFAULT_TIMEOUT_S = 3.0  # per-item deadline (verify.timeout_s)
 from .registry import get_verifier, import_path, load_plugins, verifier_exists, worker_setup
 
 __all__ = ["VerifierPool", "score_batch", "score_one_safe", "TIMEOUT_ERROR"]
@@ -123,7 +126,7 @@ class VerifierPool:
     """A reusable pool of verifier worker processes (module docstring). Use as a context manager or call
     ``close()``."""
 
-    def __init__(self, num_workers: int = 2, *, timeout_s: float = 3.0, format_weight: float = DEFAULT_FORMAT_WEIGHT,
+    def __init__(self, num_workers: int = DEFAULT_WORKERS, *, timeout_s: float = DEFAULT_TIMEOUT_S, format_weight: float = DEFAULT_FORMAT_WEIGHT,
                  chunk_size: int = 32, start_method: str = "subprocess", plugins: Sequence[str] = (),
                  abstention_markers: Sequence[str] | None = None):
         if num_workers < 0:
@@ -420,7 +423,8 @@ def _log_failures(items: Sequence[Any], results: Sequence[RewardResult], stats: 
                 stats["errors"], stats["timeouts"], stats["n"], per, ("; first: " + " | ".join(first)) if first else "")
 
 
-def score_batch(items: Iterable[dict[str, Any]], *, num_workers: int = 2, timeout_s: float = 3.0,
+def score_batch(items: Iterable[dict[str, Any]], *, num_workers: int = DEFAULT_WORKERS,
+                timeout_s: float = DEFAULT_TIMEOUT_S,
                 format_weight: float = DEFAULT_FORMAT_WEIGHT, pool: VerifierPool | None = None,
                 **pool_kwargs: Any) -> tuple[list[RewardResult], dict[str, Any]]:
     """Score ``items`` in a process pool with per-item deadlines (module docstring).

@@ -13,6 +13,8 @@ from typing import Any, Optional
 from omegaconf import MISSING
 
 from omni_rl.algorithms.clip import CLIP_PRESETS, DAPO_CLIP, GSPO_DEFAULT_PRESET
+from omni_rl.verifiers.combine import DEFAULT_FORMAT_WEIGHT
+from omni_rl.verifiers.pool import DEFAULT_TIMEOUT_S, DEFAULT_WORKERS
 
 
 PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")  # rollout.placement_strategy (Ray's)
@@ -93,9 +95,9 @@ class RolloutConfig:
 
 @dataclass
 class VerifyConfig:
-    format_weight: float = 0.1  # reward = (1 - w) * outcome + w * format
-    num_workers: int = 2  # verifier worker processes
-    timeout_s: float = 3.0  # per-item deadline
+    format_weight: float = DEFAULT_FORMAT_WEIGHT  # reward = (1 - w) * outcome + w * format
+    num_workers: int = DEFAULT_WORKERS  # verifier worker processes
+    timeout_s: float = DEFAULT_TIMEOUT_S  # per-item deadline
     # phrases whose presence in a response's final answer means "this cannot be answered" (rows with unanswerable:
     # true score 1 for abstaining, other rows 0; omni_rl.verifiers.abstention); null: the built-in markers and
     # phrasings; a list replaces them (docs/verifiers.md)

@@ -54,3 +54,18 @@ def test_trainer_worker_has_no_warmup_default():
     """The schema's trainer.warmup_steps is 2; the worker used to default to 0. Now every caller states it."""
     assert inspect.signature(TrainerWorker).parameters["warmup_steps"].default is inspect.Parameter.empty
     assert TrainerConfig.warmup_steps == 2
+
+
+def test_verifier_defaults_come_from_the_verifier_layer():
+    from omni_rl.config.schema import VerifyConfig
+    from omni_rl.verifiers.combine import DEFAULT_FORMAT_WEIGHT, reward
+    from omni_rl.verifiers.pool import DEFAULT_TIMEOUT_S, DEFAULT_WORKERS, VerifierPool, score_batch
+
+    assert (VerifyConfig.format_weight, VerifyConfig.num_workers, VerifyConfig.timeout_s) == (0.1, 2, 3.0)
+    assert VerifyConfig.format_weight is DEFAULT_FORMAT_WEIGHT
+    assert VerifyConfig.num_workers is DEFAULT_WORKERS and VerifyConfig.timeout_s is DEFAULT_TIMEOUT_S
+    for fn in (VerifierPool, score_batch):
+        params = inspect.signature(fn).parameters
+        assert params["num_workers"].default is DEFAULT_WORKERS and params["timeout_s"].default is DEFAULT_TIMEOUT_S
+        assert params["format_weight"].default is DEFAULT_FORMAT_WEIGHT
+    assert inspect.signature(reward).parameters["format_weight"].default is DEFAULT_FORMAT_WEIGHT
