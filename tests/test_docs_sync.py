@@ -211,3 +211,22 @@ def test_clip_numbers_in_docs_are_the_codes():
     assert m and ast.literal_eval(m.group(1)) == CLIP_PRESETS, "docs/algorithms.md: CLIP_PRESETS differs from the code"
     m = re.search(r"`DAPO_CLIP = (\([^`]*\))`", text)
     assert m and ast.literal_eval(m.group(1)) == DAPO_CLIP, "docs/algorithms.md: DAPO_CLIP differs from the code"
+
+
+def test_defaults_written_in_docs_are_the_schemas():
+    """"`section.key` ... (default N)": N is the schema's default of that key (the stages' YAML may override it)."""
+    defaults = OmniRLConfig()
+    stale, checked = [], 0
+    for doc in DOCS:
+        for key, value in re.findall(r"`([a-z_]+(?:\.[a-z_]+)+)`[^`.;|]{0,30}?default (-?[0-9][0-9_]*(?:\.[0-9]+)?)\b",
+                                     _text(doc)):
+            if key.split(".")[0] not in SECTIONS or not _key_exists(defaults, key):
+                continue
+            node: typing.Any = defaults
+            for part in key.split("."):
+                node = getattr(node, part)
+            if float(node) != float(value):
+                stale.append(f"{_rel(doc)}: `{key}` default {value}, the schema's is {node}")
+            checked += 1
+    assert not stale, "\n".join(stale)
+    assert checked >= 9  # docs/filtering.md and docs/models.md state nine such defaults
