@@ -62,8 +62,7 @@ import torch
 from torch import Tensor
 
 from omni_rl.algorithms.normalization import normalized_sum
-from omni_rl.config.schema import (ADAM_BETAS, LR_SCHEDULES, AlgorithmConfig, ModelConfig, RolloutConfig, RunConfig,
-                                   TrainerConfig)
+from omni_rl.config.schema import ADAM_BETAS, LR_SCHEDULES, AlgorithmConfig, ModelConfig, RunConfig, TrainerConfig
 from omni_rl.training.batch import TrainBatch
 from omni_rl.training.forward import make_adapter, score
 from omni_rl.training.objectives import default_objective
@@ -85,7 +84,7 @@ class TrainerWorker:
                  micro_batch_size: int = TrainerConfig.micro_batch_size,
                  encoder_once: bool = TrainerConfig.encoder_once, objective: Objective | None = None,
                  max_logprob_error: float | None = AlgorithmConfig.max_logprob_error,
-                 temperature: float = RolloutConfig.temperature, seed: int = RunConfig.seed,
+                 temperature: float = 1.0, seed: int = RunConfig.seed,  # 1.0: vLLM's logprobs are pre-temperature
                  num_threads: int | None = None, trust_remote_code: bool = ModelConfig.trust_remote_code,
                  strategy: str = TrainerConfig.strategy,
                  activation_checkpointing: bool = TrainerConfig.activation_checkpointing,

@@ -5,8 +5,8 @@ import inspect
 
 from omni_rl.algorithms import clip
 from omni_rl.algorithms.gspo import CLIP_PRESETS
-from omni_rl.config.schema import (ADAM_BETAS, AlgorithmConfig, GRPOConfig, ModelConfig, MPOConfig, RolloutConfig,
-                                   RunConfig, TrainerConfig)
+from omni_rl.config.schema import (ADAM_BETAS, AlgorithmConfig, GRPOConfig, ModelConfig, MPOConfig, RunConfig,
+                                   TrainerConfig)
 from omni_rl.training.objectives.grpo import GRPOObjective
 from omni_rl.training.objectives.gspo import GSPOObjective
 from omni_rl.training.objectives.mpo import MPOObjective
@@ -42,11 +42,13 @@ def test_trainer_worker_defaults_are_the_schemas():
         "activation_checkpointing": TrainerConfig.activation_checkpointing,
         "mixed_precision": TrainerConfig.mixed_precision, "prompt_once": TrainerConfig.prompt_once,
         "packing": TrainerConfig.packing, "max_logprob_error": AlgorithmConfig.max_logprob_error,
-        "temperature": RolloutConfig.temperature, "seed": RunConfig.seed,
+        "seed": RunConfig.seed,
         "trust_remote_code": ModelConfig.trust_remote_code,
     }
     for name, value in homes.items():
         assert params[name].default is value, (name, params[name].default, value)
+    # not rollout.temperature: the rollout worker records vLLM's pre-temperature logprobs, so the trainer scores at 1
+    assert params["temperature"].default == 1.0
     assert params["betas"].default is ADAM_BETAS and list(ADAM_BETAS) == TrainerConfig().betas == [0.9, 0.999]
 
 
