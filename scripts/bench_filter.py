@@ -306,7 +306,7 @@ def run_child(mode: str, overrides: Sequence[str], out: Path, *, threads: int | 
 # --------------------------------------------------------------------------------------- in the child process
 def child_main(mode: str, overrides: Sequence[str], result: Path, out: Path) -> None:
     if mode == "bare":  # the environment a CPU rollout actor gets, before vLLM is imported
-        from omni_rl.distributed.rollout_group import QUIET_ENV
+        from omni_rl.rollout.group import QUIET_ENV
         from omni_rl.rollout.worker import CPU_ENV, ENGINE_ENV, on_gpu
 
         os.environ.update({**ENGINE_ENV, **QUIET_ENV, **({} if on_gpu() else CPU_ENV)})

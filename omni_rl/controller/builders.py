@@ -232,14 +232,14 @@ def build_verifier_pool(cfg: OmniRLConfig) -> VerifierPool:
 
 # ------------------------------------------------------------------------------------------- rollout + trainer
 if TYPE_CHECKING:
-    from omni_rl.distributed.rollout_group import RolloutGroup
+    from omni_rl.rollout.group import RolloutGroup
     from omni_rl.training.objectives.base import Objective
     from omni_rl.training.batch import TrainBatch
     from omni_rl.training.group import TrainerGroup
 
 
 def build_rollout_group(cfg: OmniRLConfig, policy: Policy) -> "RolloutGroup":
-    from omni_rl.distributed.rollout_group import RolloutGroup
+    from omni_rl.rollout.group import RolloutGroup
 
     r = cfg.rollout
     worker_kwargs = dict(seed=cfg.run.seed, dtype=cfg.model.dtype, max_model_len=r.max_model_len,

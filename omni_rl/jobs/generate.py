@@ -143,7 +143,7 @@ def generate_and_score(cfg: OmniRLConfig, job: JobDir, *, record_file: str, n: i
         bar.advance(task)
 
     def chunks() -> Iterator[Any]:
-        from omni_rl.distributed.rollout_group import Chunk
+        from omni_rl.rollout.group import Chunk
 
         pending: list[tuple[Row, Prompt]] = []
         for row in iter_samples(path, check_media=False):
