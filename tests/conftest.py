@@ -19,7 +19,7 @@ SLOWEST_FIRST = {  # file -> measured seconds (setup + calls), in the order the 
     "tests/bench/test_trl_baseline.py": 220,
     "tests/controller/test_mpo_e2e.py": 240,  # omni warm start: after image_rl's has had time to finish
     "tests/jobs/test_filter_e2e.py": 280,  # omni warm start
-    "tests/rollout/test_group.py": 110,
+    "tests/rollout/test_rollout_group.py": 110,
     "tests/bench/test_trl_mpo.py": 110,
     "tests/rollout/test_multimodal.py": 100,
     "tests/controller/test_dry_run.py": 90,  # a two-node Ray cluster with logical GPUs
