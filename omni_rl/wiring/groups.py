@@ -91,7 +91,7 @@ def build_workers(cfg: OmniRLConfig, policy: Policy, *, rollout: bool = True, cl
 def record_placement(run: Run, trainer: "TrainerGroup", rollout: RolloutGroup | None) -> dict[str, list[str]]:
     """Write `placement.json` in the run dir: the Ray node of every rollout worker and trainer rank (in order)."""
     placement = {"rollout": list(rollout.node_ids) if rollout is not None else [],
-                 "trainer": [info.get("node_id", "") for info in trainer.infos]}
+                 "trainer": list(trainer.node_ids)}
     (run.dir / "placement.json").write_text(json.dumps(placement, indent=2))
     nodes = sorted(set(placement["rollout"]) | set(placement["trainer"]))
     if len(nodes) > 1:
