@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from omni_rl.config.schema import OmniRLConfig
-from omni_rl.data.loading import load_samples
 from omni_rl.data.mixture import MixtureSampler
-from omni_rl.data.render import render_prompt
 from omni_rl.data.types import Prompt, Sample
-from omni_rl.verifiers import verifier_exists
 from omni_rl.wiring.cache import suite_path
 from omni_rl.wiring.policy import Policy
 from omni_rl.wiring.run import Run
+
+# The model and data modules are imported inside the functions: a stage builds its policy and data in a background
+# thread while Ray starts (`omni_rl.controller.rl`), so their import time overlaps Ray's start.
 
 
 @dataclass
@@ -44,6 +44,8 @@ class Data:
 def render_sample(sample: Sample, policy: Policy, cfg: OmniRLConfig, *, key_prefix: str) -> Prompt:
     """`sample` through the policy's processor, with stable per-media cache keys for vLLM
     (`<key_prefix>:<row id>/<kind><i>`; the rollout worker appends the policy version)."""
+    from omni_rl.data.render import render_prompt
+
     prompt = render_prompt(sample, policy.processor, enable_thinking=cfg.model.enable_thinking,
                            video_fps=cfg.data.video_fps, video_max_frames=cfg.data.video_max_frames)
     mm = prompt.vllm_inputs.get("multi_modal_data") or {}
@@ -56,6 +58,9 @@ def render_sample(sample: Sample, policy: Policy, cfg: OmniRLConfig, *, key_pref
 def build_data(cfg: OmniRLConfig, run: Run, policy: Policy, *, split: str = "train") -> Data:
     """Load `data.path` (or generate the synthetic suite), write rejects, and report rows in = usable + rejected.
     `split="eval"`: the held-out set (`data.eval_path`, or the held-out synthetic suite); rejects in eval_rejects.jsonl."""
+    from omni_rl.data.loading import load_samples
+    from omni_rl.verifiers import verifier_exists
+
     given = cfg.data.eval_path if split == "eval" else cfg.data.path
     path = Path(given) if given is not None else suite_path(cfg, held_out=split == "eval")
     rejects = run.dir / ("eval_rejects.jsonl" if split == "eval" else "rejects.jsonl")
