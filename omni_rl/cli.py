@@ -21,6 +21,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -254,21 +255,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return run_doctor(check_vllm=not args.no_vllm)
 
 
-JOB_DIRS = {"filter": "outputs/${run.name}_filter", "build-preferences": "outputs/${run.name}_preferences"}
-
-
 def cmd_job(name: str):
     def _cmd(args: argparse.Namespace) -> int:
+        spec = JOBS[name]
         overrides = list(args.overrides)
         if not any(o.split("=", 1)[0].lstrip("+") == "run.output_dir" for o in overrides):
-            overrides.append(f"run.output_dir={JOB_DIRS[name]}")
+            overrides.append(f"run.output_dir={spec.output_dir}")
         cfg = _compose(overrides)
+        import importlib
+
         from omni_rl.jobs.store import JobConfigMismatch
 
-        if name == "filter":
-            from omni_rl.jobs.filter import run_filter as job
-        else:
-            from omni_rl.jobs.preferences import run_build_preferences as job
+        module, function = spec.runner.split(":")
+        job = getattr(importlib.import_module(f"omni_rl.jobs.{module}"), function)  # a name from JOBS, never input
         try:
             return job(cfg)
         except (JobConfigMismatch, FileNotFoundError, ValueError) as e:
@@ -277,8 +276,20 @@ def cmd_job(name: str):
     return _cmd
 
 
-JOB_HELP = {
-    "filter": ("offline pass-rate filter: n rollouts per prompt, keep rows whose pass rate is in a band",
+@dataclass(frozen=True)
+class Job:
+    """An offline job's subcommand: `runner` is `module:function` in `omni_rl.jobs` (imported when the subcommand
+    runs, so `--help` stays instant), called with the composed config and returning the exit code."""
+
+    runner: str
+    output_dir: str  # the default run.output_dir
+    help: str
+    description: str
+
+
+JOBS = {
+    "filter": Job("filter:run_filter", "outputs/${run.name}_filter",
+               "offline pass-rate filter: n rollouts per prompt, keep rows whose pass rate is in a band",
                """Offline pass-rate filtering with the stage's initial policy (the model `omni-rl run` would start
 from). Every row gets filter.n rollouts (rollout.* sampling); a rollout passes when its verifier outcome is
 >= filter.success_threshold (per verifier: filter.verifier_thresholds); pass rate = passes / n. Rows are kept when
@@ -295,7 +306,8 @@ examples:
   omni-rl filter data.path=outputs/f1/kept.jsonl filter.rescore_only=true filter.band_preset=omni_rl \
       run.output_dir=outputs/f1_rebanded
   omni-rl filter 'filter.bands=[{modality:[audio],low:0.3,high:0.7}]' +filter.verifier_thresholds.asr=0.8"""),
-    "build-preferences": ("rejection sampling: n candidates per prompt -> (chosen, rejected) pairs for MPO",
+    "build-preferences": Job("preferences:run_build_preferences", "outputs/${run.name}_preferences",
+                             "rejection sampling: n candidates per prompt -> (chosen, rejected) pairs for MPO",
                           """Rejection sampling for MPO with the stage's initial policy. Every row gets
 preferences.n candidates; accepted: score >= preferences.accept_threshold, rejected: score <
 preferences.reject_threshold; identical responses count once; up to preferences.max_pairs_per_prompt pairs per
@@ -399,8 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only check that media files exist (default: decode each once, like the loader)")
     c.set_defaults(func=cmd_convert)
 
-    for name, (text, description) in JOB_HELP.items():
-        n = sub.add_parser(name, help=text, description=description,
+    for name, job in JOBS.items():
+        n = sub.add_parser(name, help=job.help, description=job.description,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         n.add_argument("overrides", nargs="*", help="Hydra key=value overrides (see `omni-rl show-config`)")
         n.set_defaults(func=cmd_job(name))

@@ -306,19 +306,19 @@ def run_child(mode: str, overrides: Sequence[str], out: Path, *, threads: int | 
 # --------------------------------------------------------------------------------------- in the child process
 def child_main(mode: str, overrides: Sequence[str], result: Path, out: Path) -> None:
     if mode == "bare":  # the environment a CPU rollout actor gets, before vLLM is imported
-        from omni_rl.distributed.rollout_group import QUIET_ENV
+        from omni_rl.rollout.group import QUIET_ENV
         from omni_rl.rollout.worker import CPU_ENV, ENGINE_ENV, on_gpu
 
         os.environ.update({**ENGINE_ENV, **QUIET_ENV, **({} if on_gpu() else CPU_ENV)})
     from rich.console import Console
 
     from omni_rl.config import compose_config
-    from omni_rl.controller import builders as B
-    from omni_rl.controller.run import Run
     from omni_rl.jobs.generate import data_path
+    from omni_rl.wiring.policy import build_policy
+    from omni_rl.wiring.run import Run
 
     cfg = compose_config(list(overrides))
-    policy = B.build_policy(cfg, Run(cfg=cfg, dir=out, console=Console(highlight=False)))
+    policy = build_policy(cfg, Run(cfg=cfg, dir=out, console=Console(highlight=False)))
     info: dict[str, Any] = {"policy": str(policy.path), "data": str(data_path(cfg)), "n": cfg.filter.n,
                             "max_tokens": cfg.rollout.max_tokens, "temperature": cfg.rollout.temperature,
                             "top_p": cfg.rollout.top_p}
@@ -333,10 +333,12 @@ def bare_generate(cfg: Any, policy: Any) -> dict[str, Any]:
     import torch
     from vllm import SamplingParams
 
-    from omni_rl.controller import builders as B
     from omni_rl.data.loading import iter_samples
     from omni_rl.jobs.generate import data_path, row_seed
     from omni_rl.rollout.worker import BAN_BIAS, RolloutWorker
+    from omni_rl.wiring.data import render_sample
+    from omni_rl.wiring.groups import mm_limits
+    from omni_rl.wiring.verifiers import build_rollout_scorer
 
     r = cfg.rollout
     limit = min(cfg.data.max_prompt_tokens, r.max_model_len - r.max_tokens)
@@ -345,7 +347,7 @@ def bare_generate(cfg: Any, policy: Any) -> dict[str, Any]:
     for row in iter_samples(data_path(cfg), check_media=False):
         if row.sample is None:
             continue
-        prompt = B.render_sample(row.sample, policy, cfg, key_prefix="filter")  # the filter's label
+        prompt = render_sample(row.sample, policy, cfg, key_prefix="filter")  # the filter's label
         if len(prompt.prompt_ids) <= limit:
             prompts.append(prompt)
             seeds.append(row_seed(cfg.run.seed, row.sample.id))
@@ -354,7 +356,7 @@ def bare_generate(cfg: Any, policy: Any) -> dict[str, Any]:
     worker = RolloutWorker(str(policy.path), seed=cfg.run.seed, dtype=cfg.model.dtype, max_model_len=r.max_model_len,
                            kv_cache_gib=r.kv_cache_gib, gpu_memory_utilization=r.gpu_memory_utilization,
                            tensor_parallel_size=r.tensor_parallel_size, enforce_eager=r.enforce_eager,
-                           limit_mm_per_prompt=B.mm_limits(policy.family))
+                           limit_mm_per_prompt=mm_limits(policy.family))
     inputs = [worker._versioned_media_keys(p.vllm_inputs) for p in prompts]  # what the worker hands vLLM
     bias = {int(tok): BAN_BIAS for tok in policy.banned_token_ids} or None
     n = cfg.filter.n
@@ -366,7 +368,7 @@ def bare_generate(cfg: Any, policy: Any) -> dict[str, Any]:
     generate_s = time.perf_counter() - t
     tokens = sum(len(c.token_ids) for o in outputs for c in o.outputs)
     groups = [[worker._rollout(i, c) for c in o.outputs] for i, o in enumerate(outputs)]
-    pool = B.build_verifier_pool(cfg)
+    pool = build_rollout_scorer(cfg)
     t = time.perf_counter()
     pool.score_groups(prompts, groups)
     score_s = time.perf_counter() - t

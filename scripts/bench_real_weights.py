@@ -184,7 +184,7 @@ def main() -> None:
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task("convert / load the checkpoint", total=1)
-        from omni_rl.controller.builders import cache_dir
+        from omni_rl.wiring.cache import cache_dir
         from omni_rl.models.pretrained import pretrained_checkpoint
 
         t = time.perf_counter()

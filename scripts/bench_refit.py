@@ -88,7 +88,7 @@ def main() -> None:
 
     from omni_rl.bench.models import scaled_text_model
     from omni_rl.distributed.ray_utils import init_ray
-    from omni_rl.distributed.rollout_group import RolloutGroup
+    from omni_rl.rollout.group import RolloutGroup
     from omni_rl.training.group import TrainerGroup
 
     model = scaled_text_model(args.out / "models", hidden=args.hidden, layers=args.layers, heads=args.heads,

@@ -140,7 +140,7 @@ def main() -> None:
 
     if not args.skip_ray:
         from omni_rl.distributed.ray_utils import init_ray
-        from omni_rl.distributed.rollout_group import RolloutGroup
+        from omni_rl.rollout.group import RolloutGroup
 
         init_ray(num_cpus=4)
         group = RolloutGroup(str(path), num_workers=1,

@@ -154,7 +154,8 @@ def prepare_model(mode: str, family: str, tasks: list[str], *, warm_start: bool,
     cached). A warm start on other tasks would answer in the wrong vocabulary: every reward 0.1 (format only), most
     groups zero-variance, and omni-rl (which skips those groups) would train on far less than TRL."""
     from omni_rl.config import compose_config
-    from omni_rl.controller.builders import build_policy, build_run
+    from omni_rl.wiring.policy import build_policy
+    from omni_rl.wiring.run import build_run
 
     cfg = compose_config([f"stage={'text_rl_1' if mode == 'text' else 'image_rl'}", f"model.family={family}",
                           f"model.seed={seed}", f"model.warm_start={str(warm_start).lower()}",

@@ -22,6 +22,19 @@ def test_help_lists_subcommands():
         assert sub in out
 
 
+def test_every_job_subcommand_names_a_runner_that_exists():
+    import importlib
+
+    from omni_rl.cli import JOBS, build_parser
+
+    assert set(JOBS) == {"filter", "build-preferences"}
+    parser_help = build_parser().format_help()
+    for name, job in JOBS.items():
+        module, function = job.runner.split(":")
+        assert callable(getattr(importlib.import_module(f"omni_rl.jobs.{module}"), function)), name
+        assert name in parser_help and job.output_dir.startswith("outputs/${run.name}_")
+
+
 def test_verify_single_prints_outcome_format_reward():
     out = omni("verify", "--verifier", "mathruler", "--answer", "1/2", "--response",
                "<think>half</think> \\boxed{0.5}", check=True).stdout

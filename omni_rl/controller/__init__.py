@@ -3,7 +3,7 @@
 
 def run_stage(cfg):  # noqa: ANN001 - OmniRLConfig; imported lazily to keep `import omni_rl.controller` light
     """Dispatch on `cfg.run.kind`, after importing the verifier plugin modules the config lists (`verify.plugins`)."""
-    from omni_rl.controller.builders import build_objective
+    from omni_rl.wiring.groups import build_objective
     from omni_rl.verifiers import load_plugins
 
     load_plugins(cfg.verify.plugins)  # before any row is validated: rows may name the verifiers they register

@@ -32,6 +32,10 @@ from typing import Any
 
 from omni_rl.config.compose import compose_config
 from omni_rl.config.schema import OmniRLConfig
+from omni_rl.controller.crash import simulate_crash
+from omni_rl.wiring.groups import build_objective
+from omni_rl.wiring.policy import build_policy
+from omni_rl.wiring.run import Run
 
 STATE_FILE = "curriculum.json"
 TEST_HOOKS = ("run.stop_after_steps", "run.stop_after_stage", "run.resume")  # may differ between sessions
@@ -126,7 +130,6 @@ def run_curriculum(name_or_path: str, overrides: list[str], *, output_dir: str |
     from rich.console import Console
 
     from omni_rl.controller import run_stage
-    from omni_rl.controller.builders import build_objective
 
     console = Console(highlight=False, soft_wrap=True)
     curriculum = load_curriculum(name_or_path)
@@ -170,8 +173,6 @@ def run_curriculum(name_or_path: str, overrides: list[str], *, output_dir: str |
         state.save()
         policy = str(stage_dir / "final")
         if cfg.run.stop_after_stage == key:
-            from omni_rl.controller.builders import simulate_crash
-
             simulate_crash(console, f"run.stop_after_stage={key} reached")
     from omni_rl.controller.curriculum_report import write_report
 
@@ -203,9 +204,6 @@ def base_model(curriculum: Curriculum, configs: list[OmniRLConfig], overrides: l
                console: Any) -> str:
     """The first stage's model: `model.path` or `model.pretrained` when given, else the tiny model of the first
     stage's family, warm-started on the union of every stage's synthetic tasks (cached)."""
-    from omni_rl.controller.builders import build_policy
-    from omni_rl.controller.run import Run
-
     first = configs[0]
     if first.model.path is not None:
         return str(Path(first.model.path).resolve())

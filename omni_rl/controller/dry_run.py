@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from omni_rl.config.schema import OmniRLConfig
+from omni_rl.wiring.groups import build_objective
+from omni_rl.wiring.policy import tiny_needs_gpu
 
 
 @dataclass
@@ -72,7 +74,6 @@ def model_checks(cfg: OmniRLConfig) -> list[Check]:
         if cfg.model.family not in tiny_families():
             return [Check("model", False, f"model.family={cfg.model.family!r} has no tiny offline model; choose one of "
                                           f"{', '.join(tiny_families())} or give model.path=DIR")]
-        from omni_rl.controller.builders import tiny_needs_gpu
         from omni_rl.models.families import get_family
 
         try:
@@ -120,8 +121,6 @@ def model_checks(cfg: OmniRLConfig) -> list[Check]:
 # -------------------------------------------------------------------------------------------------------- data
 def objective_problems(cfg: OmniRLConfig) -> list[Check]:
     """A row only when `algorithm.name` names no registered objective or one that does not train `run.kind`."""
-    from omni_rl.controller.builders import build_objective
-
     try:
         build_objective(cfg)
     except ValueError as e:

@@ -23,25 +23,40 @@ import time
 from collections import OrderedDict
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omni_rl.config.schema import OmniRLConfig
-from omni_rl.controller import builders as B
 from omni_rl.controller.checkpoint import RunCheckpointer
+from omni_rl.controller.crash import simulate_crash
+from omni_rl.controller.evaluate import evaluate
+from omni_rl.controller.plots import write_plots
+from omni_rl.data.pairs import load_pairs
 from omni_rl.interrupts import sigint_flag
+from omni_rl.jobs.preferences import run_build_preferences
+from omni_rl.locks import waiting_lock
+from omni_rl.training.batch import TrainBatch, TrainPrompt, TrainSequence
+from omni_rl.wiring.cache import cache_dir
+from omni_rl.wiring.data import build_data, render_sample
+from omni_rl.wiring.groups import build_workers, init_ray, record_placement
+from omni_rl.wiring.policy import Policy, build_policy
+from omni_rl.wiring.run import build_run
+from omni_rl.wiring.verifiers import build_rollout_scorer
+
+if TYPE_CHECKING:
+    from omni_rl.training.group import TrainerGroup
 
 REFERENCE_FILE = "reference_logp.json"
 
 
 def train_preference(cfg: OmniRLConfig) -> Path:
-    run = B.build_run(cfg)
-    policy = B.build_policy(cfg, run)  # the initial policy (tiny model built / warm-started when needed)
+    run = build_run(cfg)
+    policy = build_policy(cfg, run)  # the initial policy (tiny model built / warm-started when needed)
     pairs = build_pairs(cfg, run, policy)
-    eval_data = B.build_data(cfg, run, policy, split="eval") if cfg.run.eval_every > 0 else None
-    B.init_ray(cfg)
-    trainer, rollout = B.build_workers(cfg, policy, rollout=eval_data is not None)  # started side by side
-    B.record_placement(run, trainer, rollout)
-    verifier = B.build_verifier_pool(cfg) if eval_data is not None else None
+    eval_data = build_data(cfg, run, policy, split="eval") if cfg.run.eval_every > 0 else None
+    init_ray(cfg)
+    trainer, rollout = build_workers(cfg, policy, rollout=eval_data is not None)  # started side by side
+    record_placement(run, trainer, rollout)
+    verifier = build_rollout_scorer(cfg) if eval_data is not None else None
     ckpt = RunCheckpointer(run.dir / "checkpoints", keep_last=cfg.run.keep_last)
     start_step = ckpt.restore(trainer, rollout) if cfg.run.resume else 0
     pairs.reference = reference_logps(run, pairs, trainer, resumed=start_step > 0)
@@ -55,7 +70,7 @@ def train_preference(cfg: OmniRLConfig) -> Path:
                 if eval_data is not None and step % cfg.run.eval_every == 0:
                     if step > 0:  # the workers hold the initial weights until the first update is pushed
                         rollout.update_weights(trainer.weight_stream(), version=step)
-                    evals = B.evaluate(eval_data, rollout, verifier, step=step)
+                    evals = evaluate(eval_data, rollout, verifier, step=step)
                 metrics = {**preference_step(cfg, step, pairs, trainer), **evals}
                 run.logger.log(step, metrics)
                 run.console.print(summary_line(step, metrics), soft_wrap=True)
@@ -63,11 +78,11 @@ def train_preference(cfg: OmniRLConfig) -> Path:
                 if (step + 1) % cfg.run.checkpoint_every == 0 or step + 1 == cfg.run.steps:
                     ckpt.save(step, trainer)
                 if cfg.run.stop_after_steps is not None and step + 1 >= cfg.run.stop_after_steps:
-                    B.simulate_crash(run.console)
+                    simulate_crash(run.console)
                 ctrl_c.check()  # a Ctrl-C swallowed by a finalizer still stops the run after this step
         if eval_data is not None:  # the held-out reward after the last update
             rollout.update_weights(trainer.weight_stream(), version=cfg.run.steps)
-            final = B.evaluate(eval_data, rollout, verifier, step=cfg.run.steps)
+            final = evaluate(eval_data, rollout, verifier, step=cfg.run.steps)
             run.logger.log(cfg.run.steps, final)
             run.console.print(f"held-out greedy reward after {cfg.run.steps} steps: {final['eval/mean']:.3f}")
         ckpt.export_final(trainer, run.dir / "final", copy_from=policy.path)
@@ -79,11 +94,11 @@ def train_preference(cfg: OmniRLConfig) -> Path:
         if verifier is not None:
             verifier.close()
     if cfg.logging.plot:
-        B.write_plots(run)
+        write_plots(run)
     return run.dir
 
 
-def preference_step(cfg: OmniRLConfig, step: int, pairs: "PairData", trainer: B.TrainerGroup) -> dict[str, float]:
+def preference_step(cfg: OmniRLConfig, step: int, pairs: "PairData", trainer: TrainerGroup) -> dict[str, float]:
     t = time.perf_counter()
     indices = pairs.step_indices(step, cfg.run.prompts_per_step, seed=cfg.run.seed)
     batch = pairs.batch(indices)  # [chosen, rejected] per pair; each prompt (and its media) once
@@ -107,7 +122,7 @@ def summary_line(step: int, m: dict[str, Any]) -> str:
 class PairData:
     """The stage's pairs, each prompt rendered once (LRU), and their reference log-probs."""
 
-    def __init__(self, items: list[Any], policy: B.Policy, cfg: OmniRLConfig):
+    def __init__(self, items: list[Any], policy: Policy, cfg: OmniRLConfig):
         self.items = items
         self.policy = policy
         self.cfg = cfg
@@ -131,8 +146,6 @@ class PairData:
         return list(self._tok(text, add_special_tokens=False)["input_ids"]) + self._eos
 
     def batch(self, indices: list[int], *, with_reference: bool = True) -> Any:
-        from omni_rl.training.batch import TrainBatch, TrainPrompt, TrainSequence
-
         prompts: list[Any] = []
         slot: dict[str, int] = {}
         seqs = []
@@ -153,7 +166,7 @@ class PairData:
         if sample.id in self._prompts:
             self._prompts.move_to_end(sample.id)
             return self._prompts[sample.id]
-        prompt = B.render_sample(sample, self.policy, self.cfg, key_prefix="mpo")
+        prompt = render_sample(sample, self.policy, self.cfg, key_prefix="mpo")
         self._prompts[sample.id] = prompt
         if len(self._prompts) > 512:
             self._prompts.popitem(last=False)
@@ -166,10 +179,8 @@ def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return order
 
 
-def build_pairs(cfg: OmniRLConfig, run: Any, policy: B.Policy) -> PairData:
+def build_pairs(cfg: OmniRLConfig, run: Any, policy: Policy) -> PairData:
     """`data.path` (a pairs.jsonl), or pairs built from the stage's synthetic suite with the initial policy."""
-    from omni_rl.data.pairs import load_pairs
-
     path = Path(cfg.data.path) if cfg.data.path is not None else default_pairs(cfg, run)
     result = load_pairs(path, rejects_path=run.dir / "rejects.jsonl")
     run.console.print(f"pairs {path}: " + ", ".join(f"{k} {v}" for k, v in result.counts.items())
@@ -182,13 +193,10 @@ def build_pairs(cfg: OmniRLConfig, run: Any, policy: B.Policy) -> PairData:
 def default_pairs(cfg: OmniRLConfig, run: Any) -> Path:
     """pairs.jsonl of `omni-rl build-preferences` on the synthetic suite with the initial policy, in the cache (the
     job is resumable: an interrupted build continues)."""
-    from omni_rl.jobs.preferences import run_build_preferences
-    from omni_rl.locks import waiting_lock
-
     settings = {k: v for k, v in asdict(cfg).items() if k in ("model", "data", "rollout", "preferences")}
     settings["seed"] = cfg.run.seed
     key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    out = B.cache_dir() / "pairs" / f"{cfg.run.name}-{key}"
+    out = cache_dir() / "pairs" / f"{cfg.run.name}-{key}"
     with waiting_lock(out.with_name(f".{out.name}.lock")):  # a concurrent run with the same settings waits, then reuses
         if (out / "report.json").is_file() and (out / "pairs.jsonl").is_file():
             return out / "pairs.jsonl"
@@ -203,7 +211,7 @@ def default_pairs(cfg: OmniRLConfig, run: Any) -> Path:
     return out / "pairs.jsonl"
 
 
-def reference_logps(run: Any, pairs: PairData, trainer: B.TrainerGroup, *, resumed: bool
+def reference_logps(run: Any, pairs: PairData, trainer: TrainerGroup, *, resumed: bool
                     ) -> dict[str, tuple[float, float]]:
     """{pair id: (chosen, rejected) summed log-probs} under the initial weights, computed once (before any update)
     and cached in the run dir; a resumed run must find the cache (its trainer no longer holds the initial weights)."""

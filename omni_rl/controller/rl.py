@@ -11,46 +11,61 @@ One step:
     log + checkpoint                       (metrics.jsonl, wandb offline, keep-last-k checkpoints)
     every run.eval_every steps             (greedy pass over the held-out set: eval/* metrics)
 
-Setup lives in `omni_rl.controller.builders`; every Ray call is behind the rollout / trainer group objects.
+Setup lives in `omni_rl.wiring` (shared with the offline jobs); every Ray call is behind the rollout / trainer group
+objects.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omni_rl.config.schema import OmniRLConfig
-from omni_rl.controller import builders as B
 from omni_rl.controller.checkpoint import RunCheckpointer
+from omni_rl.controller.crash import simulate_crash
+from omni_rl.controller.evaluate import evaluate
+from omni_rl.controller.plots import write_plots
 from omni_rl.controller.stats import reward_metrics, rollout_metrics
+from omni_rl.controller.train_batch import build_train_batch
 from omni_rl.interrupts import sigint_flag
+from omni_rl.rollout.group import RolloutGroup
 from omni_rl.rollout.worker import SEED_STRIDE
+from omni_rl.wiring.data import Data, build_data
+from omni_rl.wiring.groups import build_workers, init_ray, record_placement
+from omni_rl.wiring.policy import Policy, build_policy
+from omni_rl.wiring.run import build_run
+from omni_rl.wiring.startup import Background, StartupClock
+from omni_rl.wiring.verifiers import RolloutScorer, build_rollout_scorer
+
+if TYPE_CHECKING:
+    from omni_rl.training.group import TrainerGroup
 
 
 def train_rl(cfg: OmniRLConfig) -> Path:
-    clock = B.StartupClock()  # where the fixed seconds go: startup.json + one printed line
-    run = B.build_run(cfg)  # run dir, resolved config, console, metrics logger (truncated to the resume step)
+    clock = StartupClock()  # where the fixed seconds go: startup.json + one printed line
+    run = build_run(cfg)  # run dir, resolved config, console, metrics logger (truncated to the resume step)
 
-    def policy_and_data() -> tuple[B.Policy, B.Data, B.Data | None]:
-        policy = B.build_policy(cfg, run)  # checkpoint dir (tiny model built / warm-started when needed), processor
+    def policy_and_data() -> tuple[Policy, Data, Data | None]:
+        policy = build_policy(cfg, run)  # checkpoint dir (tiny model built / warm-started when needed), processor
         clock.lap_of("setup/policy")
-        data = B.build_data(cfg, run, policy)  # samples (+ rejects file), mixture sampler, prompt renderer
-        eval_data = B.build_data(cfg, run, policy, split="eval") if cfg.run.eval_every > 0 else None  # held-out
+        data = build_data(cfg, run, policy)  # samples (+ rejects file), mixture sampler, prompt renderer
+        eval_data = build_data(cfg, run, policy, split="eval") if cfg.run.eval_every > 0 else None  # held-out
         clock.lap_of("setup/data")
         return policy, data, eval_data
 
     # the policy and data are built while Ray starts (Ray must start in the main thread: its processes die with
     # the thread that forked them)
-    pending = B.Background(policy_and_data, "omni-rl-policy")
-    B.init_ray(cfg)
+    pending = Background(policy_and_data, "omni-rl-policy")
+    init_ray(cfg)
     clock.lap_of("setup/ray")
     policy, data, eval_data = pending.result()
     clock.lap("setup")
-    verifier = B.build_verifier_pool(cfg)
+    verifier = build_rollout_scorer(cfg)
     clock.lap("verifiers")
-    trainer, rollout = B.build_workers(cfg, policy, clock=clock)  # started side by side
+    trainer, rollout = build_workers(cfg, policy, clock=clock)  # started side by side
     clock.lap("workers")
-    B.record_placement(run, trainer, rollout)
+    record_placement(run, trainer, rollout)
     ckpt = RunCheckpointer(run.dir / "checkpoints", keep_last=cfg.run.keep_last)
     start_step = ckpt.restore(trainer, rollout) if cfg.run.resume else 0
     if cfg.run.resume:
@@ -62,7 +77,7 @@ def train_rl(cfg: OmniRLConfig) -> Path:
     try:
         with sigint_flag() as ctrl_c, run.progress(total=cfg.run.steps, start=start_step) as progress:
             for step in range(start_step, cfg.run.steps):
-                evals = (B.evaluate(eval_data, rollout, verifier, step=step)  # the policy this step samples from
+                evals = (evaluate(eval_data, rollout, verifier, step=step)  # the policy this step samples from
                          if eval_data is not None and (step % cfg.run.eval_every == 0 or step + 1 == cfg.run.steps)
                          else {})
                 metrics = {**rl_step(cfg, step, data, rollout, verifier, trainer), **evals}
@@ -73,7 +88,7 @@ def train_rl(cfg: OmniRLConfig) -> Path:
                 if (step + 1) % cfg.run.checkpoint_every == 0 or step + 1 == cfg.run.steps:
                     ckpt.save(step, trainer)
                 if cfg.run.stop_after_steps is not None and step + 1 >= cfg.run.stop_after_steps:
-                    B.simulate_crash(run.console)  # test hook: die like a killed job (no cleanup, no final save)
+                    simulate_crash(run.console)  # test hook: die like a killed job (no cleanup, no final save)
                 ctrl_c.check()  # a Ctrl-C swallowed by a finalizer still stops the run after this step
         ckpt.export_final(trainer, run.dir / "final", copy_from=policy.path)  # HF dir: the next stage's input
     finally:
@@ -82,12 +97,12 @@ def train_rl(cfg: OmniRLConfig) -> Path:
         trainer.shutdown()
         verifier.close()
     if cfg.logging.plot:
-        B.write_plots(run)
+        write_plots(run)
     return run.dir
 
 
-def rl_step(cfg: OmniRLConfig, step: int, data: B.Data, rollout: B.RolloutGroup, verifier: B.VerifierPool,
-            trainer: B.TrainerGroup) -> dict[str, float]:
+def rl_step(cfg: OmniRLConfig, step: int, data: Data, rollout: RolloutGroup, verifier: RolloutScorer,
+            trainer: TrainerGroup) -> dict[str, float]:
     t_step = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -107,7 +122,7 @@ def rl_step(cfg: OmniRLConfig, step: int, data: B.Data, rollout: B.RolloutGroup,
     timings["time/verify"] = time.perf_counter() - t
 
     # 4. group-normalised advantages; zero-variance groups contribute nothing
-    batch, adv_metrics = B.build_train_batch(cfg, prompts, scored)
+    batch, adv_metrics = build_train_batch(cfg, prompts, scored)
 
     # 5. train (data-parallel, global normalisation computed once per optimizer step)
     t = time.perf_counter()

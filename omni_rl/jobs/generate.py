@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,17 @@ from rich.text import Text
 
 from omni_rl.config.schema import OmniRLConfig
 from omni_rl.data.loading import Row, count_rows, iter_samples
+from omni_rl.data.media import MediaError
 from omni_rl.data.types import Prompt, ScoredRollout
 from omni_rl.interrupts import sigint_flag
 from omni_rl.jobs.store import JobDir, fingerprint
+from omni_rl.rollout.group import Chunk
+from omni_rl.wiring.cache import suite_path
+from omni_rl.wiring.data import render_sample
+from omni_rl.wiring.groups import build_rollout_group, init_ray
+from omni_rl.wiring.policy import build_policy
+from omni_rl.wiring.run import Run
+from omni_rl.wiring.verifiers import build_rollout_scorer
 
 REJECTS = "rejects.jsonl"
 # What decides a job's outputs (its fingerprint); everything else (workers, timeouts, logging) may change on resume.
@@ -39,8 +47,6 @@ FINGERPRINT_KEYS = ("model", "data.path", "data.synthetic_tasks", "data.syntheti
 def job_fingerprint(cfg: OmniRLConfig, keys: tuple[str, ...]) -> dict[str, Any]:
     """`fingerprint` of the config with the data location normalised: `data.path` absolute and resolved (another
     spelling of the same file resumes), `data.synthetic_tasks` sorted (the suite sorts them)."""
-    from dataclasses import asdict
-
     d = asdict(cfg)
     if d["data"]["path"] is not None:
         d["data"]["path"] = str(Path(d["data"]["path"]).expanduser().resolve())
@@ -82,8 +88,6 @@ class Scored:
 
 
 def data_path(cfg: OmniRLConfig) -> Path:
-    from omni_rl.controller.builders import suite_path
-
     return Path(cfg.data.path) if cfg.data.path is not None else suite_path(cfg)
 
 
@@ -121,10 +125,6 @@ def generate_and_score(cfg: OmniRLConfig, job: JobDir, *, record_file: str, n: i
                        calls_per_worker: int, make_record: Callable[[Scored], dict[str, Any]], console: Console,
                        label: str) -> dict[str, float]:
     """Run the job's rollouts for every row not yet recorded; returns counts of this session."""
-    from omni_rl.controller import builders as B
-    from omni_rl.controller.run import Run
-    from omni_rl.data.media import MediaError
-
     path = data_path(cfg)
     done = done_positions(job, record_file)
     total = count_rows(path)
@@ -134,7 +134,7 @@ def generate_and_score(cfg: OmniRLConfig, job: JobDir, *, record_file: str, n: i
         return counts
     console.print(f"{label}: {total} rows of {path}, {len(done)} already recorded"
                   + (" (resuming)" if done else ""))
-    policy = B.build_policy(cfg, Run(cfg=cfg, dir=job.path, console=console))
+    policy = build_policy(cfg, Run(cfg=cfg, dir=job.path, console=console))
     limit = min(cfg.data.max_prompt_tokens, cfg.rollout.max_model_len - cfg.rollout.max_tokens)
 
     def reject(row: Row, reason: str) -> None:
@@ -143,8 +143,6 @@ def generate_and_score(cfg: OmniRLConfig, job: JobDir, *, record_file: str, n: i
         bar.advance(task)
 
     def chunks() -> Iterator[Any]:
-        from omni_rl.distributed.rollout_group import Chunk
-
         pending: list[tuple[Row, Prompt]] = []
         for row in iter_samples(path, check_media=False):
             if row.pos in done:
@@ -153,7 +151,7 @@ def generate_and_score(cfg: OmniRLConfig, job: JobDir, *, record_file: str, n: i
                 reject(row, "")
                 continue
             try:
-                prompt = B.render_sample(row.sample, policy, cfg, key_prefix=label)
+                prompt = render_sample(row.sample, policy, cfg, key_prefix=label)
             except MediaError as e:
                 code = "missing_media" if e.missing else "corrupt_media"
                 reject(row, f"{code}: {e}")
@@ -174,9 +172,9 @@ def generate_and_score(cfg: OmniRLConfig, job: JobDir, *, record_file: str, n: i
             yield Chunk([p.vllm_inputs for _, p in pending], [row_seed(cfg.run.seed, r.sample.id)
                                                                for r, _ in pending], pending)
 
-    B.init_ray(cfg)
-    verifier = B.build_verifier_pool(cfg)
-    rollout = B.build_rollout_group(cfg, policy)
+    init_ray(cfg)
+    verifier = build_rollout_scorer(cfg)
+    rollout = build_rollout_group(cfg, policy)
     job.session["rollout_nodes"] = list(rollout.node_ids)  # where each worker started (Ray node ids)
     t0 = time.perf_counter()
     try:

@@ -109,7 +109,7 @@ def cache_key(name: str) -> str:
 
 
 def default_cache() -> Path:
-    """`$OMNI_RL_CACHE` (default `~/.cache/omni_rl`), the root `omni_rl.controller.builders.cache_dir` also uses."""
+    """`$OMNI_RL_CACHE` (default `~/.cache/omni_rl`), the root `omni_rl.wiring.cache.cache_dir` also uses."""
     return Path(os.environ.get("OMNI_RL_CACHE", Path.home() / ".cache" / "omni_rl"))
 
 

@@ -1,4 +1,4 @@
-"""vLLM rollout worker: a plain class (testable in-process) that `omni_rl.distributed.rollout_group.RolloutGroup`
+"""vLLM rollout worker: a plain class (testable in-process) that `omni_rl.rollout.group.RolloutGroup`
 hosts as a Ray actor. Design and the vLLM 0.32 facts it relies on: docs/rollout.md.
 
 * One request per prompt with `SamplingParams(n=G)`: the prompt's media is processed and encoded once by vLLM and

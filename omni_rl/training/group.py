@@ -1,4 +1,4 @@
-"""TrainerGroup: `world_size` data-parallel `TrainerWorker`s as Ray actors, behind a narrow driver-side interface.
+"""TrainerGroup: `num_workers` data-parallel `TrainerWorker`s as Ray actors, behind a narrow driver-side interface.
 
     group = TrainerGroup(model_path, num_workers=2, objective=GSPOObjective(), lr=1e-5, freeze={...}, ...)
     metrics = group.train(batch, num_minibatches=k)   # one rollout batch -> k optimizer steps
@@ -9,7 +9,7 @@
 Bootstrapping: the actors start empty; rank 0 reports its node IP and a free port; then every actor builds its
 `TrainerWorker`, which joins the torch.distributed group (gloo on CPU, nccl on GPU) at that address.
 
-`train(batch, num_minibatches=k)`: ONE round trip per rollout batch. The batch is split into `world_size`
+`train(batch, num_minibatches=k)`: ONE round trip per rollout batch. The batch is split into `num_workers`
 contiguous shards, each `ray.put` once (a shard pickles each referenced prompt's media once); every rank runs
 `TrainerWorker.train` on its shard: k mini-batches (mini-batch j = every rank's j-th piece), `old_logp` filled by one
 no-grad pass before the first update when k > 1, per-mini-batch global counts all-reduced, metrics all-reduced.
@@ -51,8 +51,11 @@ class _TrainerActor(TrainerWorker):
         return ray.util.get_node_ip_address(), free_port()
 
     def setup(self, model_path: str, **kwargs: Any) -> dict[str, Any]:
+        """Build the worker; its `info()` plus `start_seconds`, the seconds the build took (model load, process
+        group)."""
+        t0 = time.perf_counter()
         TrainerWorker.__init__(self, model_path, **kwargs)
-        return self.info()
+        return {**self.info(), "start_seconds": time.perf_counter() - t0}
 
     def streamed_chunk(self, index: int, max_bytes: int) -> tuple[dict[str, int], Any]:
         """(a small receipt, `weight_chunk(index)`) as two Ray objects: the driver checks the receipt and passes the
@@ -73,7 +76,7 @@ class WeightStream:
     def __init__(self, group: TrainerGroup, max_bytes: int):
         self.group, self.max_bytes = group, max_bytes
         if max_bytes not in group._plans:  # the plan depends on the names and shapes only: asked for once
-            plan = group._get([group.actors[0].weight_plan.remote(max_bytes)], "weight refit")[0]
+            plan = group._get([group.workers[0].weight_plan.remote(max_bytes)], "weight refit")[0]
             group._plans[max_bytes] = [[(ckpt, tuple(shape), dtype) for _, ckpt, shape, dtype in chunk]
                                        for chunk in plan]
         self.plan = group._plans[max_bytes]
@@ -87,7 +90,7 @@ class WeightStream:
         """One object ref per chunk of `plan`, in order. Chunk i+1 is requested when chunk i is handed out, so the
         trainer gathers the next chunk while the receivers load this one."""
         g = self.group
-        actors = g.actors if g.sharded else g.actors[:1]  # fsdp2: every rank takes part in the gathers
+        actors = g.workers if g.sharded else g.workers[:1]  # fsdp2: every rank takes part in the gathers
 
         def request(i: int) -> tuple[list[Any], Any]:
             calls = [a.streamed_chunk.options(num_returns=2).remote(i, self.max_bytes) for a in actors]
@@ -108,6 +111,14 @@ class WeightStream:
 
 
 class TrainerGroup:
+    """`num_workers` TrainerWorker actors (ranks) training one model data-parallel; the keyword arguments of
+    `TrainerWorker` go to every rank (`omni_rl.wiring.groups.build_trainer_group` builds it from the config).
+
+    Shape shared with `omni_rl.rollout.group.RolloutGroup`: built as `(model_path, *, num_workers,
+    num_cpus_per_worker, num_gpus_per_worker, resources, ...)`; `num_workers`; `workers` (the Ray actor handles, in
+    rank order); `node_ids` (the Ray node of each); `start_seconds` (the slowest worker's own start-up, measured
+    inside it); `shutdown()` (idempotent)."""
+
     def __init__(self, model_path: str | Path, *, num_workers: int = 1, num_cpus_per_worker: float = 1.0,
                  num_gpus_per_worker: float = 0.0, refit_chunk_bytes: int = 256 << 20,
                  resources: Mapping[str, float] | None = None, **worker_kwargs: Any):
@@ -124,7 +135,7 @@ class TrainerGroup:
         if num_gpus_per_worker > 0:
             worker_kwargs.setdefault("device", "cuda")
         inspect.signature(TrainerWorker).bind(str(model_path), **worker_kwargs)  # unknown kwargs raise here
-        self.world_size = num_workers
+        self.num_workers = num_workers
         self.refit_chunk_bytes = refit_chunk_bytes
         self._plans: dict[int, list[list[tuple[str, tuple[int, ...], str]]]] = {}  # refit plans by chunk size
         # fsdp2: weights are gathered by every rank together, so every rank takes part in a refit / export
@@ -136,13 +147,19 @@ class TrainerGroup:
         self.objective = worker_kwargs["objective"]
         actor_cls = ray.remote(_TrainerActor)
         custom = {k: float(v) for k, v in (resources or {}).items()}  # e.g. {"trainer_host": 1}: nodes that have it
-        self.actors = [actor_cls.options(num_cpus=num_cpus_per_worker, num_gpus=num_gpus_per_worker,
-                                         resources=custom).remote()
-                       for _ in range(num_workers)]
-        addr, port = ray.get(self.actors[0].address.remote())
+        self.workers = [actor_cls.options(num_cpus=num_cpus_per_worker, num_gpus=num_gpus_per_worker,
+                                          resources=custom).remote()
+                        for _ in range(num_workers)]
+        addr, port = ray.get(self.workers[0].address.remote())
         self.infos = ray.get([a.setup.remote(str(model_path), rank=r, world_size=num_workers, master_addr=addr,
                                              master_port=port, **worker_kwargs)
-                              for r, a in enumerate(self.actors)])
+                              for r, a in enumerate(self.workers)])
+        self.start_seconds = max(info["start_seconds"] for info in self.infos)
+
+    @property
+    def node_ids(self) -> list[str]:
+        """The Ray node of every rank, in rank order."""
+        return [info.get("node_id", "") for info in self.infos]
 
     # ---------------------------------------------------------------------------------------------- training
     def train(self, batch: TrainBatch, *, num_minibatches: int = 1) -> dict[str, float]:
@@ -156,22 +173,22 @@ class TrainerGroup:
             raise ValueError(f"num_minibatches must be >= 1, got {num_minibatches}")
         t = time.perf_counter()
         count = self.objective.count(batch)  # the step-wide normaliser, computed once here (the ranks check it)
-        shards = [ray.put(s) for s in batch.split(self.world_size, unit=self.objective.unit)]
+        shards = [ray.put(s) for s in batch.split(self.num_workers, unit=self.objective.unit)]
         per_rank = self._get([a.train.remote(s, global_num_seqs=count, num_minibatches=num_minibatches)
-                              for a, s in zip(self.actors, shards)], "train")
+                              for a, s in zip(self.workers, shards)], "train")
         return {**per_rank[0], "train/time_s": time.perf_counter() - t}
 
     def train_step(self, batch: TrainBatch, *, global_num_seqs: float | None = None) -> dict[str, float]:
         """One optimizer step over `batch` (scattered across the ranks), with an explicit global count."""
         t = time.perf_counter()
         count = self.objective.count(batch) if global_num_seqs is None else global_num_seqs
-        shards = batch.split(self.world_size, unit=self.objective.unit)
-        per_rank = self._get([a.train_step.remote(s, global_num_seqs=count) for a, s in zip(self.actors, shards)],
+        shards = batch.split(self.num_workers, unit=self.objective.unit)
+        per_rank = self._get([a.train_step.remote(s, global_num_seqs=count) for a, s in zip(self.workers, shards)],
                              "train_step")
         return {**reduce_metrics(per_rank, self.objective), "train/time_s": time.perf_counter() - t}
 
     def compute_logp(self, batch: TrainBatch) -> list[list[float]]:
-        parts = self._get([a.compute_logp.remote(s) for a, s in zip(self.actors, batch.split(self.world_size))],
+        parts = self._get([a.compute_logp.remote(s) for a, s in zip(self.workers, batch.split(self.num_workers))],
                           "compute_logp")
         return [row for part in parts for row in part]
 
@@ -198,7 +215,7 @@ class TrainerGroup:
     def state_dict_chunks(self, max_bytes: int | None = None) -> list[list[tuple[str, Any]]]:
         import ray
 
-        actors = self.actors if self.sharded else self.actors[:1]
+        actors = self.workers if self.sharded else self.workers[:1]
         return self._get([a.state_dict_chunks.remote(max_bytes or self.refit_chunk_bytes) for a in actors],
                          "weights")[0]
 
@@ -214,32 +231,32 @@ class TrainerGroup:
     def save(self, out_dir: str | Path) -> None:
         import ray
 
-        self._get([a.save.remote(str(out_dir)) for a in self.actors], "save")
+        self._get([a.save.remote(str(out_dir)) for a in self.workers], "save")
 
     def load(self, ckpt_dir: str | Path) -> None:
         import ray
 
-        self._get([a.load.remote(str(ckpt_dir)) for a in self.actors], "load")
+        self._get([a.load.remote(str(ckpt_dir)) for a in self.workers], "load")
 
     def export_hf(self, out_dir: str | Path) -> None:
         import ray
 
-        actors = self.actors if self.sharded else self.actors[:1]
+        actors = self.workers if self.sharded else self.workers[:1]
         self._get([a.export_hf.remote(str(out_dir)) for a in actors], "export_hf")
 
     def info(self) -> list[dict[str, Any]]:
         import ray
 
-        return self._get([a.info.remote() for a in self.actors], "info")
+        return self._get([a.info.remote() for a in self.workers], "info")
 
     def shutdown(self) -> None:
         import ray
 
-        if not self.actors:
+        if not self.workers:
             return
         try:
-            ray.get([a.shutdown.remote() for a in self.actors], timeout=30)
+            ray.get([a.shutdown.remote() for a in self.workers], timeout=30)
         finally:
-            for a in self.actors:
+            for a in self.workers:
                 ray.kill(a, no_restart=True)
-            self.actors = []
+            self.workers = []

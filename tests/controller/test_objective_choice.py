@@ -5,7 +5,7 @@ import pytest
 
 from omni_rl.config import compose_config
 from omni_rl.controller import run_stage
-from omni_rl.controller.builders import build_objective
+from omni_rl.wiring.groups import build_objective
 from omni_rl.controller.dry_run import objective_problems
 
 

@@ -4,7 +4,7 @@
 import pytest
 
 from omni_rl.config import compose_config
-from omni_rl.controller.builders import build_train_batch
+from omni_rl.controller.train_batch import build_train_batch
 from omni_rl.data.types import Prompt, Rollout, Sample, ScoredRollout
 
 

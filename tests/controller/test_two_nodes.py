@@ -62,7 +62,7 @@ def test_filter_over_two_nodes_survives_the_death_of_one(tmp_path):
     from ray.cluster_utils import Cluster
 
     from omni_rl.config import compose_config
-    from omni_rl.controller.builders import suite_path
+    from omni_rl.wiring.cache import suite_path
 
     suite = suite_path(compose_config(["stage=image_rl"]))
     rows = [json.loads(line) for line in suite.read_text().splitlines()][:40]

@@ -11,12 +11,12 @@ from types import SimpleNamespace
 import pytest
 
 from omni_rl.config import compose_config
-from omni_rl.controller import builders as B
 from omni_rl.controller import run_stage
 from omni_rl.data.types import Rollout
 from omni_rl.jobs.filter import run_filter
 from omni_rl.jobs.preferences import run_build_preferences
 from omni_rl.verifiers import PluginError
+from omni_rl.wiring.verifiers import build_rollout_scorer
 
 
 def test_configured_plugin_scores_in_the_worker_processes(tmp_path, monkeypatch, clean_registry):
@@ -27,7 +27,7 @@ def test_configured_plugin_scores_in_the_worker_processes(tmp_path, monkeypatch,
         "    return 1.0 if len(response) % 2 == answer else 0.0\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     cfg = compose_config([f"verify.plugins=[{module}]", "verify.num_workers=2", "verify.format_weight=0.0"])
-    pool = B.build_verifier_pool(cfg)
+    pool = build_rollout_scorer(cfg)
     try:
         prompts = [SimpleNamespace(sample=SimpleNamespace(verifier=name, answer=a, verifier_kwargs={},
                                                           unanswerable=False)) for a in (0, 1)]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from omni_rl.distributed.ray_utils import worker_bundle
-from omni_rl.distributed.rollout_group import as_chunks, shard_indices
+from omni_rl.rollout.group import as_chunks, shard_indices
 
 
 def test_shard_indices_contiguous_and_balanced():
@@ -52,7 +52,7 @@ def test_init_ray_local_placement_and_timeout():
 
 
 def test_worker_arg_falls_back_to_the_worker_signature():
-    from omni_rl.distributed.rollout_group import worker_arg
+    from omni_rl.rollout.group import worker_arg
 
     assert worker_arg({"tensor_parallel_size": 4}, "tensor_parallel_size") == 4
     assert worker_arg({}, "tensor_parallel_size") == 1 and worker_arg({}, "kv_cache_gib") == 1
@@ -64,7 +64,7 @@ def test_rollout_modules_import_no_ray_vllm_torch():
     import subprocess
     import sys
 
-    code = ("import sys, json, omni_rl.distributed.rollout_group, omni_rl.rollout.worker, omni_rl.rollout.dedup\n"
+    code = ("import sys, json, omni_rl.rollout.group, omni_rl.rollout.worker, omni_rl.rollout.dedup\n"
             "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert not set(json.loads(out.stdout.splitlines()[-1])) & {"ray", "vllm", "torch"}

@@ -76,7 +76,7 @@ def _lines(path: Path) -> list[dict]:
 def data(tmp_path_factory) -> Path:
     """12 rows per image task of the image_rl suite plus one row of each kind of bad input, in the middle."""
     from omni_rl.config import compose_config
-    from omni_rl.controller.builders import suite_path
+    from omni_rl.wiring.cache import suite_path
 
     suite = suite_path(compose_config(["stage=image_rl"]))
     rows = [json.loads(line) for line in suite.read_text().splitlines()]

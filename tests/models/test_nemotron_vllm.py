@@ -116,7 +116,7 @@ def test_released_weights_equal_what_transformers_saves(tmp_path, variant):
 
 def test_the_moe_tiny_model_asks_for_a_gpu_or_the_dense_variant(monkeypatch):
     from omni_rl.config.compose import compose_config as compose
-    from omni_rl.controller.builders import tiny_needs_gpu
+    from omni_rl.wiring.policy import tiny_needs_gpu
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cfg = compose(["stage=image_rl", f"model.family={FAMILY}"])

@@ -139,8 +139,8 @@ def test_model_path_decides_the_family_over_the_stage_default(tmp_path, tiny_dir
     from rich.console import Console
 
     from omni_rl.config.compose import compose_config
-    from omni_rl.controller.builders import build_policy
-    from omni_rl.controller.run import Run
+    from omni_rl.wiring.policy import build_policy
+    from omni_rl.wiring.run import Run
 
     omni = tiny_dir("omni")
     cfg = compose_config(["stage=text_rl_1", f"model.path={omni}", f"run.output_dir={tmp_path / 'run'}"])

@@ -29,7 +29,7 @@ class Engine:
 @pytest.fixture(scope="module", params=sorted(FAMILY_MEDIA))
 def engine(request, ray_cluster, suite_samples):
     from omni_rl.data.render import banned_token_ids
-    from omni_rl.distributed.rollout_group import RolloutGroup
+    from omni_rl.rollout.group import RolloutGroup
     from omni_rl.models import build_tiny_model, load_policy
 
     family = request.param

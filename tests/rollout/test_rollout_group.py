@@ -31,7 +31,7 @@ def hf(text_model):
 
 @pytest.fixture(scope="module")
 def group(ray_cluster, text_model):
-    from omni_rl.distributed.rollout_group import RolloutGroup
+    from omni_rl.rollout.group import RolloutGroup
 
     g = RolloutGroup(str(text_model), num_workers=2, worker_kwargs=dict(seed=0, max_model_len=512, kv_cache_gib=1),
                      sampling=dict(temperature=0.7, top_p=1.0, max_tokens=12, stop=[]), timeout_s=300,
@@ -141,7 +141,7 @@ def test_worker_killed_mid_call_is_replaced_with_latest_weights(group, hf):
 
 def _stream(group, prompts, *, per_chunk, seeds, on_result=None):
     """{prompt index: (token ids, logprobs) of its rollouts} from `group.stream`, chunks of `per_chunk` prompts."""
-    from omni_rl.distributed.rollout_group import Chunk
+    from omni_rl.rollout.group import Chunk
 
     chunks = [Chunk([prompts[i].vllm_inputs for i in idx], [seeds[i] for i in idx], idx)
               for idx in (list(range(s, min(s + per_chunk, len(prompts)))) for s in range(0, len(prompts), per_chunk))]

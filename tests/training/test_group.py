@@ -109,9 +109,32 @@ def test_dead_actor_names_the_rank(ray_cluster, text_model_path):
     from omni_rl.training.group import TrainerGroup
 
     group = TrainerGroup(text_model_path, warmup_steps=0, num_workers=1, num_threads=1)
-    try:
-        ray.kill(group.actors[0], no_restart=True)
+    try:  # the shape shared with RolloutGroup, then the kill
+        assert group.num_workers == len(group.workers) == 1
+        assert group.node_ids == [ray.get_runtime_context().get_node_id()]  # the one local node
+        assert 0 < group.start_seconds < 600
+        ray.kill(group.workers[0], no_restart=True)
         with pytest.raises(RuntimeError, match="trainer rank 0 died"):
             group.weights()
     finally:
-        group.actors = []
+        group.workers = []
+
+
+def test_rollout_and_trainer_groups_share_one_shape():
+    """Both groups take the same construction keywords and set the same attributes (read from their source: no Ray
+    needed); `test_dead_actor_names_the_rank` and tests/rollout/test_rollout_group.py check the values."""
+    import ast
+    import inspect
+
+    from omni_rl.rollout.group import RolloutGroup
+    from omni_rl.training.group import TrainerGroup
+
+    shared = {"model_path", "num_workers", "num_cpus_per_worker", "num_gpus_per_worker", "resources"}
+    for cls in (RolloutGroup, TrainerGroup):
+        assert shared <= set(inspect.signature(cls).parameters), cls.__name__
+        tree = ast.parse(inspect.getsource(cls))
+        assigned = {t.attr for n in ast.walk(tree) if isinstance(n, ast.Assign) for t in n.targets
+                    if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"}
+        members = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+        assert {"num_workers", "workers", "start_seconds"} <= assigned, cls.__name__
+        assert "node_ids" in assigned | members and "shutdown" in members, cls.__name__

@@ -1,6 +1,6 @@
 """The objective registry: `algorithm.name` -> objective, unknown and duplicate names, run kinds, pickling for Ray,
 a custom objective registered here trained by the worker (loss, metrics, state through a checkpoint), and no branch
-on an objective's name in the worker, the group or the builders."""
+on an objective's name in the worker, the group or the group builders."""
 
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def test_custom_objective_is_built_and_trained_by_the_worker(scratch_registry, t
 
 
 @pytest.mark.parametrize("path", ["omni_rl/training/worker.py", "omni_rl/training/group.py",
-                                  "omni_rl/controller/builders.py"])
+                                  "omni_rl/wiring/groups.py"])
 def test_no_branch_on_an_objective_name(path):
     names = set(objective_names())
     tree = ast.parse((ROOT / path).read_text())

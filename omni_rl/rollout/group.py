@@ -72,7 +72,13 @@ class ChunkResult:
 
 class RolloutGroup:
     """`num_workers` RolloutWorker actors serving one model; `worker_kwargs` go to `RolloutWorker`, `sampling`
-    (temperature, top_p, max_tokens, stop) to every `generate`."""
+    (temperature, top_p, max_tokens, stop) to every `generate` (`omni_rl.wiring.groups.build_rollout_group` builds
+    it from the config).
+
+    Shape shared with `omni_rl.training.group.TrainerGroup`: built as `(model_path, *, num_workers,
+    num_cpus_per_worker, num_gpus_per_worker, resources, ...)`; `num_workers`; `workers` (the Ray actor handles, in
+    worker order; a replaced worker takes its index); `node_ids` (the Ray node of each); `start_seconds` (the
+    slowest worker's own start-up, measured inside it); `shutdown()` (idempotent)."""
 
     def __init__(self, model_path: str, *, num_workers: int, worker_kwargs: Mapping[str, Any],
                  sampling: Mapping[str, Any], banned_token_ids: Sequence[int] = (), timeout_s: float = 600.0,
@@ -83,6 +89,7 @@ class RolloutGroup:
         import ray
 
         self.model_path = str(model_path)
+        self.num_workers = num_workers
         self.worker_kwargs = dict(worker_kwargs)
         self.sampling = dict(sampling)
         self.banned_token_ids = [int(t) for t in banned_token_ids]

@@ -98,3 +98,7 @@ class LazyLogger:
     def close(self) -> None:
         if self._logger is not None:
             self._logger.close()
+
+
+def build_run(cfg: OmniRLConfig) -> Run:
+    return Run.create(cfg)
