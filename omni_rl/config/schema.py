@@ -162,6 +162,8 @@ class AlgorithmConfig:
     max_logprob_error: Optional[float] = None  # mask sequences whose |trainer - rollout| mean logp error exceeds this
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     mpo: MPOConfig = field(default_factory=MPOConfig)
+    # the knobs of an objective registered outside omni-rl, read by its `from_config`: `+algorithm.options.KEY=VALUE`
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

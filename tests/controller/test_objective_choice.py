@@ -28,3 +28,10 @@ def test_objective_of_another_run_kind_is_refused():
     [row] = objective_problems(compose_config(["stage=mpo", "algorithm.name=grpo"]))
     assert row.detail == ("algorithm.name=grpo trains run.kind=rl runs, this run has run.kind=preference: choose one "
                           "of mpo")
+
+
+def test_an_objectives_own_knobs_reach_it_through_algorithm_options():
+    cfg = compose_config(["+algorithm.options.scale=2.5", "+algorithm.options.mode=sum"])
+    assert dict(cfg.algorithm.options) == {"scale": 2.5, "mode": "sum"}
+    assert dict(compose_config([]).algorithm.options) == {}
+    assert build_objective(cfg).name == "gspo"  # the built-ins ignore options

@@ -40,7 +40,7 @@ class ScaledNLL:
 
     @classmethod
     def from_config(cls, algorithm: AlgorithmConfig) -> ScaledNLL:
-        return cls(scale=1.0 + algorithm.kl_beta)
+        return cls(scale=float(algorithm.options.get("scale", 1.0)) + algorithm.kl_beta)
 
     def count(self, batch: Any) -> float:
         return batch.num_weighted
@@ -106,7 +106,7 @@ def test_a_name_taken_by_another_class_raises(scratch_registry):
 
 def test_custom_objective_is_built_and_trained_by_the_worker(scratch_registry, text_model_path, tmp_path):
     register_objective(ScaledNLL)
-    obj = build_objective(AlgorithmConfig(name="test_scaled_nll", kl_beta=1.0), run_kind="rl")
+    obj = build_objective(AlgorithmConfig(name="test_scaled_nll", kl_beta=0.5, options={"scale": 1.5}), run_kind="rl")
     assert obj == ScaledNLL(scale=2.0)
     worker = TrainerWorker(text_model_path, warmup_steps=0, dtype="float64", micro_batch_size=4, objective=obj)
     batch = text_batch(seed=1)
