@@ -25,7 +25,6 @@ import numpy as np
 from .types import MEDIA_KINDS
 
 AUDIO_SR = 16000
-AUDIO_SAMPLE_RATE = AUDIO_SR
 
 
 class MediaError(ValueError):

@@ -26,11 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from omni_rl.data.media import AUDIO_SR
+
 GENERATOR_VERSION = 4  # 2: omni_av's beeps are the video's own audio track; 3: abstention rows carry no gold answer
 #                        (answer null, unanswerable: true), the mismatch task; 4: audio_pitch has three pitches
 INSTRUCTION = "Think briefly inside <think></think>, then give the final answer in \\boxed{}."
 LETTERS = "ABCD"
-AUDIO_SR = 16000
 VIDEO_FPS = 4  # native frame rate of the generated videos; sample them at this fps to see every frame
 
 COLOURS: dict[str, tuple[int, int, int]] = {
