@@ -32,7 +32,7 @@ def build_run(cfg: OmniRLConfig) -> Run:
 @dataclass
 class Policy:
     path: Path  # HF checkpoint dir both vLLM and the trainer load
-    family: str
+    family: ModelFamily  # resolved once here (resolve_family); the workers get this object
     processor: Any
     banned_token_ids: list[int]
 
@@ -43,45 +43,44 @@ def build_policy(cfg: OmniRLConfig, run: Run) -> Policy:
     suite; both cached)."""
     from omni_rl.data.render import banned_token_ids
     from omni_rl.models import load_processor
+    from omni_rl.models.families import resolve_family
 
     if cfg.model.pretrained is not None:  # a named offline checkpoint, converted once into the cache; no warm start
-        from omni_rl.models.pretrained import pretrained_checkpoint
-        from omni_rl.models.policy import detect_family
+        from omni_rl.models.pretrained import check_choice, pretrained_checkpoint
 
+        check_choice(cfg.model.pretrained, cfg.model.path)
         path = pretrained_checkpoint(cfg.model.pretrained, cache_dir())
-        family = detect_family(path)
+        family = resolve_family(path)
     elif cfg.model.path is not None:
         path = Path(cfg.model.path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"model.path={path} is not an HF checkpoint dir (no config.json)")
-        from omni_rl.models.policy import detect_family
-
         # the checkpoint decides: a stage's `model.family` names the tiny model it builds when there is no path, so
         # `stage=text_rl_1 model.path=<an omni final/>` trains the omni model on the stage's text data
-        family = detect_family(path)
-        if family != cfg.model.family:
-            run.console.print(f"model.path is a checkpoint of family {family!r}; training it as such "
+        family = resolve_family(path)
+        if family.name != cfg.model.family:
+            run.console.print(f"model.path is a checkpoint of family {family.name!r}; training it as such "
                               f"(model.family={cfg.model.family!r} applies to the built-in tiny model only)")
     else:
         from omni_rl.models.tiny import build_tiny_model
 
+        family = resolve_family(None, tiny=cfg.model.family)
         gpu_reason = tiny_needs_gpu(cfg)
         if gpu_reason:
             raise ValueError(gpu_reason)
         path = build_tiny_model(cfg.model.family, cache_dir() / "models", seed=cfg.model.seed,
                                 variant=cfg.model.tiny_variant)
         if cfg.model.warm_start:
-            from omni_rl.models.warm_start import warm_start
+            from omni_rl.training.warm_start import warm_start
 
             run.console.print(f"warm start of the tiny {cfg.model.family} model on {suite_path(cfg)} "
                               "(cached after the first run)")
-            path = warm_start(path, suite_path(cfg), steps=cfg.model.warm_start_steps, seed=cfg.model.seed,
-                              label_noise=cfg.model.warm_start_label_noise,
+            path = warm_start(path, suite_path(cfg), family=family, steps=cfg.model.warm_start_steps,
+                              seed=cfg.model.seed, label_noise=cfg.model.warm_start_label_noise,
                               max_read_steps=cfg.model.warm_start_read_steps, focus=cfg.model.warm_start_focus,
                               check_rows=cfg.model.warm_start_check_rows, video_fps=cfg.data.video_fps,
                               video_max_frames=cfg.data.video_max_frames)
-        family = cfg.model.family
-    processor = load_processor(path, trust_remote_code=cfg.model.trust_remote_code)
+    processor = load_processor(path, family, trust_remote_code=cfg.model.trust_remote_code)
     return Policy(path=path, family=family, processor=processor, banned_token_ids=banned_token_ids(processor))
 
 
@@ -140,7 +139,8 @@ def render_sample(sample: Sample, policy: Policy, cfg: OmniRLConfig, *, key_pref
     from omni_rl.data.render import render_prompt
 
     prompt = render_prompt(sample, policy.processor, enable_thinking=cfg.model.enable_thinking,
-                           video_fps=cfg.data.video_fps, video_max_frames=cfg.data.video_max_frames)
+                           video_fps=cfg.data.video_fps, video_max_frames=cfg.data.video_max_frames,
+                           audio_in_video_key=policy.family.audio_in_video_key)
     mm = prompt.vllm_inputs.get("multi_modal_data") or {}
     prompt.vllm_inputs["multi_modal_uuids"] = {
         kind: [f"{key_prefix}:{sample.id}/{kind}{i}" for i in range(len(items) if isinstance(items, list) else 1)]
@@ -233,6 +233,7 @@ def build_verifier_pool(cfg: OmniRLConfig) -> VerifierPool:
 # ------------------------------------------------------------------------------------------- rollout + trainer
 if TYPE_CHECKING:
     from omni_rl.distributed.rollout_group import RolloutGroup
+    from omni_rl.models.families import ModelFamily
     from omni_rl.training.objectives.base import Objective
     from omni_rl.training.batch import TrainBatch
     from omni_rl.training.group import TrainerGroup
@@ -245,7 +246,8 @@ def build_rollout_group(cfg: OmniRLConfig, policy: Policy) -> "RolloutGroup":
     worker_kwargs = dict(seed=cfg.run.seed, dtype=cfg.model.dtype, max_model_len=r.max_model_len,
                          kv_cache_gib=r.kv_cache_gib, gpu_memory_utilization=r.gpu_memory_utilization,
                          tensor_parallel_size=r.tensor_parallel_size, enforce_eager=r.enforce_eager,
-                         limit_mm_per_prompt=mm_limits(policy.family), trust_remote_code=cfg.model.trust_remote_code)
+                         limit_mm_per_prompt=mm_limits(policy.family), trust_remote_code=cfg.model.trust_remote_code,
+                         family=policy.family)
     sampling = dict(temperature=r.temperature, top_p=r.top_p, max_tokens=r.max_tokens, stop=list(r.stop))
     return RolloutGroup(str(policy.path), num_workers=r.num_workers, worker_kwargs=worker_kwargs, sampling=sampling,
                         banned_token_ids=policy.banned_token_ids, timeout_s=r.timeout_s,
@@ -254,11 +256,9 @@ def build_rollout_group(cfg: OmniRLConfig, policy: Policy) -> "RolloutGroup":
                         placement_strategy=r.placement_strategy)
 
 
-def mm_limits(family: str) -> dict[str, int] | None:
+def mm_limits(family: ModelFamily) -> dict[str, int] | None:
     """vLLM's `limit_mm_per_prompt` for the family's checkpoints (None: text only)."""
-    from omni_rl.models.families import get_family
-
-    limits = get_family(family).mm_limits
+    limits = family.mm_limits
     return dict(limits) if limits is not None else None
 
 
@@ -399,6 +399,7 @@ def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> "TrainerGroup":
 
     t = cfg.trainer
     return TrainerGroup(str(policy.path), num_workers=t.num_workers, num_gpus_per_worker=trainer_gpus(cfg),
+                        family=policy.family,
                         trust_remote_code=cfg.model.trust_remote_code, strategy=t.strategy,
                         resources=dict(t.resources), refit_chunk_bytes=int(t.refit_chunk_mib * 2**20),
                         activation_checkpointing=t.activation_checkpointing, packing=t.packing,
