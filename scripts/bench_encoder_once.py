@@ -42,10 +42,11 @@ def make_batch(model_path: Path, *, prompts: int, group: int, image_size: int, r
     import torch
     from PIL import Image
 
+    from omni_rl.models.families import get_family
     from omni_rl.models.policy import load_processor
     from omni_rl.training.batch import TrainBatch, TrainPrompt, TrainSequence
 
-    proc = load_processor(model_path)
+    proc = load_processor(model_path, get_family("omni"))
     proc.image_processor.size = {"shortest_edge": 56 * 56, "longest_edge": image_size * image_size}
     rng = np.random.default_rng(seed)
     g = torch.Generator().manual_seed(seed)
@@ -66,10 +67,11 @@ def make_batch(model_path: Path, *, prompts: int, group: int, image_size: int, r
 
 def time_interleaved(model_path: Path, batch, *, steps: int, micro_batch_size: int) -> dict[bool, dict]:
     from omni_rl.bench.models import interleaved_train_steps
+    from omni_rl.models.families import get_family
     from omni_rl.training.worker import TrainerWorker
 
-    workers = {once: TrainerWorker(str(model_path), encoder_once=once, micro_batch_size=micro_batch_size, lr=1e-6,
-                                   warmup_steps=0,
+    workers = {once: TrainerWorker(str(model_path), family=get_family("omni"), encoder_once=once,
+                                   micro_batch_size=micro_batch_size, lr=1e-6, warmup_steps=0,
                                    freeze={"audio_encoder": True, "router": True}) for once in (True, False)}
     res = interleaved_train_steps(workers, batch, steps=steps)
     return {once: {"median_s": r["median_s"], "min_s": r["min_s"],
@@ -107,9 +109,10 @@ def main() -> None:
         batch = make_batch(model_path, prompts=args.prompts, group=args.group, image_size=args.image_size,
                            response_len=args.response_len, seed=args.seed)
         grid = batch.prompts[0].mm_tensors["image_grid_thw"][0].tolist()
+        from omni_rl.models.families import get_family
         from omni_rl.models.policy import load_model
 
-        m = load_model(model_path)
+        m = load_model(model_path, family=get_family("omni"))
         n_vis = sum(p.numel() for n, p in m.named_parameters() if n.startswith("visual."))
         n_all = sum(p.numel() for p in m.parameters())
         del m

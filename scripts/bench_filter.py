@@ -353,8 +353,8 @@ def bare_generate(cfg: Any, policy: Any) -> dict[str, Any]:
             seeds.append(row_seed(cfg.run.seed, row.sample.id))
     render_s = time.perf_counter() - t
     # the engine kwargs `build_rollout_group` gives every rollout worker
-    worker = RolloutWorker(str(policy.path), seed=cfg.run.seed, dtype=cfg.model.dtype, max_model_len=r.max_model_len,
-                           kv_cache_gib=r.kv_cache_gib, gpu_memory_utilization=r.gpu_memory_utilization,
+    worker = RolloutWorker(str(policy.path), family=policy.family, seed=cfg.run.seed, dtype=cfg.model.dtype,
+                           max_model_len=r.max_model_len, kv_cache_gib=r.kv_cache_gib, gpu_memory_utilization=r.gpu_memory_utilization,
                            tensor_parallel_size=r.tensor_parallel_size, enforce_eager=r.enforce_eager,
                            limit_mm_per_prompt=mm_limits(policy.family))
     inputs = [worker._versioned_media_keys(p.vllm_inputs) for p in prompts]  # what the worker hands vLLM

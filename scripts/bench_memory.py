@@ -53,13 +53,14 @@ def _rank(rank: int, port: int, model: str, strategy: str, ac: bool, args: dict,
     import torch
 
     torch.set_num_threads(1)
+    from omni_rl.models.families import get_family
     from omni_rl.training.batch import TrainBatch, TrainPrompt, TrainSequence
     from omni_rl.training.worker import TrainerWorker
 
     start = _rss_kib("VmRSS")
-    worker = TrainerWorker(model, warmup_steps=0, rank=rank, world_size=2, master_addr="127.0.0.1", master_port=port,
-                           strategy=strategy, activation_checkpointing=ac, micro_batch_size=args["seqs"],
-                           lr=1e-5, grad_clip=1.0, num_threads=1)
+    worker = TrainerWorker(model, family=get_family("text"), warmup_steps=0, rank=rank, world_size=2, master_addr="127.0.0.1",
+                           master_port=port, strategy=strategy, activation_checkpointing=ac,
+                           micro_batch_size=args["seqs"], lr=1e-5, grad_clip=1.0, num_threads=1)
     load_peak = _rss_kib("VmHWM") - start  # building / loading the model (fsdp2: meta device + this rank's shards)
     g = torch.Generator().manual_seed(rank)
     prompts = [TrainPrompt(prompt_ids=torch.randint(10, 600, (args["prompt"],), generator=g).tolist(), uid=f"p{i}")

@@ -51,6 +51,7 @@ def parity(model: Any, worker: Any, prompts: list[Any], *, n: int, max_tokens: i
     """(a): vLLM's sampled-token raw log-probs vs the trainer forward's, on the same token ids."""
     import torch
 
+    from omni_rl.models.families import get_family
     from omni_rl.rollout.parity import logp_mismatch
     from omni_rl.training.batch import TrainBatch, TrainPrompt, TrainSequence
     from omni_rl.training.forward import sequence_logp
@@ -64,7 +65,7 @@ def parity(model: Any, worker: Any, prompts: list[Any], *, n: int, max_tokens: i
     with torch.no_grad():
         for start in range(0, batch.num_sequences, micro):
             part = batch.select(range(start, min(start + micro, batch.num_sequences)))
-            trainer_logp += sequence_logp(model, "text", part)[0]
+            trainer_logp += sequence_logp(model, get_family("text"), part)[0]
     rollout_logp = [s.rollout_logp for s in batch.sequences]
     m = logp_mismatch(trainer_logp, rollout_logp)
     return {"parity/sequences": float(batch.num_sequences), "parity/tokens": float(batch.num_tokens()),
@@ -191,14 +192,15 @@ def main() -> None:
         path = pretrained_checkpoint(NAME, cache_dir())
         figures["checkpoint"] = str(path)
         figures["convert_or_find_s"] = time.perf_counter() - t
-        from omni_rl.models import load_policy
+        from omni_rl.models import load_policy, resolve_family
         from omni_rl.rollout.worker import RolloutWorker
 
-        model, processor = load_policy(path, "float32")
+        family = resolve_family(path)
+        model, processor = load_policy(path, family, "float32")
         progress.update(task, completed=1)
 
         task = progress.add_task("start vLLM (float32, raw log-probs)", total=1)
-        worker = RolloutWorker(str(path), dtype="float32", max_model_len=1024, seed=0)
+        worker = RolloutWorker(str(path), family=family, dtype="float32", max_model_len=1024, seed=0)
         figures["vllm_start_s"] = worker.start_seconds
         progress.update(task, completed=1)
 

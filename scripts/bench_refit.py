@@ -89,15 +89,18 @@ def main() -> None:
     from omni_rl.bench.models import scaled_text_model
     from omni_rl.distributed.ray_utils import init_ray
     from omni_rl.rollout.group import RolloutGroup
+    from omni_rl.models.families import get_family
     from omni_rl.training.group import TrainerGroup
 
     model = scaled_text_model(args.out / "models", hidden=args.hidden, layers=args.layers, heads=args.heads,
                               kv_heads=args.kv_heads, mlp=args.mlp)
     init_ray(num_cpus=max(4, args.ranks + 2))
     chunk_bytes = int(args.chunk_mib * 2**20)
-    trainer = TrainerGroup(str(model), warmup_steps=0, num_workers=args.ranks, strategy=args.strategy, num_threads=1,
+    text = get_family("text")
+    trainer = TrainerGroup(str(model), family=text, warmup_steps=0, num_workers=args.ranks, strategy=args.strategy, num_threads=1,
                            refit_chunk_bytes=chunk_bytes)
-    rollout = RolloutGroup(str(model), num_workers=1, worker_kwargs=dict(max_model_len=256, kv_cache_gib=1),
+    rollout = RolloutGroup(str(model), num_workers=1,
+                           worker_kwargs=dict(family=text, max_model_len=256, kv_cache_gib=1),
                            sampling=dict(temperature=0.0, max_tokens=8), timeout_s=600, refit_timeout_s=600)
     procs = {"driver": os.getpid(), "vLLM worker": ray.get(rollout.workers[0].info.remote())["pid"]}
     procs.update({f"trainer rank {i['rank']}": i["pid"] for i in trainer.info()})

@@ -114,20 +114,21 @@ def main() -> None:
     args = parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))  # before torch is imported
     from omni_rl.data.render import banned_token_ids
+    from omni_rl.models.families import get_family
     from omni_rl.models.policy import checkpoint_key, load_model, load_processor
     from omni_rl.models.tiny import build_tiny_model
     from omni_rl.rollout.dedup import media_bytes
     from omni_rl.rollout.worker import RolloutWorker
 
-    path = build_tiny_model("omni")
-    processor = load_processor(path)
+    path, family = build_tiny_model("omni"), get_family("omni")
+    processor = load_processor(path, family)
     banned = banned_token_ids(processor)
     by_modality = build_prompts(args, processor)
     limits = {"image": 1, "video": 1, "audio": 1}
-    weights = [(checkpoint_key(k, "omni"), v) for k, v in load_model(path).state_dict().items()]
+    weights = [(checkpoint_key(k, family), v) for k, v in load_model(path, family=family).state_dict().items()]
     weight_mib = sum(v.numel() * v.element_size() for _, v in weights) / 2**20
 
-    worker = RolloutWorker(str(path), seed=0, max_model_len=2048, limit_mm_per_prompt=limits)
+    worker = RolloutWorker(str(path), family=family, seed=0, max_model_len=2048, limit_mm_per_prompt=limits)
     print(f"\n== (a) overhead: RolloutWorker vs raw LLM.generate, same engine, this process "
           f"(G={args.G}, max_tokens={args.max_tokens}, median of {args.repeats}) ==")
     for modality, prompts in by_modality.items():
@@ -144,7 +145,7 @@ def main() -> None:
 
         init_ray(num_cpus=4)
         group = RolloutGroup(str(path), num_workers=1,
-                             worker_kwargs=dict(seed=0, max_model_len=2048, kv_cache_gib=1,
+                             worker_kwargs=dict(family=family, seed=0, max_model_len=2048, kv_cache_gib=1,
                                                 limit_mm_per_prompt=limits),
                              sampling=dict(temperature=1.0, top_p=1.0, max_tokens=args.max_tokens, stop=[]),
                              banned_token_ids=banned, timeout_s=600, refit_timeout_s=300, max_retries=0)

@@ -46,22 +46,24 @@ def main() -> None:
     from omni_rl.data.loading import load_samples
     from omni_rl.data.render import render_prompt, tokenizer_of
     from omni_rl.data.synthetic import generate_suite
+    from omni_rl.models.families import get_family
     from omni_rl.models.policy import load_model, load_processor
     from omni_rl.models.tiny import build_tiny_model, default_cache
-    from omni_rl.models.warm_start import answer_candidates as candidates
-    from omni_rl.models.warm_start import pair_batch, sample_confused, sample_gold, target_text
-    from omni_rl.training.forward import make_adapter, score
+    from omni_rl.training.forward import score
+    from omni_rl.training.warm_start import answer_candidates as candidates
+    from omni_rl.training.warm_start import pair_batch, sample_confused, sample_gold, target_text
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     rng = random.Random(args.seed)
-    model_dir = build_tiny_model(args.family, default_cache(), seed=args.seed)
+    model_dir, family = build_tiny_model(args.family, default_cache(), seed=args.seed), get_family(args.family)
     suite = generate_suite(Path(tempfile.mkdtemp(prefix="probe_suite_")) / "s", tasks=args.tasks,
                            n_per_task=args.per_task, seed=args.seed, image_size=args.image_size)
-    processor = load_processor(model_dir)
+    processor = load_processor(model_dir, family)
     tok = tokenizer_of(processor)
     samples = load_samples(suite).samples
-    prompts = [render_prompt(s, processor, enable_thinking=True, video_fps=4.0, video_max_frames=8) for s in samples]
+    prompts = [render_prompt(s, processor, enable_thinking=True, video_fps=4.0, video_max_frames=8,
+                             audio_in_video_key=family.audio_in_video_key) for s in samples]
     golds = [sample_gold(s) for s in samples]
     pools: dict[str, list[str]] = {}
     for s, g in zip(samples, golds):
@@ -74,8 +76,8 @@ def main() -> None:
             ids[ans] = tok(target_text(ans), add_special_tokens=False)["input_ids"]
         return ids[ans]
 
-    model = load_model(model_dir, "float32", family=args.family)
-    adapter = make_adapter(model, args.family)
+    model = load_model(model_dir, "float32", family=family)
+    fwd = family.forward(model)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.98), weight_decay=0.0)  # as the warm start
     pad = tok.pad_token_id or 0
@@ -86,7 +88,7 @@ def main() -> None:
         with torch.no_grad():
             for s, p, g, c in zip(samples, prompts, golds, confusions):
                 cands = candidates(s, pools[s.source])
-                out = score(adapter, pair_batch([(p, target(a)) for a in cands]), encoder_once=True, pad_id=pad)
+                out = score(fwd, pair_batch([(p, target(a)) for a in cands]), encoder_once=True, pad_id=pad)
                 probs = torch.softmax(out.logp.sum(1), 0)
                 gold_p.setdefault(s.source, []).append(float(probs[cands.index(g)]))
                 conf_p.setdefault(s.source, []).append(float(probs[cands.index(c)]) if c in cands else 0.0)
@@ -107,7 +109,7 @@ def main() -> None:
                 ans = confusions[i] if args.noise_kind == "confused" else rng.choice(
                     [a for a in sorted(set(pools[samples[i].source])) if a != golds[i]] or [golds[i]])
             pairs.append((prompts[i], target(ans)))
-        out = score(adapter, pair_batch(pairs), encoder_once=True, pad_id=pad)
+        out = score(fwd, pair_batch(pairs), encoder_once=True, pad_id=pad)
         loss = -(out.logp * out.mask).sum(1).mean()  # summed token NLL, as the warm start
         opt.zero_grad(set_to_none=True)
         loss.backward()

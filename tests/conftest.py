@@ -82,3 +82,24 @@ def clean_registry():
         registry._plugins.update(saved[1])
         registry._resolved.clear()
         registry._entry_points_cache = None
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory):
+    """One cache of tiny models per test session (each family builds in ~1-3 s)."""
+    return tmp_path_factory.mktemp("tiny-models")
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tiny_cache):
+    """tiny_dir(family): the tiny model of `family` in the session's cache (built on first use)."""
+    from omni_rl.models import build_tiny_model
+
+    built = {}
+
+    def get(family: str):
+        if family not in built:
+            built[family] = build_tiny_model(family, tiny_cache)
+        return built[family]
+
+    return get

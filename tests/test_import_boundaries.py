@@ -45,3 +45,34 @@ def test_not_shadowing_pypi_names():
                           "u.find_spec('environments'))"], capture_output=True, text=True, check=True,
                          cwd="/")
     assert out.stdout.split() == ["True", "None", "None"]
+
+
+def _omni_rl_imports(package: str) -> dict[str, set[str]]:
+    """{file: omni_rl subpackages it imports (module level or inside functions)} for every module of `package`."""
+    import ast
+    from pathlib import Path
+
+    import omni_rl
+
+    root = Path(omni_rl.__file__).parent
+    out: dict[str, set[str]] = {}
+    for path in sorted((root / package).rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                       else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names |= {m.split(".")[1] for m in modules if m.startswith("omni_rl.")}
+        out[str(path.relative_to(root))] = names
+    return out
+
+
+@pytest.mark.parametrize("package, above", [
+    ("models", {"training", "rollout", "controller", "jobs", "config", "distributed", "bench"}),
+    ("config", {"models", "training", "rollout", "controller", "jobs", "distributed", "bench"}),
+    ("data", {"models", "training", "rollout", "controller", "jobs", "config", "distributed", "bench"}),
+])
+def test_lower_layers_import_nothing_above_them(package, above):
+    """Imports point down: model families, the config schema and the data layer never import the layers that use
+    them (function-level imports included)."""
+    upward = {f: sorted(names & above) for f, names in _omni_rl_imports(package).items() if names & above}
+    assert upward == {}

@@ -40,14 +40,15 @@ def step_bench_workers(args: Any, settings: dict) -> dict:
     after setting the torch threads."""
     import torch
 
+    from omni_rl.models.families import get_family
     from omni_rl.training.worker import TrainerWorker
 
     if args.threads:
         torch.set_num_threads(args.threads)
     model = scaled_text_model(args.out / "model", hidden=args.hidden, layers=args.layers, heads=args.heads,
                               kv_heads=args.kv_heads, mlp=args.mlp, seed=args.seed)
-    return {label: TrainerWorker(str(model), micro_batch_size=args.micro_batch_size, lr=1e-6, warmup_steps=0,
-                                 seed=args.seed, **kw)
+    return {label: TrainerWorker(str(model), family=get_family("text"), micro_batch_size=args.micro_batch_size,
+                                 lr=1e-6, warmup_steps=0, seed=args.seed, **kw)
             for label, kw in settings.items()}
 
 

@@ -302,6 +302,7 @@ def build_trl_dpo_trainer(spec: MPOSideSpec, pairs: Sequence[Any]) -> tuple[Any,
     from trl import DPOTrainer
 
     from omni_rl.bench.trl_baseline import check_trl_supports
+    from omni_rl.models.families import get_family
     from omni_rl.models.policy import load_processor
 
     class AllDecayDPOTrainer(DPOTrainer):
@@ -311,7 +312,7 @@ def build_trl_dpo_trainer(spec: MPOSideSpec, pairs: Sequence[Any]) -> tuple[Any,
             return [name for name, _ in model.named_parameters()]
 
     check_trl_supports(Path(spec.model_dir))
-    processor = load_processor(spec.model_dir)
+    processor = load_processor(spec.model_dir, get_family(spec.family))
     ds = datasets.Dataset.from_list(trl_pair_rows(pairs, processor, images=spec.images, fmt=spec.trl_format))
     clock = pref_step_clock()
     trainer = AllDecayDPOTrainer(model=str(spec.model_dir), args=trl_dpo_config(Path(spec.out_dir), spec),

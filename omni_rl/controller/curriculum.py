@@ -219,9 +219,10 @@ def base_model(curriculum: Curriculum, configs: list[OmniRLConfig], overrides: l
 def record_drift(before: str, after: Path, cfg: OmniRLConfig, key: str, console: Any) -> dict[str, Any]:
     """Which parameter groups the stage moved (`checkpoint_drift`), with the groups its config froze; a frozen group
     that moved is reported loudly (it would be a bug in the trainer)."""
+    from omni_rl.models.families import resolve_family
     from omni_rl.models.parts import checkpoint_drift
 
-    drift = checkpoint_drift(before, after)
+    drift = checkpoint_drift(before, after, resolve_family(after))
     frozen = sorted(g for g, on in vars(cfg.trainer.freeze).items() if on)
     moved = sorted(g for g, d in drift.items() if d["changed"])
     broken = sorted(set(frozen) & set(moved))

@@ -69,6 +69,12 @@ def model_checks(cfg: OmniRLConfig) -> list[Check]:
     from omni_rl.models.families import UnknownModelError, family_of_config, tiny_families
 
     if cfg.model.pretrained is not None:
+        from omni_rl.models.pretrained import check_choice
+
+        try:
+            check_choice(cfg.model.pretrained, cfg.model.path)
+        except ValueError as e:
+            return [Check("model", False, str(e))]
         return [Check("model", True, f"pretrained {cfg.model.pretrained} (converted into the cache at the first run)")]
     if cfg.model.path is None:
         if cfg.model.family not in tiny_families():

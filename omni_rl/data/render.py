@@ -20,7 +20,8 @@ How the two sides are made to agree (verified per family in tests/models/test_vl
 A video part with `"use_audio": true` brings its own soundtrack (read from the video file): its audio goes into the
 processor's `audio` list at the video's place and `use_audio_in_video=True` makes the processor interleave frame and
 sound tokens in 2 s chunks (Qwen-Omni); vLLM also needs `second_per_grid_ts` to chunk the same way, and the trainer
-reads `mm_tensors["use_audio_in_video"]` for its M-RoPE positions.
+reads a marker in `mm_tensors` for its M-RoPE positions, under the key the caller passes (`audio_in_video_key`: the
+model family's `ModelFamily.audio_in_video_key`).
 
 The processor kwargs passed explicitly on both sides: `videos_kwargs={"fps": <the rate the frames were sampled at>,
 "size": <the checkpoint's video processor size>}`. The size is needed because Qwen2.5-Omni's processor-level defaults (min 128*28*28 pixels per
@@ -33,9 +34,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from omni_rl.data.types import Prompt, Sample
-
-# mm_tensors key marking a prompt whose videos carry their own audio, interleaved in time (bool tensor [1])
-AUDIO_IN_VIDEO = "use_audio_in_video"
 
 # Placeholder / media-delimiter tokens: never valid in a generated answer (banned in rollouts, RECIPE vision config).
 MEDIA_TOKEN_ATTRS = ("image_token", "video_token", "audio_token", "vision_bos_token", "vision_eos_token",
@@ -85,8 +83,10 @@ def chat_text(messages: Sequence[dict[str, Any]], processor: Any, *, enable_thin
 
 
 def render_prompt(sample: Sample, processor: Any, *, enable_thinking: bool, video_fps: float,
-                  video_max_frames: int) -> Prompt:
-    """The `Prompt` for `sample` (see the module docstring for how vLLM's and the trainer's ids are made equal)."""
+                  video_max_frames: int, audio_in_video_key: str | None = None) -> Prompt:
+    """The `Prompt` for `sample` (see the module docstring for how vLLM's and the trainer's ids are made equal).
+    `audio_in_video_key`: the `mm_tensors` key that marks a prompt whose videos carry their own soundtrack (bool
+    tensor [1]) for the model family's forward; a row with such videos raises without it."""
     from omni_rl.data.media import load_audio, load_image, load_video
 
     text = chat_text(sample.messages, processor, enable_thinking=enable_thinking)
@@ -101,6 +101,9 @@ def render_prompt(sample: Sample, processor: Any, *, enable_thinking: bool, vide
     videos = [c.frames for c in clips]
     sr = int(getattr(getattr(processor, "feature_extractor", None), "sampling_rate", 16000))
     in_video = audio_in_video(sample.messages)
+    if in_video and audio_in_video_key is None:
+        raise ValueError(f"row {sample.id}: a video with its own soundtrack (use_audio) needs a model family that "
+                         "reads one (ModelFamily.audio_in_video_key)")
     # With the videos' own soundtracks, the k-th audio is the k-th video's track (read from the video file itself).
     audios = [load_audio(p, sample_rate=sr) for k, p in parts if k == ("video" if in_video else "audio")]
     # One fps per processor call: the sampling rate of the first clip (all clips of a row share it unless
@@ -137,7 +140,7 @@ def render_prompt(sample: Sample, processor: Any, *, enable_thinking: bool, vide
         import torch
 
         # the trainer's M-RoPE positions need it too (HF: `use_audio_in_video` of get_rope_index / forward)
-        mm_tensors[AUDIO_IN_VIDEO] = torch.ones(1, dtype=torch.bool)
+        mm_tensors[audio_in_video_key] = torch.ones(1, dtype=torch.bool)
         # vLLM 0.32 interleaves a video's frames and soundtrack by a seconds-per-temporal-patch that it reads from
         # here and otherwise takes as 1.0; the HF processor derives it from the fps (`video_second_per_grid`).
         vllm_inputs["mm_processor_kwargs"] = {**mm_kwargs, "second_per_grid_ts": [

@@ -1,20 +1,8 @@
 """Loading a checkpoint dir as the trainable HF module + its processor, and the module-name -> checkpoint-name map.
 
-The trainable module per family (what the trainer optimises, scores with, and refits into vLLM; each family's
-module in `omni_rl.models.families` holds its row of this table):
-
-  family  checkpoint class (config.json)          trainable module                    checkpoint_key(name)
-  text    Qwen3ForCausalLM (any *ForCausalLM)     the model                           name
-  omni    Qwen2_5OmniForConditionalGeneration     `.thinker` (Qwen2_5OmniThinker...)  "thinker." + name
-  vl      Qwen2_5_VLForConditionalGeneration      the model (+ M-RoPE fix, adapters)  model.language_model.* -> model.*,
-                                                                                      model.visual.* -> visual.*
-  audio   Qwen2AudioForConditionalGeneration      the model                           model.audio_tower.* -> audio_tower.*,
-                                                                                      model.multi_modal_projector.* ->
-                                                                                      multi_modal_projector.*,
-                                                                                      model.language_model.* ->
-                                                                                      language_model.model.*,
-                                                                                      lm_head.* -> language_model.lm_head.*
-  nemotron_omni  NemotronH_Omni_Reasoning_V3       the model                           name
+Every function takes the run's `ModelFamily` (`omni_rl.models.families`, resolved once by the controller), which
+says what trains (the loaded model, or its `submodule`, e.g. omni's `.thinker`) and how a trained parameter's name
+maps to its checkpoint name (`key_prefixes`; each family module holds its rules).
 
 `checkpoint_key` gives the name a parameter has in the checkpoint's safetensors files; vLLM's `load_weights` /
 `reload_weights(weights_iterator=...)` accepts exactly those names, so the weight refit sends
@@ -25,7 +13,11 @@ where the `thinker.` prefix is what routes a weight to the thinker.)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from omni_rl.models.families import ModelFamily
+
 
 def transformers_without_sklearn() -> None:
     """Keep transformers from importing scikit-learn (installed with librosa): `transformers.generation` imports
@@ -41,32 +33,20 @@ def transformers_without_sklearn() -> None:
     transformers.utils.is_sklearn_available = lambda: False
 
 
-def detect_family(path: str | Path) -> str:
-    """Family name of a checkpoint dir from its config.json (`omni_rl.models.families`); an UnknownModelError naming
-    the supported families when no family owns its architecture."""
-    from omni_rl.models.families import detect_family as _detect
-
-    return _detect(path)
-
-
-def checkpoint_prefix(family: str) -> str:
+def checkpoint_prefix(family: ModelFamily) -> str:
     """The prefix that turns a trainable-module name into a checkpoint name when it is a plain prefix ("thinker."
     for omni, "" for text); families with per-submodule renames raise (use `checkpoint_key`)."""
-    from omni_rl.models.families import get_family
-
-    rules = get_family(family).key_prefixes
+    rules = family.key_prefixes
     if not rules:
         return ""
     if len(rules) == 1 and rules[0][0] == "":
         return rules[0][1]
-    raise ValueError(f"family {family!r} renames per submodule; use checkpoint_key(name, family)")
+    raise ValueError(f"family {family.name!r} renames per submodule; use checkpoint_key(name, family)")
 
 
-def checkpoint_key(name: str, family: str) -> str:
+def checkpoint_key(name: str, family: ModelFamily) -> str:
     """Checkpoint (safetensors / vLLM) name of the trainable module's parameter `name` (see module docstring)."""
-    from omni_rl.models.families import get_family
-
-    return get_family(family).checkpoint_key(name)
+    return family.checkpoint_key(name)
 
 
 def _torch_dtype(dtype: Any) -> Any:
@@ -75,20 +55,18 @@ def _torch_dtype(dtype: Any) -> Any:
     return getattr(torch, dtype) if isinstance(dtype, str) else dtype
 
 
-def load_processor(path: str | Path, *, trust_remote_code: bool = False) -> Any:
+def load_processor(path: str | Path, family: ModelFamily, *, trust_remote_code: bool = False) -> Any:
     """The checkpoint's HF processor (a tokenizer for text-only checkpoints). `trust_remote_code` lets transformers
     run processor / tokenizer code shipped in the checkpoint dir."""
     transformers_without_sklearn()
     from transformers import AutoProcessor, AutoTokenizer
 
-    from omni_rl.models.families import get_family
-
-    if get_family(detect_family(path)).tokenizer_only:
+    if family.tokenizer_only:
         return AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     return AutoProcessor.from_pretrained(str(path), trust_remote_code=trust_remote_code)
 
 
-def load_model(path: str | Path, dtype: Any = "float32", *, family: str | None = None,
+def load_model(path: str | Path, dtype: Any = "float32", *, family: ModelFamily,
                trust_remote_code: bool = False, empty: bool = False) -> Any:
     """The trainable HF module of the checkpoint (for omni: the thinker), in train mode off (eval()). Parameters the
     family never trains (`never_train`: weights vLLM ignores) come with requires_grad False. `empty`: the module
@@ -97,9 +75,7 @@ def load_model(path: str | Path, dtype: Any = "float32", *, family: str | None =
     transformers_without_sklearn()
     import transformers as tf
 
-    from omni_rl.models.families import get_family
-
-    fam = get_family(family or detect_family(path))
+    fam = family
     if empty:
         from accelerate import init_empty_weights
 
@@ -116,16 +92,16 @@ def load_model(path: str | Path, dtype: Any = "float32", *, family: str | None =
     if fam.submodule is not None:
         model = getattr(model, fam.submodule)
     if fam.after_load is not None:
-        model = fam.after_load(model)  # e.g. vl: transformers 5.19 video M-RoPE differs from vLLM's (adapters.py)
+        model = fam.after_load(model)  # e.g. vl: transformers 5.19 video M-RoPE differs from vLLM's
     for name, p in model.named_parameters():
         if any(s in name for s in fam.never_train):
             p.requires_grad_(False)
     return model.eval()
 
 
-def load_policy(path: str | Path, dtype: Any = "float32") -> tuple[Any, Any]:
+def load_policy(path: str | Path, family: ModelFamily, dtype: Any = "float32") -> tuple[Any, Any]:
     """`(model, processor)`: the trainable module (see module docstring) and the checkpoint's processor."""
-    return load_model(path, dtype), load_processor(path)
+    return load_model(path, dtype, family=family), load_processor(path, family)
 
 
 def sequence_inputs(prompt_ids: list[int], mm_tensors: dict[str, Any], response_ids: list[int]) -> dict[str, Any]:
@@ -144,7 +120,7 @@ def sequence_inputs(prompt_ids: list[int], mm_tensors: dict[str, Any], response_
     return out
 
 
-def save_policy(model: Any, family: str, template_dir: str | Path, out_dir: str | Path) -> Path:
+def save_policy(model: Any, family: ModelFamily, template_dir: str | Path, out_dir: str | Path) -> Path:
     """Write `model` as a checkpoint dir loadable like `template_dir` (same config, tokenizer, processor files):
     every non-weight file is copied, the weights go to one `model.safetensors` under `checkpoint_key` names."""
     import shutil

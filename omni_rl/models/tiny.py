@@ -1,12 +1,8 @@
 """Tiny random-weight checkpoints built offline, loadable by transformers AND vLLM with identical greedy output.
 
-Each family with a tiny model (`omni_rl.models.families.tiny_families()`) has its builder and sizes in its family
-module; this module holds the cache and the building blocks they share (details and quirks in docs/models.md):
-  text   Qwen3-style causal LM (hidden 64, 2 layers)                          -> text RL stages
-  omni   Qwen2.5-Omni thinker (text + image + video + audio, no talker)       -> image / omni RL, MPO (default)
-  vl     Qwen2.5-VL (text + image + video)
-  audio  Qwen2-Audio (text + audio)
-  nemotron_omni  Nemotron 3 Nano Omni: NemotronH Mamba2 / attention / MoE LM, RADIO, Parakeet (text + image + audio)
+Each family with a tiny model (`omni_rl.models.families.tiny_families()`; what each is: its module's docstring and
+`ModelFamily.summary`) has its builder and sizes in its family module; this module holds the cache and the building
+blocks they share (details and quirks in docs/models.md).
 
 Each build is cached under `<cache_dir>/<family>-<hash>`; the hash covers the family, seed, spec and
 BUILDER_VERSION, so changing any of them rebuilds. Writes go to a temp dir renamed into place, so concurrent builders

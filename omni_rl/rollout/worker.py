@@ -29,9 +29,12 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omni_rl.data.types import Rollout
+
+if TYPE_CHECKING:
+    from omni_rl.models.families import ModelFamily
 
 # In-process engine everywhere (CPU and GPU): start in seconds, tensors reach reload_weights without pickling.
 ENGINE_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
@@ -83,26 +86,20 @@ def named_tensors(weights: Iterable[Any]) -> list[tuple[str, Any]]:
     return out
 
 
-def served_checkpoint(model_path: str | Path) -> tuple[Path, dict[str, Any], Any]:
-    """(dir vLLM loads, extra `vllm.LLM` kwargs, family or None) for a checkpoint dir: the dir itself unless its
-    family serves through `vllm_serve` (e.g. a translated copy in a temp dir removed at exit)."""
-    from omni_rl.models.families import UnknownModelError, detect_family, get_family
-
+def served_checkpoint(model_path: str | Path, family: ModelFamily | None) -> tuple[Path, dict[str, Any]]:
+    """(dir vLLM loads, extra `vllm.LLM` kwargs) for a checkpoint dir of `family` (None: a dir no family owns, which
+    vLLM serves as it is): the dir itself unless the family serves through `vllm_serve` (e.g. a translated copy in a
+    temp dir removed at exit)."""
     path = Path(model_path)
-    try:
-        family = get_family(detect_family(path))
-    except (FileNotFoundError, UnknownModelError):  # vLLM decides about dirs the registry does not know
-        return path, {}, None
-    if family.vllm_serve is None:
-        return path, {}, family
+    if family is None or family.vllm_serve is None:
+        return path, {}
     import atexit
     import shutil
     import tempfile
 
     scratch = Path(tempfile.mkdtemp(prefix=f"omni-rl-vllm-{family.name}-"))
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
-    served, kwargs = family.vllm_serve(path, scratch / "model")
-    return served, kwargs, family
+    return family.vllm_serve(path, scratch / "model")
 
 
 def checkpoint_names(model_path: str | Path) -> set[str]:
@@ -139,28 +136,6 @@ def incomplete_modules(sent: Iterable[str], known: Iterable[str]) -> list[str]:
     sent_known = {n for n in sent if n in members.get(weight_group(n), ())}
     touched = {weight_group(n) for n in sent_known}
     return sorted(g for g in touched if not members[g] <= sent_known)
-
-
-def refresh_mamba_conv_weights(vllm_model: Any) -> int:
-    """Copy each Mamba mixer's reloaded conv1d weight into the `conv_weights` buffer its forward reads; returns how
-    many it copied. vLLM 0.32's MambaMixer2 registers `conv_weights` as a view of `conv1d.weight`'s storage when it
-    is built. On CPUs with AVX-512 BF16, loading then packs the conv weight into NEW storage
-    (`causal_conv1d_weight_pack`, keeping the plain weight as `conv1d._cpu_unpacked_conv_weight`), so the buffer
-    keeps the first load's values and an in-place refit never reaches the convolution (measured on the tiny
-    nemotron_omni, docs/benchmarks.md: first-token logp far from the trainer's after a conv-only refit). Elsewhere
-    the buffer shares the weight's storage and there is nothing to copy."""
-    import torch
-
-    copied = 0
-    with torch.no_grad():
-        for module in vllm_model.modules():
-            plain = getattr(getattr(module, "conv1d", None), "_cpu_unpacked_conv_weight", None)
-            target = getattr(module, "conv_weights", None)
-            if plain is None or target is None or target.data_ptr() == plain.data_ptr():
-                continue
-            target.copy_(plain.reshape(target.shape))
-            copied += 1
-    return copied
 
 
 def _quiet_per_request_warnings() -> None:
@@ -205,12 +180,14 @@ def _llvmlite_lib_hidden() -> Iterator[None]:
 
 
 class RolloutWorker:
-    """One vLLM engine. Keyword arguments map to `vllm.LLM` (see docs/rollout.md for the fixed ones)."""
+    """One vLLM engine. `family`: the checkpoint's `ModelFamily` as the controller resolved it (its serving and refit
+    hooks; None for a dir no family owns). Other keyword arguments map to `vllm.LLM` (see docs/rollout.md for the
+    fixed ones)."""
 
-    def __init__(self, model_path: str, *, seed: int = 0, dtype: str = "float32", max_model_len: int = 2048,
-                 kv_cache_gib: int = 1, gpu_memory_utilization: float = 0.5, tensor_parallel_size: int = 1,
-                 enforce_eager: bool = True, limit_mm_per_prompt: dict[str, int] | None = None,
-                 trust_remote_code: bool = False):
+    def __init__(self, model_path: str, *, family: ModelFamily | None, seed: int = 0, dtype: str = "float32",
+                 max_model_len: int = 2048, kv_cache_gib: int = 1, gpu_memory_utilization: float = 0.5,
+                 tensor_parallel_size: int = 1, enforce_eager: bool = True,
+                 limit_mm_per_prompt: dict[str, int] | None = None, trust_remote_code: bool = False):
         gpu = on_gpu()
         for k, v in (ENGINE_ENV if gpu else {**ENGINE_ENV, **CPU_ENV}).items():
             os.environ.setdefault(k, v)  # the caller's environment (e.g. the actor's runtime_env) wins
@@ -222,7 +199,8 @@ class RolloutWorker:
         from vllm import LLM
 
         t0 = time.perf_counter()
-        served, family_kwargs, self.family = served_checkpoint(model_path)
+        self.family = family
+        served, family_kwargs = served_checkpoint(model_path, family)
         kwargs: dict[str, Any] = dict(model=str(served), dtype=dtype, seed=seed, max_model_len=max_model_len,
                                       enforce_eager=enforce_eager, tensor_parallel_size=tensor_parallel_size,
                                       logprobs_mode="raw_logprobs", trust_remote_code=trust_remote_code,
@@ -415,7 +393,8 @@ class RolloutWorker:
 
     def _reload(self, weights: Iterable[tuple[str, Any]], fixup_items: list[tuple[str, Any]], version: int) -> None:
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
-        self.llm.apply_model(refresh_mamba_conv_weights)
+        if self.family is not None and self.family.vllm_after_reload is not None:
+            self.llm.apply_model(self.family.vllm_after_reload)  # e.g. copies the engine keeps of reloaded weights
         fixup = self.family.vllm_refit_fixup if self.family is not None else None
         if fixup is not None:  # weights vLLM's reload does not refit (the family says which)
             self.llm.apply_model(functools.partial(fixup, items=fixup_items))

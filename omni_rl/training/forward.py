@@ -13,10 +13,8 @@ Two paths over a micro-batch (a `TrainBatch` whose sequences are rollouts of a f
 
 tests/training/test_forward.py checks both paths give the same logp and the same gradients (encoder trainable).
 
-A `ModelAdapter` holds the family-specific pieces (embedding, encoders, positions, decoder, head). This base is the
-`text` family's (any HF causal LM); each multimodal family's subclass lives in its module in
-`omni_rl.models.families` (`omni`: Qwen2.5-Omni thinker, `vl`: Qwen2.5-VL, `audio`: Qwen2-Audio, `nemotron_omni`:
-Nemotron 3 Nano Omni).
+The family-specific pieces (embedding, encoders, positions, decoder, head) come from the family's `FamilyForward`
+(`omni_rl.models.forward`; `ModelFamily.forward`, one subclass per family module in `omni_rl.models.families`).
 Media placeholder tokens are only filled inside the prompt: a response that contains a placeholder id (the rollout
 engine should ban them) is scored as plain text.
 """
@@ -25,13 +23,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
-from omni_rl.data.render import AUDIO_IN_VIDEO
+from omni_rl.models.forward import FamilyForward
 from omni_rl.training.batch import TrainBatch
+
+if TYPE_CHECKING:
+    from omni_rl.models.families import ModelFamily
 
 # mm_tensors keys shaped like the prompt's token ids ([1, L], e.g. Qwen2.5-VL's mm_token_type_ids) end with this:
 # right-padded with 0 (= text), not concatenated, when batching rollouts.
@@ -46,126 +47,50 @@ class ScoreOutput:
     encoder_forwards: int = 0  # encoder calls: unique prompts with media (once) / rollouts with media (per rollout)
 
 
-class ModelAdapter:
-    """Family-specific forward pieces. Subclasses set `media_keys` and override `encode` / `positions`."""
-
-    family = "text"
-    # the decoder keeps its keys / values in a transformers DynamicCache that `prompt_once` continues from
-    prompt_once = True
-    prompt_once_missing = ""  # why not, where prompt_once is False
-    # the decoder runs several sequences packed in one row, kept apart by position ids that restart at 0 (transformers
-    # builds the block-diagonal causal mask from them): attention decoders with 1-D positions
-    packing = True
-    packing_missing = ""  # why not, where packing is False
-
-    def __init__(self, model: Any):
-        self.model = model
-
-    # ---- pieces of the LM
-    def embed(self, input_ids: Tensor) -> Tensor:
-        return self.model.get_input_embeddings()(input_ids)
-
-    def decoder(self) -> Any:
-        return self.model.model
-
-    def head(self, hidden: Tensor) -> Tensor:
-        return self.model.lm_head(hidden)
-
-    # ---- media
-    def encode(self, mm: dict[str, Tensor]) -> list[tuple[int, Tensor]]:
-        """[(placeholder token id, features [N, H])] for one prompt's media, features in placeholder order."""
-        if mm:
-            raise ValueError(f"family {self.family!r} takes no media, got {sorted(mm)}")
-        return []
-
-    @staticmethod
-    def count_media(mm: dict[str, Tensor]) -> int:
-        n = 0
-        for key in ("image_grid_thw", "video_grid_thw", "input_features"):
-            if key in mm:
-                n += int(mm[key].shape[0])
-        return n
-
-    def positions(self, prompt_ids: Tensor, mm: dict[str, Tensor]) -> Tensor | None:
-        """Position ids of the prompt ([L] or [3, L]), None for plain 1-D positions from 0."""
-        return None
-
-    def hf_logits(self, input_ids: Tensor, attention_mask: Tensor, mm: dict[str, Tensor],
-                  position_ids: Tensor | None = None) -> Tensor:
-        """Reference path: the model's own forward on the padded batch, media already repeated per row (positions
-        from the model itself unless given)."""
-        extra = {} if position_ids is None else {"position_ids": position_ids}
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **mm, **extra).logits
-
-
-def audio_in_video(mm: dict[str, Tensor]) -> bool:
-    flag = mm.get(AUDIO_IN_VIDEO)
-    return flag is not None and bool(flag.any())
-
-
-def visual_features(m: Any, cfg: Any, mm: dict[str, Tensor]) -> list[tuple[int, Tensor]]:
-    """(placeholder token id, features) for images then videos, via the model's own Qwen-VL-style encoders."""
-    out = []
-    if "pixel_values" in mm:
-        feats = m.get_image_features(mm["pixel_values"], mm["image_grid_thw"], return_dict=True).pooler_output
-        out.append((cfg.image_token_id, torch.cat(feats, dim=0)))
-    if "pixel_values_videos" in mm:
-        feats = m.get_video_features(mm["pixel_values_videos"], mm["video_grid_thw"], return_dict=True).pooler_output
-        out.append((cfg.video_token_id, torch.cat(feats, dim=0)))
-    return out
-
-
-def make_adapter(model: Any, family: str) -> ModelAdapter:
-    """The forward adapter of `family` (`ModelFamily.adapter`, omni_rl.models.families) around `model`."""
-    from omni_rl.models.families import get_family
-
-    return get_family(family).adapter(model)
-
-
 # ------------------------------------------------------------------------------------------------------ scoring
-def score(adapter: ModelAdapter, batch: TrainBatch, *, encoder_once: bool = True, temperature: float = 1.0,
+def score(fwd: FamilyForward, batch: TrainBatch, *, encoder_once: bool = True, temperature: float = 1.0,
           pad_id: int = 0, prompt_once: bool = False, packing: bool = False) -> ScoreOutput:
     """Per-token logp of every sequence's response tokens (logits / temperature, log-softmax in float32+).
     `prompt_once`: each unique prompt goes through the decoder once (`_selected_hidden_prompt_once`; implies
     encoder-once). `packing`: the encoder-once forward packs the micro-batch's sequences into as few rows as fit
     (`pack_rows`) instead of padding each to the longest (`_packed_decoder`); ignored with `prompt_once`."""
-    if prompt_once and not adapter.prompt_once:
-        raise ValueError(f"family {adapter.family!r} has no prompt-once forward ({adapter.prompt_once_missing}); "
+    if prompt_once and not fwd.prompt_once:
+        raise ValueError(f"family {fwd.family!r} has no prompt-once forward ({fwd.prompt_once_missing}); "
                          "set trainer.prompt_once=false")
-    if packing and not adapter.packing:
-        raise ValueError(f"family {adapter.family!r} cannot pack sequences ({adapter.packing_missing}); "
+    if packing and not fwd.packing:
+        raise ValueError(f"family {fwd.family!r} cannot pack sequences ({fwd.packing_missing}); "
                          "set trainer.packing=false")
-    device = next(adapter.model.parameters()).device
+    device = next(fwd.model.parameters()).device
     prompt_lens = [len(batch.prompts[s.prompt_index].prompt_ids) for s in batch.sequences]
     resp_lens = [len(s.response_ids) for s in batch.sequences]
     mms = [{k: v.to(device) for k, v in p.mm_tensors.items()} for p in batch.prompts]
-    once_forwards = sum(1 for p_idx, _ in batch.groups() if adapter.count_media(mms[p_idx]))  # one per unique prompt
+    once_forwards = sum(1 for p_idx, _ in batch.groups() if fwd.count_media(mms[p_idx]))  # one per unique prompt
     if prompt_once:  # never builds the [B, prompt + response] rows
-        sel, n_media = _selected_hidden_prompt_once(adapter, batch, mms, prompt_lens, resp_lens, pad_id, device)
+        sel, n_media = _selected_hidden_prompt_once(fwd, batch, mms, prompt_lens, resp_lens, pad_id, device)
         n_forwards = once_forwards
         mask = _response_index(prompt_lens, resp_lens, device)[1]
-        logits = adapter.head(sel)  # [B, R, V]
+        logits = fwd.head(sel)  # [B, R, V]
         return _response_logp(logits, mask, batch, temperature, pad_id, device, n_media, n_forwards)
     rows = [batch.prompts[s.prompt_index].prompt_ids + s.response_ids for s in batch.sequences]
     input_ids, attention_mask = _pad(rows, pad_id, device)  # [B, T]
     if encoder_once:
-        hidden, n_media = _hidden_encoder_once(adapter, batch, mms, input_ids, attention_mask, prompt_lens,
+        hidden, n_media = _hidden_encoder_once(fwd, batch, mms, input_ids, attention_mask, prompt_lens,
                                                packing=packing)
         n_forwards = once_forwards
         gather_idx, mask = _response_index(prompt_lens, resp_lens, device)  # [B, R]
         sel = hidden.gather(1, gather_idx[..., None].expand(-1, -1, hidden.shape[-1]))  # [B, R, H]
-        logits = adapter.head(sel)  # [B, R, V]
+        logits = fwd.head(sel)  # [B, R, V]
     else:
         mm_rows = _collate_media([mms[s.prompt_index] for s in batch.sequences], input_ids.shape[1])
-        n_media = sum(adapter.count_media(mms[s.prompt_index]) for s in batch.sequences)
-        n_forwards = sum(1 for s in batch.sequences if adapter.count_media(mms[s.prompt_index]))
+        n_media = sum(fwd.count_media(mms[s.prompt_index]) for s in batch.sequences)
+        n_forwards = sum(1 for s in batch.sequences if fwd.count_media(mms[s.prompt_index]))
         position_ids = None
-        if any(audio_in_video(mm) for mm in mms):  # HF's forward has one such switch per batch: positions per prompt
+        if any(fwd.positions_per_prompt(mm) for mm in mms):  # HF's forward cannot batch them: positions per prompt
             ids = {p_idx: torch.tensor(batch.prompts[p_idx].prompt_ids, dtype=torch.long, device=device)
                    for p_idx, _ in batch.groups()}
-            position_ids = _position_ids(batch, {p: adapter.positions(i, mms[p]) for p, i in ids.items()},
+            position_ids = _position_ids(batch, {p: fwd.positions(i, mms[p]) for p, i in ids.items()},
                                          prompt_lens, input_ids.shape)
-        full = adapter.hf_logits(input_ids, attention_mask, mm_rows, position_ids)  # [B, T, V]
+        full = fwd.hf_logits(input_ids, attention_mask, mm_rows, position_ids)  # [B, T, V]
         gather_idx, mask = _response_index(prompt_lens, resp_lens, device)
         logits = full.gather(1, gather_idx[..., None].expand(-1, -1, full.shape[-1]))  # [B, R, V]
     return _response_logp(logits, mask, batch, temperature, pad_id, device, n_media, n_forwards)
@@ -181,18 +106,18 @@ def _response_logp(logits: Tensor, mask: Tensor, batch: TrainBatch, temperature:
     return ScoreOutput(logp=logp * mask, mask=mask, media_encoded=n_media, encoder_forwards=n_forwards)
 
 
-def sequence_logp(model: Any, family: str, batch: TrainBatch, *, encoder_once: bool = True,
+def sequence_logp(model: Any, family: ModelFamily, batch: TrainBatch, *, encoder_once: bool = True,
                   temperature: float = 1.0, prompt_once: bool = False, packing: bool = False
                   ) -> tuple[list[Tensor], dict[str, int]]:
     """Functional form of `score`: ([logp [T_i] per sequence, in batch order], {"encoder_forwards", "media_encoded"}).
     Gradients flow through the returned tensors (wrap in `torch.no_grad()` to score only)."""
-    out = score(make_adapter(model, family), batch, encoder_once=encoder_once, temperature=temperature,
+    out = score(family.forward(model), batch, encoder_once=encoder_once, temperature=temperature,
                 prompt_once=prompt_once, packing=packing)
     rows = [out.logp[i, :len(s.response_ids)] for i, s in enumerate(batch.sequences)]
     return rows, {"encoder_forwards": out.encoder_forwards, "media_encoded": out.media_encoded}
 
 
-def _encode_prompts(adapter: ModelAdapter, batch: TrainBatch, mms: list[dict[str, Tensor]], device: Any
+def _encode_prompts(fwd: FamilyForward, batch: TrainBatch, mms: list[dict[str, Tensor]], device: Any
                     ) -> tuple[dict[int, list[tuple[int, Tensor]]], dict[int, Tensor | None], int]:
     """Per unique prompt: its media features (ONE encoder forward) and its positions (ONE rope-index computation);
     and the number of media items encoded."""
@@ -200,18 +125,18 @@ def _encode_prompts(adapter: ModelAdapter, batch: TrainBatch, mms: list[dict[str
     positions: dict[int, Tensor | None] = {}
     n_media = 0
     for p_idx, _ in batch.groups():
-        features[p_idx] = adapter.encode(mms[p_idx])
-        n_media += adapter.count_media(mms[p_idx])
+        features[p_idx] = fwd.encode(mms[p_idx])
+        n_media += fwd.count_media(mms[p_idx])
         ids = torch.tensor(batch.prompts[p_idx].prompt_ids, dtype=torch.long, device=device)
-        positions[p_idx] = adapter.positions(ids, mms[p_idx])
+        positions[p_idx] = fwd.positions(ids, mms[p_idx])
     return features, positions, n_media
 
 
-def _prompt_embeds(adapter: ModelAdapter, input_ids: Tensor, prompt_lens: Sequence[int], row_prompts: Sequence[int],
+def _prompt_embeds(fwd: FamilyForward, input_ids: Tensor, prompt_lens: Sequence[int], row_prompts: Sequence[int],
                    features: dict[int, list[tuple[int, Tensor]]]) -> Tensor:
     """Token embeddings of the rows, with each row's prompt media features at its placeholders (row b holds prompt
     `row_prompts[b]` in its first `prompt_lens[b]` tokens)."""
-    embeds = adapter.embed(input_ids)  # [B, T, H]
+    embeds = fwd.embed(input_ids)  # [B, T, H]
     in_prompt = torch.arange(input_ids.shape[1], device=input_ids.device)[None, :] < torch.tensor(
         prompt_lens, device=input_ids.device)[:, None]  # [B, T]
     token_ids = sorted({tok for feats in features.values() for tok, _ in feats})
@@ -225,17 +150,17 @@ def _prompt_embeds(adapter: ModelAdapter, input_ids: Tensor, prompt_lens: Sequen
     return embeds
 
 
-def _hidden_encoder_once(adapter: ModelAdapter, batch: TrainBatch, mms: list[dict[str, Tensor]], input_ids: Tensor,
+def _hidden_encoder_once(fwd: FamilyForward, batch: TrainBatch, mms: list[dict[str, Tensor]], input_ids: Tensor,
                          attention_mask: Tensor, prompt_lens: list[int], *, packing: bool = False
                          ) -> tuple[Tensor, int]:
-    features, positions, n_media = _encode_prompts(adapter, batch, mms, input_ids.device)
-    embeds = _prompt_embeds(adapter, input_ids, prompt_lens, [s.prompt_index for s in batch.sequences], features)
+    features, positions, n_media = _encode_prompts(fwd, batch, mms, input_ids.device)
+    embeds = _prompt_embeds(fwd, input_ids, prompt_lens, [s.prompt_index for s in batch.sequences], features)
     position_ids = _position_ids(batch, positions, prompt_lens, input_ids.shape)
     if packing:
         if position_ids is not None:
-            raise ValueError(f"family {adapter.family!r}: packing needs 1-D positions, these prompts have M-RoPE ones")
-        return _packed_decoder(adapter, embeds, attention_mask.sum(1).tolist()), n_media
-    out = adapter.decoder()(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
+            raise ValueError(f"family {fwd.family!r}: packing needs 1-D positions, these prompts have M-RoPE ones")
+        return _packed_decoder(fwd, embeds, attention_mask.sum(1).tolist()), n_media
+    out = fwd.decoder()(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
                             use_cache=False)
     return out.last_hidden_state, n_media
 
@@ -257,7 +182,7 @@ def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
     return rows
 
 
-def _packed_decoder(adapter: ModelAdapter, embeds: Tensor, lengths: Sequence[int]) -> Tensor:
+def _packed_decoder(fwd: FamilyForward, embeds: Tensor, lengths: Sequence[int]) -> Tensor:
     """The decoder's last hidden states [B, T, H] for right-padded rows (`embeds` [B, T, H], `lengths` real tokens per
     row), computed on the sequences packed into `pack_rows(lengths, T)` rows: each sequence's positions restart at
     0 and no attention mask is given, so transformers masks attention to each sequence's own tokens (its packed-
@@ -280,11 +205,11 @@ def _packed_decoder(adapter: ModelAdapter, embeds: Tensor, lengths: Sequence[int
         pos[r, offset:] = torch.arange(T - offset)  # the unused tail: a separate sequence
     device = embeds.device
     packed = embeds.reshape(B * T, H)[src.reshape(-1).to(device)].reshape(len(rows), T, H)
-    out = adapter.decoder()(inputs_embeds=packed, attention_mask=None, position_ids=pos.to(device), use_cache=False)
+    out = fwd.decoder()(inputs_embeds=packed, attention_mask=None, position_ids=pos.to(device), use_cache=False)
     return out.last_hidden_state.reshape(len(rows) * T, H)[back.reshape(-1).to(device)].reshape(B, T, H)
 
 
-def _selected_hidden_prompt_once(adapter: ModelAdapter, batch: TrainBatch, mms: list[dict[str, Tensor]],
+def _selected_hidden_prompt_once(fwd: FamilyForward, batch: TrainBatch, mms: list[dict[str, Tensor]],
                                  prompt_lens: list[int], resp_lens: list[int], pad_id: int, device: Any
                                  ) -> tuple[Tensor, int]:
     """([B, R, H] the hidden states that predict each response token, media encoded) with every prompt run through
@@ -292,19 +217,19 @@ def _selected_hidden_prompt_once(adapter: ModelAdapter, batch: TrainBatch, mms: 
     runs all responses ([B, R]) attending to their prompt's cached keys / values, gathered per row. The cache stays in
     the autograd graph, so each prompt's gradient is the sum over its rollouts: the same logp and gradients as the
     full forward, with the decoder seeing P * Lp + B * R tokens instead of B * (Lp + R)."""
-    features, positions, n_media = _encode_prompts(adapter, batch, mms, device)
+    features, positions, n_media = _encode_prompts(fwd, batch, mms, device)
     uniq = [p_idx for p_idx, _ in batch.groups()]
     slot = {p: i for i, p in enumerate(uniq)}
     p_lens = [len(batch.prompts[p].prompt_ids) for p in uniq]
     p_ids, p_att = _pad([batch.prompts[p].prompt_ids for p in uniq], pad_id, device)  # [P, Lp]
-    embeds = _prompt_embeds(adapter, p_ids, p_lens, uniq, features)
+    embeds = _prompt_embeds(fwd, p_ids, p_lens, uniq, features)
     prompt_pos = [positions[p] for p in uniq]
     p_position_ids = None
     if any(p is not None for p in prompt_pos):  # M-RoPE: [3, P, Lp]; padding positions are never attended to
         p_position_ids = torch.zeros(3, len(uniq), p_ids.shape[1], dtype=torch.long, device=device)
         for i, pos in enumerate(prompt_pos):
             p_position_ids[:, i, :p_lens[i]] = _as_3d(pos, p_lens[i], device)
-    decoder = adapter.decoder()
+    decoder = fwd.decoder()
     first = decoder(inputs_embeds=embeds, attention_mask=p_att, position_ids=p_position_ids, use_cache=True)
     cache = first.past_key_values
     rows = torch.tensor([slot[s.prompt_index] for s in batch.sequences], device=device)  # [B] prompt slot per row
@@ -321,7 +246,7 @@ def _selected_hidden_prompt_once(adapter: ModelAdapter, batch: TrainBatch, mms: 
         last = torch.stack([_as_3d(positions[s.prompt_index], p_lens[slot[s.prompt_index]], device)[:, -1]
                             for s in batch.sequences], dim=1)  # [3, B]
         r_position_ids = last[..., None] + 1 + steps[None]  # [3, B, R]
-    second = decoder(inputs_embeds=adapter.embed(r_ids), attention_mask=torch.cat([p_att[rows], r_att], dim=1),
+    second = decoder(inputs_embeds=fwd.embed(r_ids), attention_mask=torch.cat([p_att[rows], r_att], dim=1),
                      position_ids=r_position_ids, past_key_values=cache, use_cache=True)
     last_prompt = first.last_hidden_state[rows, torch.tensor(p_lens, device=device)[rows] - 1]  # [B, H]
     hidden = torch.cat([last_prompt[:, None], second.last_hidden_state[:, :R - 1]], dim=1)  # [B, R, H]

@@ -1,6 +1,6 @@
 """TrainerGroup: `num_workers` data-parallel `TrainerWorker`s as Ray actors, behind a narrow driver-side interface.
 
-    group = TrainerGroup(model_path, num_workers=2, objective=GSPOObjective(), lr=1e-5, freeze={...}, ...)
+    group = TrainerGroup(model_path, num_workers=2, family=family, objective=GSPOObjective(), lr=1e-5, ...)
     metrics = group.train(batch, num_minibatches=k)   # one rollout batch -> k optimizer steps
     group.weight_stream()                    # the vLLM refit, one chunk at a time (RolloutGroup.update_weights)
     group.weights()                          # [(checkpoint_name, tensor)], all at once in the driver

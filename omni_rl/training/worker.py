@@ -56,7 +56,7 @@ import shutil
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -64,10 +64,13 @@ from torch import Tensor
 from omni_rl.algorithms.normalization import normalized_sum
 from omni_rl.config.schema import ADAM_BETAS, LR_SCHEDULES, AlgorithmConfig, ModelConfig, RunConfig, TrainerConfig
 from omni_rl.training.batch import TrainBatch
-from omni_rl.training.forward import make_adapter, score
+from omni_rl.training.forward import score
 from omni_rl.training.objectives import default_objective
 from omni_rl.training.objectives.base import (COMMON_MAX_KEYS, COMMON_SUM_KEYS, MISMATCH_KEYS, Objective,
                                               logprob_mismatch, reduce_mismatch)
+
+if TYPE_CHECKING:
+    from omni_rl.models.families import ModelFamily
 
 WEIGHTS_FILE = "model.safetensors"
 STATE_STEM = "trainer_state"  # + .json / .safetensors (omni_rl.training.state); fsdp2: + .rank<r>
@@ -75,7 +78,7 @@ STATE_STEM = "trainer_state"  # + .json / .safetensors (omni_rl.training.state);
 
 class TrainerWorker:
     # Defaults are the schema's (omni_rl.config.schema); `warmup_steps` has none: every caller states its warm-up.
-    def __init__(self, model_path: str, *, family: str | None = None, dtype: str = ModelConfig.dtype,
+    def __init__(self, model_path: str, *, family: ModelFamily, dtype: str = ModelConfig.dtype,
                  device: str = "cpu", rank: int = 0, world_size: int = 1, master_addr: str | None = None,
                  master_port: int | None = None, freeze: Mapping[str, bool] | None = None, lr: float = TrainerConfig.lr,
                  warmup_steps: int, lr_schedule: str = TrainerConfig.lr_schedule, total_steps: int | None = None,
@@ -90,13 +93,13 @@ class TrainerWorker:
                  activation_checkpointing: bool = TrainerConfig.activation_checkpointing,
                  mixed_precision: str | None = TrainerConfig.mixed_precision,
                  prompt_once: bool = TrainerConfig.prompt_once, packing: bool | None = TrainerConfig.packing):
-        from omni_rl.models.policy import detect_family, load_model
+        from omni_rl.models.policy import load_model
 
         if num_threads is not None:
             torch.set_num_threads(num_threads)
         torch.manual_seed(seed + rank)
         self.model_path = Path(model_path)
-        self.family = family or detect_family(model_path)
+        self.family = family  # resolved once by the caller (omni_rl.models.families.resolve_family)
         self.device = torch.device(device)
         self.rank, self.world_size = rank, world_size
         self.micro_batch_size = micro_batch_size
@@ -135,25 +138,25 @@ class TrainerWorker:
                                 empty=self.sharded)
         if not self.sharded:
             self.model = self.model.to(self.device)
-        self.adapter = make_adapter(self.model, self.family)
-        if prompt_once and not self.adapter.prompt_once:
-            raise ValueError(f"trainer.prompt_once: family {self.family!r} has no prompt-once forward "
-                             f"({self.adapter.prompt_once_missing}); set trainer.prompt_once=false")
-        if packing and not self.adapter.packing:
-            raise ValueError(f"trainer.packing=true: family {self.family!r} cannot pack sequences "
-                             f"({self.adapter.packing_missing}); set trainer.packing=null (pack where the family "
+        self.fwd = family.forward(self.model)
+        if prompt_once and not self.fwd.prompt_once:
+            raise ValueError(f"trainer.prompt_once: family {self.family.name!r} has no prompt-once forward "
+                             f"({self.fwd.prompt_once_missing}); set trainer.prompt_once=false")
+        if packing and not self.fwd.packing:
+            raise ValueError(f"trainer.packing=true: family {self.family.name!r} cannot pack sequences "
+                             f"({self.fwd.packing_missing}); set trainer.packing=null (pack where the family "
                              "can) or false")
-        self.packing = self.adapter.packing if packing is None else packing  # None: wherever the family can
+        self.packing = self.fwd.packing if packing is None else packing  # None: wherever the family can
         self.frozen = self._freeze(freeze or {})
         self.shell = None
         if activation_checkpointing:  # before sharding (composes with FSDP2 in that order)
             from omni_rl.training.fsdp import checkpoint_layers
 
-            checkpoint_layers(self.adapter.decoder())
+            checkpoint_layers(self.fwd.decoder())
         if self.sharded:  # after freezing (units see requires_grad), before the optimizer (it holds the shards)
             from omni_rl.training.fsdp import load_sharded, shard
 
-            self.shell = shard(self.model, self.adapter.decoder(),
+            self.shell = shard(self.model, self.fwd.decoder(),
                                mp_dtype=torch.bfloat16 if mixed_precision == "bfloat16" else None)
             load_sharded(self.model, model_path, self.checkpoint_name, self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -161,7 +164,7 @@ class TrainerWorker:
             raise ValueError(f"every parameter is frozen (freeze={dict(freeze or {})})")
         # this rank's own copy (as a Ray actor gets by pickling): its state is the rank's, not the caller's object's
         self.objective: Objective = copy.deepcopy(objective) if objective is not None else default_objective()
-        self.ref_adapter = self._reference(model_path, dtype) if self.objective.uses_reference else None
+        self.ref_fwd = self._reference(model_path, dtype) if self.objective.uses_reference else None
         self.optimizer = torch.optim.AdamW(self.params, lr=lr, betas=(betas[0], betas[1]), weight_decay=weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_factor(warmup_steps, lr_schedule, total_steps=total_steps, min_ratio=min_lr_ratio))
@@ -188,12 +191,12 @@ class TrainerWorker:
 
         ref = load_model(model_path, dtype, family=self.family, trust_remote_code=self.trust_remote_code)
         ref = ref.to(self.device).eval().requires_grad_(False)
-        return make_adapter(ref, self.family)
+        return self.family.forward(ref)
 
     def info(self) -> dict[str, Any]:
         n_train = sum(p.numel() for p in self.params)
         n_all = sum(p.numel() for p in self.model.parameters())
-        return {"rank": self.rank, "world_size": self.world_size, "family": self.family, "step": self.step,
+        return {"rank": self.rank, "world_size": self.world_size, "family": self.family.name, "step": self.step,
                 "trainable_params": n_train, "total_params": n_all, "frozen_tensors": self.frozen,
                 "device": str(self.device), "node_id": _node_id(), "pid": os.getpid()}
 
@@ -283,7 +286,7 @@ class TrainerWorker:
     def _score_reference(self, mb: TrainBatch) -> Tensor:
         """[B, R] logp of `mb` under the frozen reference copy (no grad)."""
         with torch.no_grad():
-            return score(self.ref_adapter, mb, encoder_once=self.encoder_once, temperature=self.temperature,
+            return score(self.ref_fwd, mb, encoder_once=self.encoder_once, temperature=self.temperature,
                          prompt_once=self.prompt_once, packing=self.packing).logp
 
     def train_step(self, batch: TrainBatch, *, global_num_seqs: float, logprob_mask: bool = True) -> dict[str, float]:
@@ -304,7 +307,7 @@ class TrainerWorker:
         for mb in micro_batches:
             t0 = time.perf_counter()
             held: list[Any] = []
-            reference = (lambda mb=mb: self._score_reference(mb)) if self.ref_adapter is not None else None
+            reference = (lambda mb=mb: self._score_reference(mb)) if self.ref_fwd is not None else None
 
             def micro_loss(out: Any, mb: TrainBatch = mb, held: list[Any] = held) -> Tensor:
                 if logprob_mask:
@@ -373,7 +376,7 @@ class TrainerWorker:
         gathers the non-layer weights for this forward and reduce-scatters their grads after its backward."""
 
         def run() -> tuple[Any, Any]:
-            out = score(self.adapter, mb, encoder_once=self.encoder_once, temperature=self.temperature,
+            out = score(self.fwd, mb, encoder_once=self.encoder_once, temperature=self.temperature,
                         prompt_once=self.prompt_once, packing=self.packing)
             return (loss_fn(out) if loss_fn is not None else None), out
 

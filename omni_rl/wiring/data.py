@@ -47,7 +47,8 @@ def render_sample(sample: Sample, policy: Policy, cfg: OmniRLConfig, *, key_pref
     from omni_rl.data.render import render_prompt
 
     prompt = render_prompt(sample, policy.processor, enable_thinking=cfg.model.enable_thinking,
-                           video_fps=cfg.data.video_fps, video_max_frames=cfg.data.video_max_frames)
+                           video_fps=cfg.data.video_fps, video_max_frames=cfg.data.video_max_frames,
+                           audio_in_video_key=policy.family.audio_in_video_key)
     mm = prompt.vllm_inputs.get("multi_modal_data") or {}
     prompt.vllm_inputs["multi_modal_uuids"] = {
         kind: [f"{key_prefix}:{sample.id}/{kind}{i}" for i in range(len(items) if isinstance(items, list) else 1)]

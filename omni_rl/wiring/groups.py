@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from omni_rl.config.schema import OmniRLConfig
 from omni_rl.distributed import ray_utils
 from omni_rl.distributed.ray_utils import cluster_gpus
-from omni_rl.models.families import get_family
 from omni_rl.rollout.group import RolloutGroup
 from omni_rl.training import objectives
 from omni_rl.wiring.policy import Policy
@@ -20,6 +19,7 @@ from omni_rl.wiring.run import Run
 from omni_rl.wiring.startup import StartupClock
 
 if TYPE_CHECKING:
+    from omni_rl.models.families import ModelFamily
     from omni_rl.training.group import TrainerGroup
     from omni_rl.training.objectives.base import Objective
 
@@ -33,7 +33,8 @@ def build_rollout_group(cfg: OmniRLConfig, policy: Policy) -> RolloutGroup:
     worker_kwargs = dict(seed=cfg.run.seed, dtype=cfg.model.dtype, max_model_len=r.max_model_len,
                          kv_cache_gib=r.kv_cache_gib, gpu_memory_utilization=r.gpu_memory_utilization,
                          tensor_parallel_size=r.tensor_parallel_size, enforce_eager=r.enforce_eager,
-                         limit_mm_per_prompt=mm_limits(policy.family), trust_remote_code=cfg.model.trust_remote_code)
+                         limit_mm_per_prompt=mm_limits(policy.family), trust_remote_code=cfg.model.trust_remote_code,
+                         family=policy.family)
     sampling = dict(temperature=r.temperature, top_p=r.top_p, max_tokens=r.max_tokens, stop=list(r.stop))
     return RolloutGroup(str(policy.path), num_workers=r.num_workers, worker_kwargs=worker_kwargs, sampling=sampling,
                         banned_token_ids=policy.banned_token_ids, timeout_s=r.timeout_s,
@@ -42,9 +43,9 @@ def build_rollout_group(cfg: OmniRLConfig, policy: Policy) -> RolloutGroup:
                         placement_strategy=r.placement_strategy)
 
 
-def mm_limits(family: str) -> dict[str, int] | None:
+def mm_limits(family: ModelFamily) -> dict[str, int] | None:
     """vLLM's `limit_mm_per_prompt` for the family's checkpoints (None: text only)."""
-    limits = get_family(family).mm_limits
+    limits = family.mm_limits
     return dict(limits) if limits is not None else None
 
 
@@ -120,6 +121,7 @@ def build_trainer_group(cfg: OmniRLConfig, policy: Policy) -> "TrainerGroup":
 
     t = cfg.trainer
     return TrainerGroup(str(policy.path), num_workers=t.num_workers, num_gpus_per_worker=trainer_gpus(cfg),
+                        family=policy.family,
                         trust_remote_code=cfg.model.trust_remote_code, strategy=t.strategy,
                         resources=dict(t.resources), refit_chunk_bytes=int(t.refit_chunk_mib * 2**20),
                         activation_checkpointing=t.activation_checkpointing, packing=t.packing,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omni_rl.config.schema import OmniRLConfig
 from omni_rl.wiring.cache import cache_dir, suite_path
 from omni_rl.wiring.run import Run
+
+if TYPE_CHECKING:
+    from omni_rl.models.families import ModelFamily
 
 # The model and data modules are imported inside the functions: a stage builds its policy and data in a background
 # thread while Ray starts (`omni_rl.controller.rl`), so their import time overlaps Ray's start.
@@ -17,7 +20,7 @@ from omni_rl.wiring.run import Run
 @dataclass
 class Policy:
     path: Path  # HF checkpoint dir both vLLM and the trainer load
-    family: str
+    family: ModelFamily  # resolved once here (resolve_family); the workers get this object
     processor: Any
     banned_token_ids: list[int]
 
@@ -28,45 +31,44 @@ def build_policy(cfg: OmniRLConfig, run: Run) -> Policy:
     suite; both cached)."""
     from omni_rl.data.render import banned_token_ids
     from omni_rl.models import load_processor
+    from omni_rl.models.families import resolve_family
 
     if cfg.model.pretrained is not None:  # a named offline checkpoint, converted once into the cache; no warm start
-        from omni_rl.models.pretrained import pretrained_checkpoint
-        from omni_rl.models.policy import detect_family
+        from omni_rl.models.pretrained import check_choice, pretrained_checkpoint
 
+        check_choice(cfg.model.pretrained, cfg.model.path)
         path = pretrained_checkpoint(cfg.model.pretrained, cache_dir())
-        family = detect_family(path)
+        family = resolve_family(path)
     elif cfg.model.path is not None:
         path = Path(cfg.model.path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"model.path={path} is not an HF checkpoint dir (no config.json)")
-        from omni_rl.models.policy import detect_family
-
         # the checkpoint decides: a stage's `model.family` names the tiny model it builds when there is no path, so
         # `stage=text_rl_1 model.path=<an omni final/>` trains the omni model on the stage's text data
-        family = detect_family(path)
-        if family != cfg.model.family:
-            run.console.print(f"model.path is a checkpoint of family {family!r}; training it as such "
+        family = resolve_family(path)
+        if family.name != cfg.model.family:
+            run.console.print(f"model.path is a checkpoint of family {family.name!r}; training it as such "
                               f"(model.family={cfg.model.family!r} applies to the built-in tiny model only)")
     else:
         from omni_rl.models.tiny import build_tiny_model
 
+        family = resolve_family(None, tiny=cfg.model.family)
         gpu_reason = tiny_needs_gpu(cfg)
         if gpu_reason:
             raise ValueError(gpu_reason)
         path = build_tiny_model(cfg.model.family, cache_dir() / "models", seed=cfg.model.seed,
                                 variant=cfg.model.tiny_variant)
         if cfg.model.warm_start:
-            from omni_rl.models.warm_start import warm_start
+            from omni_rl.training.warm_start import warm_start
 
             run.console.print(f"warm start of the tiny {cfg.model.family} model on {suite_path(cfg)} "
                               "(cached after the first run)")
-            path = warm_start(path, suite_path(cfg), steps=cfg.model.warm_start_steps, seed=cfg.model.seed,
-                              label_noise=cfg.model.warm_start_label_noise,
+            path = warm_start(path, suite_path(cfg), family=family, steps=cfg.model.warm_start_steps,
+                              seed=cfg.model.seed, label_noise=cfg.model.warm_start_label_noise,
                               max_read_steps=cfg.model.warm_start_read_steps, focus=cfg.model.warm_start_focus,
                               check_rows=cfg.model.warm_start_check_rows, video_fps=cfg.data.video_fps,
                               video_max_frames=cfg.data.video_max_frames)
-        family = cfg.model.family
-    processor = load_processor(path, trust_remote_code=cfg.model.trust_remote_code)
+    processor = load_processor(path, family, trust_remote_code=cfg.model.trust_remote_code)
     return Policy(path=path, family=family, processor=processor, banned_token_ids=banned_token_ids(processor))
 
 

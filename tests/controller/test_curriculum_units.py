@@ -97,8 +97,10 @@ def test_checkpoint_drift_per_group(tmp_path):
     import torch
     from safetensors.torch import save_file
 
+    from omni_rl.models.families import get_family
     from omni_rl.models.parts import checkpoint_drift
 
+    omni = get_family("omni")
     a = {"thinker.model.embed_tokens.weight": torch.zeros(3, 2), "thinker.visual.blocks.0.w": torch.ones(2),
          "thinker.visual.merger.mlp.w": torch.ones(2), "thinker.model.layers.0.w": torch.zeros(4),
          "thinker.model.layers.1.w": torch.zeros(4)}
@@ -107,7 +109,7 @@ def test_checkpoint_drift_per_group(tmp_path):
     for name, tensors in (("a", a), ("b", b)):
         (tmp_path / name).mkdir()
         save_file(tensors, str(tmp_path / name / "model.safetensors"))
-    drift = checkpoint_drift(tmp_path / "a", tmp_path / "b")
+    drift = checkpoint_drift(tmp_path / "a", tmp_path / "b", omni)
     assert drift == {"lm_embeddings": {"tensors": 1, "changed": 0, "max_abs_diff": 0.0},
                      "vision_encoder": {"tensors": 1, "changed": 0, "max_abs_diff": 0.0},
                      "projector": {"tensors": 1, "changed": 1, "max_abs_diff": 0.125},
@@ -115,4 +117,4 @@ def test_checkpoint_drift_per_group(tmp_path):
     (tmp_path / "c").mkdir()
     save_file({"x": torch.zeros(1)}, str(tmp_path / "c" / "model.safetensors"))
     with pytest.raises(ValueError, match="not the same model"):
-        checkpoint_drift(tmp_path / "a", tmp_path / "c")
+        checkpoint_drift(tmp_path / "a", tmp_path / "c", omni)

@@ -46,9 +46,9 @@ def test_mpo_stage_learns_and_exports_a_checkpoint(tmp_path):
         assert all(key in r for r in steps), key
     final = out / "final"
     assert (final / "config.json").is_file() and (final / "model.safetensors").is_file()
-    from omni_rl.models import load_processor
+    from omni_rl.models import load_processor, resolve_family
 
-    assert load_processor(final) is not None  # a valid model.path for the next stage
+    assert load_processor(final, resolve_family(final)) is not None  # a valid model.path for the next stage
     ckpts = sorted(p.name for p in (out / "checkpoints").glob("step_*"))
     assert ckpts == ["step_000039", "step_000059"]
     assert (out / "plots" / "mpo_accuracy.png").is_file() and (out / "reference_logp.json").is_file()

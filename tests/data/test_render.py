@@ -47,9 +47,9 @@ def _sample(parts, text="Q?"):
 
 
 def _load(path):
-    from omni_rl.models import load_processor
+    from omni_rl.models import load_processor, resolve_family
 
-    return load_processor(path)
+    return load_processor(path, resolve_family(path))
 
 
 def test_text_prompt(dirs):
@@ -109,3 +109,12 @@ def test_vl_keeps_token_type_ids_and_sequence_inputs_pad_them(dirs, media):
     assert inputs["input_ids"][0].tolist() == p.prompt_ids + [7, 8, 9]
     assert inputs["mm_token_type_ids"][0].tolist() == types[0].tolist() + [0, 0, 0]
     assert inputs["pixel_values"] is p.mm_tensors["pixel_values"]
+
+
+def test_video_with_its_soundtrack_needs_the_family_marker_key(dirs, media):
+    """The data layer does not know which model reads a video's own soundtrack: without the family's mm_tensors key
+    (`ModelFamily.audio_in_video_key`, passed by the caller) such a row is refused instead of rendered unmarked."""
+    proc = _load(dirs["omni"])
+    sample = _sample([{"type": "video", "video": str(media / "v.mp4"), "use_audio": True}])
+    with pytest.raises(ValueError, match="row r: a video with its own soundtrack .* needs a model family that reads"):
+        render_prompt(sample, proc, enable_thinking=True, video_fps=2.0, video_max_frames=8)

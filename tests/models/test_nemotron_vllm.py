@@ -139,7 +139,7 @@ def served(tiny_cache, tmp_path_factory):
     from omni_rl.rollout.worker import RolloutWorker
 
     path = build_tiny_model(FAMILY, tiny_cache, variant="dense")
-    model, processor = load_policy(path, "float32")
+    model, processor = load_policy(path, get_family(FAMILY), "float32")
     root = tmp_path_factory.mktemp("nemotron-media")
     import soundfile as sf
     from PIL import Image
@@ -157,7 +157,8 @@ def served(tiny_cache, tmp_path_factory):
     prompts = {name: render_prompt(sample(kinds), processor, enable_thinking=True, video_fps=2.0, video_max_frames=8)
                for name, kinds in {"text": (), "image": ("image",), "audio": ("audio",),
                                    "image+audio": ("image", "audio")}.items()}
-    worker = RolloutWorker(str(path), seed=0, max_model_len=512, limit_mm_per_prompt={"image": 1, "audio": 1})
+    worker = RolloutWorker(str(path), family=get_family(FAMILY), seed=0, max_model_len=512,
+                           limit_mm_per_prompt={"image": 1, "audio": 1})
     yield model, processor, prompts, worker
     del worker
     gc.collect()
@@ -213,7 +214,8 @@ def test_refit_in_trainer_names_reaches_vllm(served):
             if p.requires_grad:  # the layer scales never train (vLLM has none)
                 p.add_(torch.randn(p.shape, generator=gen) * 0.05)
     assert not any(p.requires_grad for n, p in model.named_parameters() if ".layer_scale" in n)
-    worker.update_weights([(checkpoint_key(n, FAMILY), t.detach().clone()) for n, t in model.state_dict().items()],
+    family = get_family(FAMILY)
+    worker.update_weights([(checkpoint_key(n, family), t.detach().clone()) for n, t in model.state_dict().items()],
                           version=1)
     after = _hf_logprobs(model, prompt)
     ids, top = _first_token_logprobs(worker, prompt)

@@ -20,14 +20,14 @@ def converted(tmp_path_factory):
 
 @pytest.mark.slow
 def test_converted_dir_is_a_plain_llama_checkpoint(converted):
-    from omni_rl.models.policy import detect_family
+    from omni_rl.models.families import resolve_family
 
     _, path = converted
     cfg = json.loads((path / "config.json").read_text())
     assert cfg["architectures"] == ["LlamaForCausalLM"]
     assert "quantization_config" not in cfg  # plain float32 weights: vLLM must not look for a GGUF file
     assert cfg["tie_word_embeddings"] is True
-    assert detect_family(path) == "text"
+    assert resolve_family(path).name == "text"
     assert path.parent.name == "pretrained" and path.name.startswith(f"{NAME}-")
     gen = json.loads((path / "generation_config.json").read_text())
     assert gen["eos_token_id"] == 2 and gen["pad_token_id"] == 0
@@ -35,10 +35,10 @@ def test_converted_dir_is_a_plain_llama_checkpoint(converted):
 
 @pytest.mark.slow
 def test_tokenizer_round_trip_and_special_tokens(converted):
-    from omni_rl.models import load_processor
+    from omni_rl.models import get_family, load_processor
 
     _, path = converted
-    tok = load_processor(path)
+    tok = load_processor(path, get_family("text"))
     text = "What is 2+3?"
     assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
     assert (tok.eos_token, tok.eos_token_id) == ("<|im_end|>", 2)
@@ -53,10 +53,10 @@ def test_greedy_answer_through_our_chat_template(converted):
 
     from omni_rl.data.render import render_prompt
     from omni_rl.data.types import Sample
-    from omni_rl.models import load_policy
+    from omni_rl.models import get_family, load_policy
 
     _, path = converted
-    model, tok = load_policy(path, "float32")
+    model, tok = load_policy(path, get_family("text"), "float32")
     sample = Sample(id="q", source="t", messages=[{"role": "user", "content": [{"type": "text",
                                                                                  "text": "What is 2+3?"}]}],
                     verifier="mathruler", answer="5")
@@ -86,13 +86,21 @@ def test_second_call_reuses_the_cache(converted):
     assert sorted(p.name for p in (cache / "pretrained").iterdir() if not p.name.endswith(".lock")) == [path.name]
 
 
-def test_pretrained_and_path_conflict_at_compose_time():
-    from omni_rl.config import ConfigError, compose_config
+def test_pretrained_and_path_conflict_when_the_controller_resolves_the_model():
+    """The config layer cannot see the model registries (it sits below them): the choice is checked where the
+    controller resolves the model (`build_policy`, before anything is converted or loaded) and by the dry run."""
+    from omni_rl.config import compose_config
+    from omni_rl.wiring.policy import build_policy
+    from omni_rl.controller.dry_run import model_checks
 
-    with pytest.raises((ConfigError, ValueError), match="both name the checkpoint to train"):
-        compose_config(["stage=text_rl_1", f"model.pretrained={NAME}", "model.path=/some/checkpoint"])
-    with pytest.raises((ConfigError, ValueError), match="known: smollm2_135m"):
-        compose_config(["stage=text_rl_1", "model.pretrained=no_such_model"])
+    both = compose_config(["stage=text_rl_1", f"model.pretrained={NAME}", "model.path=/some/checkpoint"])
+    with pytest.raises(ValueError, match="both name the checkpoint to train"):
+        build_policy(both, run=None)
+    [check] = model_checks(both)
+    assert not check.ok and "both name the checkpoint to train" in check.detail
+    unknown = compose_config(["stage=text_rl_1", "model.pretrained=no_such_model"])
+    with pytest.raises(ValueError, match="known: smollm2_135m"):
+        build_policy(unknown, run=None)
     assert compose_config(["stage=text_rl_1", f"model.pretrained={NAME}"]).model.pretrained == NAME
 
 

@@ -10,7 +10,8 @@ import shutil
 import pytest
 import torch
 
-from omni_rl.models.policy import detect_family, load_model, load_processor
+from omni_rl.models.families import resolve_family
+from omni_rl.models.policy import load_model, load_processor
 
 CODE = '''
 from transformers import Qwen3Config, Qwen3ForCausalLM
@@ -42,13 +43,14 @@ def remote_dir(tiny_dir, tmp_path):
 
 def test_remote_code_needs_the_flag_and_then_loads_the_shipped_class(remote_dir):
     src, path = remote_dir
-    assert detect_family(path) == "text"  # *ForCausalLM: the family comes from config.json as for any checkpoint
+    family = resolve_family(path)
+    assert family.name == "text"  # *ForCausalLM: the family comes from config.json as for any checkpoint
     with pytest.raises(ValueError, match="trust_remote_code"):
-        load_model(path, "float32")
-    model = load_model(path, "float32", trust_remote_code=True)
+        load_model(path, "float32", family=family)
+    model = load_model(path, "float32", family=family, trust_remote_code=True)
     assert type(model).__name__ == "ShippedForCausalLM" and model.shipped_marker == 42
-    reference = load_model(src, "float32")
+    reference = load_model(src, "float32", family=family)
     ours, theirs = model.state_dict(), reference.state_dict()
     assert sorted(ours) == sorted(theirs) and all(torch.equal(ours[k], theirs[k]) for k in theirs)
-    tok = load_processor(path, trust_remote_code=True)
-    assert tok("2 + 3")["input_ids"] == load_processor(src)("2 + 3")["input_ids"]
+    tok = load_processor(path, family, trust_remote_code=True)
+    assert tok("2 + 3")["input_ids"] == load_processor(src, family)("2 + 3")["input_ids"]

@@ -8,7 +8,8 @@ import os
 
 import pytest
 
-from omni_rl.models import build_tiny_model, checkpoint_key, load_policy, param_groups, tiny_families
+from omni_rl.models import (build_tiny_model, checkpoint_key, get_family, load_policy, param_groups,
+                            tiny_families)
 from omni_rl.models.parts import GROUPS
 
 
@@ -51,7 +52,7 @@ def test_concurrent_builders_do_not_collide(tmp_path):
         paths = pool.map(_build_in, [tmp_path, tmp_path])
     assert paths[0] == paths[1]
     assert sorted(os.listdir(tmp_path)) == [os.path.basename(paths[0])]  # no leftover temp dirs
-    model, _ = load_policy(paths[0])
+    model, _ = load_policy(paths[0], get_family("text"))
     assert type(model).__name__ == "Qwen3ForCausalLM"
 
 
@@ -60,8 +61,8 @@ def test_param_groups_partition_and_checkpoint_keys(family, tiny_dir):
     from safetensors import safe_open
 
     path = tiny_dir(family)
-    model, processor = load_policy(path, "float32")
-    groups = param_groups(model, family)
+    model, processor = load_policy(path, get_family(family), "float32")
+    groups = param_groups(model, get_family(family))
     assert tuple(groups) == GROUPS
     names = [n for n, _ in model.named_parameters()]
     assert sorted(sum(groups.values(), [])) == sorted(names)  # a partition: each parameter exactly once
@@ -79,16 +80,17 @@ def test_param_groups_partition_and_checkpoint_keys(family, tiny_dir):
     assert groups["lm_head"] == [f"{lm}lm_head.weight"]
     with safe_open(str(path / "model.safetensors"), "pt") as f:
         saved = set(f.keys())
-    assert {checkpoint_key(n, family) for n in model.state_dict()} == saved
+    assert {checkpoint_key(n, get_family(family)) for n in model.state_dict()} == saved
 
 
 def test_checkpoint_key_examples():
-    assert checkpoint_key("model.layers.0.mlp.up_proj.weight", "text") == "model.layers.0.mlp.up_proj.weight"
-    assert checkpoint_key("visual.merger.mlp.0.weight", "omni") == "thinker.visual.merger.mlp.0.weight"
-    assert checkpoint_key("model.language_model.norm.weight", "vl") == "model.norm.weight"
-    assert checkpoint_key("model.visual.blocks.0.attn.qkv.weight", "vl") == "visual.blocks.0.attn.qkv.weight"
-    assert checkpoint_key("model.language_model.norm.weight", "audio") == "language_model.model.norm.weight"
-    assert checkpoint_key("lm_head.weight", "audio") == "language_model.lm_head.weight"
+    text, omni, vl, audio = (get_family(f) for f in ("text", "omni", "vl", "audio"))
+    assert checkpoint_key("model.layers.0.mlp.up_proj.weight", text) == "model.layers.0.mlp.up_proj.weight"
+    assert checkpoint_key("visual.merger.mlp.0.weight", omni) == "thinker.visual.merger.mlp.0.weight"
+    assert checkpoint_key("model.language_model.norm.weight", vl) == "model.norm.weight"
+    assert checkpoint_key("model.visual.blocks.0.attn.qkv.weight", vl) == "visual.blocks.0.attn.qkv.weight"
+    assert checkpoint_key("model.language_model.norm.weight", audio) == "language_model.model.norm.weight"
+    assert checkpoint_key("lm_head.weight", audio) == "language_model.lm_head.weight"
 
 
 def test_omni_quirks_in_checkpoint(tiny_dir):
@@ -104,7 +106,7 @@ def test_omni_quirks_in_checkpoint(tiny_dir):
 def test_chat_template_thinking_flag(tiny_dir):
     from omni_rl.models import load_processor
 
-    tok = load_processor(tiny_dir("text"))
+    tok = load_processor(tiny_dir("text"), get_family("text"))
     msgs = [{"role": "user", "content": "hi"}]
     on = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True, enable_thinking=True)
     off = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True, enable_thinking=False)
@@ -122,7 +124,7 @@ def test_banned_token_ids(family, named, tiny_dir):
     from omni_rl.data.render import banned_token_ids
     from omni_rl.models import load_processor
 
-    processor = load_processor(tiny_dir(family))
+    processor = load_processor(tiny_dir(family), get_family(family))
     tok = processor.tokenizer
     banned = banned_token_ids(processor)
     assert banned == sorted(set(banned))
@@ -130,7 +132,7 @@ def test_banned_token_ids(family, named, tiny_dir):
         assert tok.convert_tokens_to_ids(getattr(tok, attr, None) or getattr(processor, attr)) in banned
     for allowed in ("<|im_end|>", "<think>", "</think>"):
         assert tok.convert_tokens_to_ids(allowed) not in banned
-    assert banned_token_ids(load_processor(tiny_dir("text"))) == []
+    assert banned_token_ids(load_processor(tiny_dir("text"), get_family("text"))) == []
 
 
 def test_model_path_decides_the_family_over_the_stage_default(tmp_path, tiny_dir):
@@ -147,10 +149,10 @@ def test_model_path_decides_the_family_over_the_stage_default(tmp_path, tiny_dir
     assert cfg.model.family == "text"
     console = Console(record=True, width=200)
     policy = build_policy(cfg, Run(cfg=cfg, dir=tmp_path, console=console))
-    assert (policy.path, policy.family) == (omni, "omni")
+    assert (policy.path, policy.family.name) == (omni, "omni")
     assert "model.path is a checkpoint of family 'omni'" in console.export_text()
     text_cfg = compose_config(["stage=text_rl_1", f"model.path={tiny_dir('text')}"])
-    assert build_policy(text_cfg, Run(cfg=text_cfg, dir=tmp_path, console=console)).family == "text"
+    assert build_policy(text_cfg, Run(cfg=text_cfg, dir=tmp_path, console=console)).family.name == "text"
     with pytest.raises(FileNotFoundError, match="no config.json"):
         bad = compose_config([f"model.path={tmp_path}"])
         build_policy(bad, Run(cfg=bad, dir=tmp_path, console=console))

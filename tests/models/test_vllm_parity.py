@@ -88,7 +88,7 @@ def engine(request, tmp_path_factory, tiny_dir):
 
     family = request.param
     path = tiny_dir(family)
-    model, processor = load_policy(path, "float32")
+    model, processor = load_policy(path, get_family(family), "float32")
     root = tmp_path_factory.mktemp(f"media-{family}")
     _write_media(root)
     samples = {"text": _sample(root, (), "What is 2 + 3?")}
@@ -96,8 +96,8 @@ def engine(request, tmp_path_factory, tiny_dir):
         samples["media"] = _sample(root, MEDIA[family], "What is shown?")
     if family == "omni":
         samples["av"] = _av_sample(root)
-    prompts = {k: render_prompt(s, processor, enable_thinking=True, video_fps=4.0, video_max_frames=8)
-               for k, s in samples.items()}
+    prompts = {k: render_prompt(s, processor, enable_thinking=True, video_fps=4.0, video_max_frames=8,
+                                audio_in_video_key=get_family(family).audio_in_video_key) for k, s in samples.items()}
     limits = {k: 1 for k in MEDIA[family]}
     llm = LLM(model=str(path), dtype="float32", enforce_eager=True, max_model_len=512, seed=0,
               **({"limit_mm_per_prompt": limits} if limits else {}))
@@ -194,7 +194,8 @@ def test_refit_by_checkpoint_key_matches_hf(engine):
             p.add_(torch.randn(p.shape, generator=gen) * 0.05)
     prompt = engine.prompts.get("media", engine.prompts["text"])
     before = _vllm_greedy(engine.llm, prompt)[1]
-    weights = [(checkpoint_key(n, engine.family), t.detach().clone()) for n, t in engine.model.state_dict().items()]
+    family = get_family(engine.family)
+    weights = [(checkpoint_key(n, family), t.detach().clone()) for n, t in engine.model.state_dict().items()]
     engine.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
     engine.llm.reset_prefix_cache()  # KV blocks computed by the old weights
     # Encoder outputs cached by the old weights: without this reset vLLM reuses stale media embeddings (or, after a

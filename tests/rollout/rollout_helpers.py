@@ -10,9 +10,10 @@ SUITE_TASKS = {"image": "image_mcq", "video": "video_motion", "audio": "audio_pi
 
 def render(sample, processor):
     from omni_rl.data.render import render_prompt
+    from omni_rl.models.families.omni import AUDIO_IN_VIDEO  # only a video with its own soundtrack (omni) reads it
 
     return render_prompt(sample, processor, enable_thinking=True, video_fps=VIDEO_FPS,
-                         video_max_frames=VIDEO_MAX_FRAMES)
+                         video_max_frames=VIDEO_MAX_FRAMES, audio_in_video_key=AUDIO_IN_VIDEO)
 
 
 def text_sample(question: str, sid: str = "q"):

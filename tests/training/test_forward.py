@@ -3,16 +3,17 @@ pass per unique prompt media, and the text path == the plain HF causal-LM forwar
 
 import pytest
 import torch
-from training_helpers import mm_prompt, random_sequences, text_batch
+from training_helpers import OMNI, TEXT, mm_prompt, random_sequences, text_batch
 
+from omni_rl.models.families import get_family
 from omni_rl.models.policy import load_model, load_processor
 from omni_rl.training.batch import TrainBatch
-from omni_rl.training.forward import make_adapter, score
+from omni_rl.training.forward import score
 
 
-def _loss_and_grads(model, adapter, batch, encoder_once=True, **score_kwargs):
+def _loss_and_grads(model, fwd, batch, encoder_once=True, **score_kwargs):
     model.zero_grad(set_to_none=True)
-    out = score(adapter, batch, encoder_once=encoder_once, **score_kwargs)
+    out = score(fwd, batch, encoder_once=encoder_once, **score_kwargs)
     adv = torch.tensor([s.advantage for s in batch.sequences], dtype=out.logp.dtype)
     loss = (out.logp.sum(-1) * adv).sum()  # any scalar of all logp: exercises every gradient path
     loss.backward()
@@ -22,17 +23,17 @@ def _loss_and_grads(model, adapter, batch, encoder_once=True, **score_kwargs):
 
 @pytest.fixture(scope="module")
 def omni(omni_model_path):
-    model = load_model(omni_model_path, "float32")
-    return model, make_adapter(model, "omni"), load_processor(omni_model_path)
+    model = load_model(omni_model_path, "float32", family=OMNI)
+    return model, OMNI.forward(model), load_processor(omni_model_path, OMNI)
 
 
 def test_omni_encoder_once_matches_per_rollout(omni):
-    model, adapter, proc = omni
+    model, fwd, proc = omni
     kinds = ["image", "image+audio", "text", "audio"]
     prompts = [mm_prompt(proc, k, seed=i) for i, k in enumerate(kinds)]
     batch = TrainBatch(prompts=prompts, sequences=random_sequences(len(prompts), 3, seed=1))
-    once, loss_once, g_once = _loss_and_grads(model, adapter, batch, encoder_once=True)
-    per, loss_per, g_per = _loss_and_grads(model, adapter, batch, encoder_once=False)
+    once, loss_once, g_once = _loss_and_grads(model, fwd, batch, encoder_once=True)
+    per, loss_per, g_per = _loss_and_grads(model, fwd, batch, encoder_once=False)
     # media items through an encoder: 1 image + (1 image + 1 audio) + 1 audio = 4 once; x3 rollouts = 12 per rollout
     assert once.media_encoded == 4 and per.media_encoded == 12
     assert torch.equal(once.mask, per.mask)
@@ -47,7 +48,7 @@ def test_omni_encoder_once_matches_per_rollout(omni):
 def _family_cases():
     """Every registered family with a tiny model: one prompt per medium it reads, plus a text prompt (a new family
     is checked without editing this file); plus a video with its own soundtrack for omni."""
-    from omni_rl.models.families import get_family, tiny_families
+    from omni_rl.models.families import tiny_families
 
     cases = [(f, [k for k in ("image", "video", "audio") if k in get_family(f).modalities] + ["text"])
              for f in tiny_families()]
@@ -58,13 +59,13 @@ def _family_cases():
 def test_every_family_encoder_once_matches_per_rollout(family, kinds):
     from omni_rl.models.tiny import build_tiny_model
 
-    path = build_tiny_model(family)
-    model, proc = load_model(path, "float32"), load_processor(path)
-    adapter = make_adapter(model, family)
+    path, fam = build_tiny_model(family), get_family(family)
+    model, proc = load_model(path, "float32", family=fam), load_processor(path, fam)
+    fwd = fam.forward(model)
     prompts = [mm_prompt(proc, k, seed=i) for i, k in enumerate(kinds)]
     batch = TrainBatch(prompts=prompts, sequences=random_sequences(len(prompts), 3, seed=4))
-    once, loss_once, g_once = _loss_and_grads(model, adapter, batch, encoder_once=True)
-    per, loss_per, g_per = _loss_and_grads(model, adapter, batch, encoder_once=False)
+    once, loss_once, g_once = _loss_and_grads(model, fwd, batch, encoder_once=True)
+    per, loss_per, g_per = _loss_and_grads(model, fwd, batch, encoder_once=False)
     n_media = sum({"text": 0, "video+track": 2}.get(k, 1) for k in kinds)  # a soundtrack is an audio item
     assert (once.media_encoded, per.media_encoded) == (n_media, 3 * n_media)
     torch.testing.assert_close(once.logp, per.logp, atol=1e-5, rtol=0)
@@ -74,31 +75,31 @@ def test_every_family_encoder_once_matches_per_rollout(family, kinds):
 
 
 def test_placeholder_token_in_a_response_is_plain_text(omni):
-    model, adapter, proc = omni
+    model, fwd, proc = omni
     prompt = mm_prompt(proc, "image", 3)
     image_id = model.config.image_token_id
     batch = TrainBatch(prompts=[prompt], sequences=random_sequences(1, 2, seed=3))
     batch.sequences[0].response_ids = [30, image_id, 31]
     with torch.no_grad():
-        out = score(adapter, batch)  # the prompt's features fill only the prompt's placeholders
+        out = score(fwd, batch)  # the prompt's features fill only the prompt's placeholders
     assert torch.isfinite(out.logp).all() and out.mask[0].sum() == 3
 
 
 def test_omni_logp_is_a_log_distribution(omni):
-    model, adapter, proc = omni
+    model, fwd, proc = omni
     batch = TrainBatch(prompts=[mm_prompt(proc, "image", 7)], sequences=random_sequences(1, 2, seed=2))
     with torch.no_grad():
-        out = score(adapter, batch)
+        out = score(fwd, batch)
     assert (out.logp[out.mask > 0] < 0).all() and (out.logp[out.mask == 0] == 0).all()
     assert out.mask.sum(-1).tolist() == [float(len(s.response_ids)) for s in batch.sequences]
 
 
 def test_text_path_matches_hf_causal_lm(text_model_path):
-    model = load_model(text_model_path, "float64")
-    adapter = make_adapter(model, "text")
+    model = load_model(text_model_path, "float64", family=TEXT)
+    fwd = TEXT.forward(model)
     batch = text_batch(seed=0)
     with torch.no_grad():
-        out = score(adapter, batch)
+        out = score(fwd, batch)
         for b, s in enumerate(batch.sequences):  # one unpadded HF forward per sequence, by hand
             ids = batch.prompts[s.prompt_index].prompt_ids + s.response_ids
             logits = model(input_ids=torch.tensor([ids])).logits[0].double()
@@ -109,22 +110,22 @@ def test_text_path_matches_hf_causal_lm(text_model_path):
 
 
 def test_temperature_scales_logits(text_model_path):
-    model = load_model(text_model_path, "float64")
-    adapter = make_adapter(model, "text")
+    model = load_model(text_model_path, "float64", family=TEXT)
+    fwd = TEXT.forward(model)
     batch = text_batch(seed=1).select([0])
     with torch.no_grad():
-        t1 = score(adapter, batch, temperature=1.0).logp
-        t2 = score(adapter, batch, temperature=2.0).logp
+        t1 = score(fwd, batch, temperature=1.0).logp
+        t2 = score(fwd, batch, temperature=2.0).logp
     assert not torch.allclose(t1, t2)
 
 
 def test_media_for_a_text_family_raises(text_model_path):
-    model = load_model(text_model_path, "float32")
+    model = load_model(text_model_path, "float32", family=TEXT)
     with pytest.raises(ValueError, match="takes no media"):
-        make_adapter(model, "text").encode({"pixel_values": torch.zeros(1)})
+        TEXT.forward(model).encode({"pixel_values": torch.zeros(1)})
     with pytest.raises(ValueError, match="unknown model family .nope.; registered: audio, nemotron_omni, omni, text, "
                                          "vl"):
-        make_adapter(model, "nope")
+        get_family("nope")
 
 
 def test_sequence_logp_two_image_prompts_g3_matches_plain_thinker(omni):
@@ -140,12 +141,12 @@ def test_sequence_logp_two_image_prompts_g3_matches_plain_thinker(omni):
     results = {}
     for once in (True, False):
         model.zero_grad(set_to_none=True)
-        rows, stats = sequence_logp(model, "omni", batch, encoder_once=once)
+        rows, stats = sequence_logp(model, OMNI, batch, encoder_once=once)
         sum(r.sum() * s.advantage for r, s in zip(rows, batch.sequences)).backward()
         grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
         results[once] = ([r.detach() for r in rows], grads, stats["encoder_forwards"])
     assert results[True][2] == 2 and results[False][2] == 6
-    groups = param_groups(model, "omni")
+    groups = param_groups(model, OMNI)
     vision = set(groups["vision_encoder"]) | {n for n in groups["projector"] if n.startswith("visual.")}
     assert vision and vision <= set(results[True][1])  # the vision tower and its merger get gradients
     for n, g in results[False][1].items():
@@ -167,7 +168,7 @@ def test_video_with_its_soundtrack_matches_the_hf_forward(omni):
     positions ignore the soundtrack (so the flag is what makes them equal)."""
     from omni_rl.models.policy import sequence_inputs
 
-    model, adapter, proc = omni
+    model, fwd, proc = omni
     prompt = mm_prompt(proc, "video+track", seed=3)
     tok = proc.tokenizer
     ids = prompt.prompt_ids
@@ -178,14 +179,14 @@ def test_video_with_its_soundtrack_matches_the_hf_forward(omni):
     assert span == [v] * 16 + [a] * 50 + [v] * 8 + [a] * 25
     batch = TrainBatch(prompts=[prompt], sequences=random_sequences(1, 2, seed=5))
     with torch.no_grad():
-        once = score(adapter, batch, encoder_once=True)
+        once = score(fwd, batch, encoder_once=True)
         for i, s in enumerate(batch.sequences):
             kw = sequence_inputs(ids, prompt.mm_tensors, s.response_ids)
             logits = model(**kw, use_cache=False).logits[0, len(ids) - 1:-1]
             ref = torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(s.response_ids)[:, None])[:, 0]
             torch.testing.assert_close(once.logp[i, :len(s.response_ids)], ref, atol=1e-5, rtol=0)
         flat = {k: t for k, t in prompt.mm_tensors.items() if k != "use_audio_in_video"}
-        no_flag = score(adapter, TrainBatch(prompts=[type(prompt)(prompt_ids=ids, mm_tensors=flat, uid="x")],
+        no_flag = score(fwd, TrainBatch(prompts=[type(prompt)(prompt_ids=ids, mm_tensors=flat, uid="x")],
                                             sequences=batch.sequences), encoder_once=True)
     assert (no_flag.logp - once.logp).abs().max() > 1e-4
 
@@ -196,29 +197,27 @@ def test_prompt_once_equals_the_full_forward_in_float64(family):
     the same gradients (encoders and every LM weight trainable) as the full forward, to float64 rounding. Prompts of
     different lengths (the padded prompt batch) and responses of 1-6 tokens; omni includes a video with its own
     soundtrack (interleaved M-RoPE positions)."""
-    from omni_rl.models.families import get_family
-
-    path, model, adapter = _float64_family(family)
+    path, model, fwd = _float64_family(family)
     if family == "text":
         batch = text_batch(seed=2)
     else:
-        proc = load_processor(path)
+        proc = load_processor(path, get_family(family))
         kinds = [k for k in ("image", "video", "audio") if k in get_family(family).modalities] + ["text"]
         kinds += ["video+track"] if family == "omni" else []
         prompts = [mm_prompt(proc, k, seed=i) for i, k in enumerate(kinds)]
         batch = TrainBatch(prompts=prompts, sequences=random_sequences(len(prompts), 4, seed=7))
     assert len({len(p.prompt_ids) for p in batch.prompts}) > 1
-    _assert_same_logp_and_grads(_loss_and_grads(model, adapter, batch, prompt_once=True),
-                                _loss_and_grads(model, adapter, batch))
+    _assert_same_logp_and_grads(_loss_and_grads(model, fwd, batch, prompt_once=True),
+                                _loss_and_grads(model, fwd, batch))
 
 
 def _float64_family(family):
-    """(checkpoint dir, the tiny model of `family` in float64 in train mode, its adapter)."""
+    """(checkpoint dir, the tiny model of `family` in float64 in train mode, its FamilyForward)."""
     from omni_rl.models.tiny import build_tiny_model
 
     path = build_tiny_model(family)
-    model = load_model(path, "float64").train()
-    return path, model, make_adapter(model, family)
+    model = load_model(path, "float64", family=get_family(family)).train()
+    return path, model, get_family(family).forward(model)
 
 
 def _assert_same_logp_and_grads(got, want):
@@ -236,12 +235,10 @@ def _assert_same_logp_and_grads(got, want):
 
 
 def test_prompt_once_is_refused_for_a_mamba_family():
-    from omni_rl.models.families import get_family
-
-    adapter = get_family("nemotron_omni").adapter(model=None)
+    fwd = get_family("nemotron_omni").forward(model=None)
     batch = text_batch(seed=0)
     with pytest.raises(ValueError, match="nemotron_omni.*no prompt-once forward.*Mamba2.*trainer.prompt_once=false"):
-        score(adapter, batch, prompt_once=True)
+        score(fwd, batch, prompt_once=True)
 
 
 def test_pack_rows_is_first_fit_longest_first():
@@ -258,23 +255,21 @@ def test_packing_equals_the_padded_forward_in_float64(family):
     the same logp and the same gradients (audio encoder and every LM weight trainable) as the padded forward."""
     from omni_rl.training.forward import pack_rows
 
-    path, model, adapter = _float64_family(family)
+    path, model, fwd = _float64_family(family)
     if family == "text":
         batch = text_batch(seed=2)
     else:
-        proc = load_processor(path)
+        proc = load_processor(path, get_family(family))
         prompts = [mm_prompt(proc, k, seed=i) for i, k in enumerate(["audio", "text", "audio"])]
         batch = TrainBatch(prompts=prompts, sequences=random_sequences(3, 3, seed=7, max_len=12))
     lengths = [len(batch.prompts[s.prompt_index].prompt_ids) + len(s.response_ids) for s in batch.sequences]
     assert len(pack_rows(lengths, max(lengths))) < len(lengths)  # the packing really shares rows
-    _assert_same_logp_and_grads(_loss_and_grads(model, adapter, batch, packing=True),
-                                _loss_and_grads(model, adapter, batch))
+    _assert_same_logp_and_grads(_loss_and_grads(model, fwd, batch, packing=True),
+                                _loss_and_grads(model, fwd, batch))
 
 
 @pytest.mark.parametrize("family", ["vl", "nemotron_omni"])
 def test_packing_is_refused_where_positions_or_state_cross_sequences(family):
-    from omni_rl.models.families import get_family
-
-    adapter = get_family(family).adapter(model=None)
+    fwd = get_family(family).forward(model=None)
     with pytest.raises(ValueError, match=f"{family}.*cannot pack sequences.*trainer.packing=false"):
-        score(adapter, text_batch(seed=0), packing=True)
+        score(fwd, text_batch(seed=0), packing=True)

@@ -3,7 +3,7 @@ several optimizer steps per rollout batch; weights for the refit; checkpoints th
 
 import pytest
 import torch
-from training_helpers import text_batch
+from training_helpers import OMNI, TEXT, text_batch
 
 from omni_rl.models.policy import load_model
 from omni_rl.training.worker import TrainerWorker
@@ -23,7 +23,7 @@ def ray_cluster():
 def _reference(text_model_path, batch, num_minibatches):
     """The same optimizer steps by hand in-process: old_logp before the first update, global count per step.
     2 ranks: shards 0..4 | 5..8; with 2 mini-batches each rank halves its shard -> steps {0,1,2,5,6}, {3,4,7,8}."""
-    w = TrainerWorker(text_model_path, **KW)
+    w = TrainerWorker(text_model_path, family=TEXT, **KW)
     if num_minibatches > 1:
         batch = batch.with_old_logp(w.compute_logp(batch))
     steps = [range(9)] if num_minibatches == 1 else [[0, 1, 2, 5, 6], [3, 4, 7, 8]]
@@ -40,7 +40,7 @@ def test_group_equals_in_process_worker(ray_cluster, text_model_path, tmp_path, 
 
     batch = text_batch(seed=5)
     batch.sequences[3].weight = 0.0
-    group = TrainerGroup(text_model_path, num_workers=2, **KW)
+    group = TrainerGroup(text_model_path, family=TEXT, num_workers=2, **KW)
     try:
         metrics = group.train(batch, num_minibatches=num_minibatches)
         assert metrics["train/optimizer_steps"] == num_minibatches
@@ -58,7 +58,7 @@ def test_group_equals_in_process_worker(ray_cluster, text_model_path, tmp_path, 
         group.load(tmp_path / "ckpt")  # every rank back to the saved state
         assert [i["step"] for i in group.info()] == [num_minibatches] * 2
         group.export_hf(tmp_path / "final")
-        exported = load_model(tmp_path / "final", "float64")
+        exported = load_model(tmp_path / "final", "float64", family=TEXT)
         for n, p in exported.named_parameters():
             torch.testing.assert_close(p, expected[n], atol=1e-9, rtol=0, msg=n)
     finally:
@@ -69,7 +69,7 @@ def test_unknown_worker_kwarg_fails_fast(text_model_path):
     from omni_rl.training.group import TrainerGroup
 
     with pytest.raises(TypeError):
-        TrainerGroup(text_model_path, warmup_steps=0, num_workers=1, learning_rate=1e-5)
+        TrainerGroup(text_model_path, family=TEXT, warmup_steps=0, num_workers=1, learning_rate=1e-5)
 
 
 @pytest.mark.slow
@@ -85,10 +85,10 @@ def test_group_omni_one_worker(ray_cluster, omni_model_path):
     from omni_rl.training.batch import TrainBatch
     from omni_rl.training.group import TrainerGroup
 
-    proc = load_processor(omni_model_path)
+    proc = load_processor(omni_model_path, OMNI)
     batch = TrainBatch(prompts=[mm_prompt(proc, "image", 0), mm_prompt(proc, "image+audio", 1)],
                        sequences=random_sequences(2, 3, seed=2))
-    group = TrainerGroup(omni_model_path, warmup_steps=0, num_workers=1, lr=1e-3, micro_batch_size=6, num_threads=1,
+    group = TrainerGroup(omni_model_path, family=OMNI, warmup_steps=0, num_workers=1, lr=1e-3, micro_batch_size=6, num_threads=1,
                          freeze={"audio_encoder": True, "router": True})
     try:
         m = group.train(batch)
@@ -108,7 +108,7 @@ def test_dead_actor_names_the_rank(ray_cluster, text_model_path):
 
     from omni_rl.training.group import TrainerGroup
 
-    group = TrainerGroup(text_model_path, warmup_steps=0, num_workers=1, num_threads=1)
+    group = TrainerGroup(text_model_path, family=TEXT, warmup_steps=0, num_workers=1, num_threads=1)
     try:  # the shape shared with RolloutGroup, then the kill
         assert group.num_workers == len(group.workers) == 1
         assert group.node_ids == [ray.get_runtime_context().get_node_id()]  # the one local node

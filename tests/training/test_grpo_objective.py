@@ -8,10 +8,11 @@ import math
 
 import pytest
 import torch
-from training_helpers import text_batch
+from training_helpers import TEXT, text_batch
 
 from omni_rl.algorithms.normalization import normalized_sum
 from omni_rl.config.schema import AlgorithmConfig, GRPOConfig
+from omni_rl.models.families import resolve_family
 from omni_rl.training.batch import TrainBatch, TrainPrompt, TrainSequence
 from omni_rl.training.forward import ScoreOutput
 from omni_rl.training.objectives import build_objective
@@ -88,9 +89,8 @@ def test_worker_on_policy_step_and_micro_batch_split(text_model_path):
     batch.sequences[3].weight = 0.0
     count = sum(s.weight * len(s.response_ids) for s in batch.sequences)
     expected = -sum(s.weight * s.advantage * len(s.response_ids) for s in batch.sequences) / count
-    one = TrainerWorker(text_model_path, warmup_steps=0, dtype="float64", micro_batch_size=9, objective=GRPOObjective())
-    split = TrainerWorker(text_model_path, warmup_steps=0, dtype="float64", micro_batch_size=2,
-                          objective=GRPOObjective())
+    one = TrainerWorker(text_model_path, family=TEXT, warmup_steps=0, dtype="float64", micro_batch_size=9, objective=GRPOObjective())
+    split = TrainerWorker(text_model_path, family=TEXT, warmup_steps=0, dtype="float64", micro_batch_size=2, objective=GRPOObjective())
     assert one.objective.count(batch) == count
     m_one = reduce_metrics([one.train_step(batch, global_num_seqs=count)], one.objective)
     m_split = reduce_metrics([split.train_step(batch, global_num_seqs=count)], split.objective)
@@ -105,7 +105,7 @@ def test_worker_on_policy_step_and_micro_batch_split(text_model_path):
 def _rank_main(rank: int, port: int, model_path: str, batch: TrainBatch, count: float, out: str) -> None:
     from pathlib import Path
 
-    worker = TrainerWorker(model_path, warmup_steps=0,
+    worker = TrainerWorker(model_path, family=resolve_family(model_path), warmup_steps=0,
                            rank=rank, world_size=2, master_addr="127.0.0.1", master_port=port,
                            dtype="float64", lr=1e-3, grad_clip=None, micro_batch_size=2, num_threads=1,
                            objective=GRPOObjective())
@@ -120,7 +120,7 @@ def test_two_ranks_two_microbatches_equal_one(text_model_path, tmp_path):
     micro-batch in float64, off-policy (old_logp shifted by +-0.3, so tokens clip) with a weight-0 sequence."""
     from training_helpers import run_two_ranks
 
-    ref = TrainerWorker(text_model_path, warmup_steps=0, dtype="float64", lr=1e-3, grad_clip=None, micro_batch_size=9,
+    ref = TrainerWorker(text_model_path, family=TEXT, warmup_steps=0, dtype="float64", lr=1e-3, grad_clip=None, micro_batch_size=9,
                         num_threads=1, objective=GRPOObjective())
     batch = text_batch(seed=3)
     logp = ref.compute_logp(batch)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from training_helpers import OMNI, TEXT
 
+from omni_rl.models.families import resolve_family
 from omni_rl.training.batch import TrainBatch, TrainPrompt, TrainSequence
 from omni_rl.training.objectives.mpo import MPOObjective
 from omni_rl.training.worker import TrainerWorker, reduce_metrics
@@ -67,7 +69,7 @@ def _expected(worker: TrainerWorker, batch: TrainBatch, delta: float) -> dict[st
 
 @pytest.mark.slow
 def test_mpo_step_matches_the_formulas(text_model_path):
-    worker = TrainerWorker(text_model_path, micro_batch_size=4, **KW)
+    worker = TrainerWorker(text_model_path, family=TEXT, micro_batch_size=4, **KW)
     batch = _with_reference(worker, _pairs())
     batch.sequences[4].weight = batch.sequences[5].weight = 0.0  # a pair left out: not in the count nor delta
     worker.objective.delta = 0.3
@@ -84,7 +86,8 @@ def test_mpo_step_matches_the_formulas(text_model_path):
 
 
 def _rank_main(rank: int, port: int, model_path: str, batch: TrainBatch, out: str) -> None:
-    worker = TrainerWorker(model_path, rank=rank, world_size=2, master_addr="127.0.0.1", master_port=port,
+    worker = TrainerWorker(model_path, family=resolve_family(model_path),
+                           rank=rank, world_size=2, master_addr="127.0.0.1", master_port=port,
                            micro_batch_size=4, **KW)
     worker.objective.delta = 0.3
     shard = batch.split(2, unit=2)[rank]
@@ -99,7 +102,7 @@ def _rank_main(rank: int, port: int, model_path: str, batch: TrainBatch, out: st
 def test_mpo_two_ranks_two_microbatches_equal_one(text_model_path, tmp_path):
     from training_helpers import run_two_ranks
 
-    ref = TrainerWorker(text_model_path, micro_batch_size=12, **KW)
+    ref = TrainerWorker(text_model_path, family=TEXT, micro_batch_size=12, **KW)
     batch = _with_reference(ref, _pairs())  # 6 pairs: 3 per rank, micro-batches of 2 pairs + 1 pair
     ref.objective.delta = 0.3
     one = reduce_metrics([ref.train_step(batch, global_num_seqs=ref.objective.count(batch))], ref.objective)
@@ -120,13 +123,13 @@ def test_mpo_two_ranks_two_microbatches_equal_one(text_model_path, tmp_path):
 
 @pytest.mark.slow
 def test_delta_is_checkpointed_and_restored(text_model_path, tmp_path):
-    a = TrainerWorker(text_model_path, micro_batch_size=4, **KW)
+    a = TrainerWorker(text_model_path, family=TEXT, micro_batch_size=4, **KW)
     batch = _with_reference(a, _pairs(seed=1))
     for _ in range(2):
         a.train_step(batch, global_num_seqs=a.objective.count(batch))
     assert a.objective.delta != 0.0
     a.save(tmp_path / "ckpt")
-    b = TrainerWorker(text_model_path, micro_batch_size=4, **KW)
+    b = TrainerWorker(text_model_path, family=TEXT, micro_batch_size=4, **KW)
     assert b.objective.delta == 0.0
     b.load(tmp_path / "ckpt")
     assert b.objective.delta == a.objective.delta and b.step == a.step == 2
@@ -141,10 +144,10 @@ def test_chosen_and_rejected_share_one_media_encoding(omni_model_path):
 
     from omni_rl.models.policy import load_processor
 
-    proc = load_processor(omni_model_path)
+    proc = load_processor(omni_model_path, OMNI)
     batch = _pairs(prompt_sizes=(1, 1), pairs_per_prompt=(2, 1))
     batch.prompts = [mm_prompt(proc, "image", 0), mm_prompt(proc, "image+audio", 1)]
-    worker = TrainerWorker(omni_model_path, micro_batch_size=16, **KW)
+    worker = TrainerWorker(omni_model_path, family=OMNI, micro_batch_size=16, **KW)
     batch = _with_reference(worker, batch)
     m = reduce_metrics([worker.train_step(batch, global_num_seqs=3.0)], worker.objective)
     assert m["encoder/forwards"] == 2  # one encoder pass per prompt, not per sequence (6)

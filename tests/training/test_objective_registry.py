@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from training_helpers import text_batch
+from training_helpers import TEXT, text_batch
 
 from omni_rl.config.schema import AlgorithmConfig
 from omni_rl.training.objectives import build_objective, objective_names, register_objective, registry
@@ -108,7 +108,7 @@ def test_custom_objective_is_built_and_trained_by_the_worker(scratch_registry, t
     register_objective(ScaledNLL)
     obj = build_objective(AlgorithmConfig(name="test_scaled_nll", kl_beta=0.5, options={"scale": 1.5}), run_kind="rl")
     assert obj == ScaledNLL(scale=2.0)
-    worker = TrainerWorker(text_model_path, warmup_steps=0, dtype="float64", micro_batch_size=4, objective=obj)
+    worker = TrainerWorker(text_model_path, family=TEXT, warmup_steps=0, dtype="float64", micro_batch_size=4, objective=obj)
     batch = text_batch(seed=1)
     batch.sequences[5].weight = 0.0
     logp = worker.compute_logp(batch)
@@ -122,7 +122,7 @@ def test_custom_objective_is_built_and_trained_by_the_worker(scratch_registry, t
     m = worker.train(batch, num_minibatches=2)  # the path the trainer group calls
     assert m["test/steps"] == 3.0 and m["train/optimizer_steps"] == 2.0  # the state after the last step
     worker.save(tmp_path / "ckpt")
-    resumed = TrainerWorker(text_model_path, warmup_steps=0, dtype="float64", micro_batch_size=4, objective=obj)
+    resumed = TrainerWorker(text_model_path, family=TEXT, warmup_steps=0, dtype="float64", micro_batch_size=4, objective=obj)
     resumed.load(tmp_path / "ckpt")
     assert resumed.objective.steps == 3
 

@@ -3,8 +3,9 @@
 import pytest
 import torch
 from safetensors import safe_open
-from training_helpers import mm_prompt, random_sequences, text_batch
+from training_helpers import OMNI, TEXT, mm_prompt, random_sequences, text_batch
 
+from omni_rl.models.families import get_family, resolve_family
 from omni_rl.models.parts import param_groups
 from omni_rl.models.policy import load_model, load_processor
 from omni_rl.training.batch import TrainBatch
@@ -22,7 +23,7 @@ def _params(w):
 def test_on_policy_loss_hand_value(text_model_path):
     # old_logp None -> ratio s_i = 1 for every sequence -> L_i = -min(A_i, A_i) = -A_i;
     # step loss = sum_i(w_i * -A_i) / global_num_seqs. Weights [1]*9 with seq 2 at 0 -> count 8.
-    w = TrainerWorker(text_model_path, warmup_steps=0, dtype="float64", micro_batch_size=4)
+    w = TrainerWorker(text_model_path, family=TEXT, warmup_steps=0, dtype="float64", micro_batch_size=4)
     batch = text_batch(seed=0)
     batch.sequences[2].weight = 0.0
     m = reduce_metrics([w.train_step(batch, global_num_seqs=batch.num_weighted)])
@@ -34,10 +35,10 @@ def test_on_policy_loss_hand_value(text_model_path):
 
 
 def test_text_rl_freezing_policy_on_omni(omni_model_path):
-    w = TrainerWorker(omni_model_path, warmup_steps=0, freeze=TEXT_RL_FREEZE, lr=1e-2, micro_batch_size=8)
-    groups = param_groups(w.model, "omni")
+    w = TrainerWorker(omni_model_path, family=OMNI, warmup_steps=0, freeze=TEXT_RL_FREEZE, lr=1e-2, micro_batch_size=8)
+    groups = param_groups(w.model, OMNI)
     assert w.info()["frozen_tensors"] == {g: len(groups[g]) for g, on in TEXT_RL_FREEZE.items() if on}
-    proc = load_processor(omni_model_path)
+    proc = load_processor(omni_model_path, OMNI)
     batch = TrainBatch(prompts=[mm_prompt(proc, "image+audio", 0)], sequences=random_sequences(1, 4, seed=0))
     before = _params(w)
     w.train_step(batch, global_num_seqs=4)
@@ -48,11 +49,11 @@ def test_text_rl_freezing_policy_on_omni(omni_model_path):
         assert changed == (name in trainable), name
     assert len(w.optimizer.param_groups[0]["params"]) == len(trainable)
     with pytest.raises(ValueError, match="unknown parameter groups"):
-        TrainerWorker(omni_model_path, warmup_steps=0, freeze={"vision": True})
+        TrainerWorker(omni_model_path, family=OMNI, warmup_steps=0, freeze={"vision": True})
 
 
 def test_linear_warmup(text_model_path):
-    w = TrainerWorker(text_model_path, lr=0.3, warmup_steps=3, micro_batch_size=9)
+    w = TrainerWorker(text_model_path, family=TEXT, lr=0.3, warmup_steps=3, micro_batch_size=9)
     batch = text_batch(seed=1)
     lrs = [w.train_step(batch, global_num_seqs=9)["lr"] for _ in range(4)]
     assert lrs == pytest.approx([0.1, 0.2, 0.3, 0.3], abs=1e-12)  # (s + 1) / 3 * lr, then lr
@@ -76,7 +77,7 @@ def test_lr_factor_by_hand():
 
 
 def test_cosine_schedule_reaches_the_worker(text_model_path):
-    w = TrainerWorker(text_model_path, lr=0.2, warmup_steps=0, lr_schedule="cosine", total_steps=2,
+    w = TrainerWorker(text_model_path, family=TEXT, lr=0.2, warmup_steps=0, lr_schedule="cosine", total_steps=2,
                       min_lr_ratio=0.0, micro_batch_size=9)
     batch = text_batch(seed=1)
     lrs = [w.train_step(batch, global_num_seqs=9)["lr"] for _ in range(3)]
@@ -85,11 +86,11 @@ def test_cosine_schedule_reaches_the_worker(text_model_path):
 
 def test_logprob_error_mask_equals_zero_weight(text_model_path):
     batch = text_batch(seed=2)
-    ref = TrainerWorker(text_model_path, warmup_steps=0, dtype="float64", micro_batch_size=9)
+    ref = TrainerWorker(text_model_path, family=TEXT, warmup_steps=0, dtype="float64", micro_batch_size=9)
     logp = ref.compute_logp(batch)
     for i, s in enumerate(batch.sequences):
         s.rollout_logp = [v + (0.9 if i == 4 else -0.01) for v in logp[i]]  # seq 4: error 0.9 > 0.5
-    masked = TrainerWorker(text_model_path, warmup_steps=0, dtype="float64", micro_batch_size=4, max_logprob_error=0.5)
+    masked = TrainerWorker(text_model_path, family=TEXT, warmup_steps=0, dtype="float64", micro_batch_size=4, max_logprob_error=0.5)
     m = reduce_metrics([masked.train_step(batch, global_num_seqs=9)])
     assert m["train/logprob_masked_seqs"] == 1.0
     assert m["train/logprob_abs_diff_mean"] == pytest.approx((0.9 * len(logp[4]) + 0.01 * (
@@ -98,7 +99,7 @@ def test_logprob_error_mask_equals_zero_weight(text_model_path):
     for s in batch.sequences:
         s.rollout_logp = None
     batch.sequences[4].weight = 0.0
-    zero = TrainerWorker(text_model_path, warmup_steps=0, dtype="float64", micro_batch_size=4)
+    zero = TrainerWorker(text_model_path, family=TEXT, warmup_steps=0, dtype="float64", micro_batch_size=4)
     m0 = reduce_metrics([zero.train_step(batch, global_num_seqs=9)])
     assert m0["train/loss"] == pytest.approx(m["train/loss"], abs=1e-12)
     for (n, a), b in zip(masked.model.named_parameters(), zero.model.parameters()):
@@ -107,8 +108,8 @@ def test_logprob_error_mask_equals_zero_weight(text_model_path):
 
 def test_kl_to_reference(text_model_path):
     batch = text_batch(seed=3)
-    w = TrainerWorker(text_model_path, warmup_steps=0, dtype="float64", micro_batch_size=9,
-                      objective=GSPOObjective(kl_beta=0.5),
+    w = TrainerWorker(text_model_path, family=TEXT, warmup_steps=0,
+                      dtype="float64", micro_batch_size=9, objective=GSPOObjective(kl_beta=0.5),
                       lr=1e-2)
     first = reduce_metrics([w.train_step(batch, global_num_seqs=9)])
     assert first["train/kl_ref"] == pytest.approx(0.0, abs=1e-12)  # policy == reference before any update
@@ -117,7 +118,7 @@ def test_kl_to_reference(text_model_path):
 
 
 def test_state_dict_chunks_use_checkpoint_names(omni_model_path):
-    w = TrainerWorker(omni_model_path, warmup_steps=0, freeze=TEXT_RL_FREEZE)
+    w = TrainerWorker(omni_model_path, family=OMNI, warmup_steps=0, freeze=TEXT_RL_FREEZE)
     chunks = w.state_dict_chunks(max_bytes=64 << 10)
     names = [n for c in chunks for n, _ in c]
     with safe_open(f"{omni_model_path}/model.safetensors", "pt") as f:
@@ -140,24 +141,24 @@ def test_state_dict_chunks_use_checkpoint_names(omni_model_path):
 def test_save_load_resume_is_exact(text_model_path, tmp_path):
     batch = text_batch(seed=4)
     kw = dict(dtype="float64", micro_batch_size=4, lr=1e-2, warmup_steps=2)
-    a = TrainerWorker(text_model_path, **kw)
+    a = TrainerWorker(text_model_path, family=TEXT, **kw)
     a.train_step(batch, global_num_seqs=9)
     a.save(tmp_path / "ckpt")
     saved = _params(a)
-    b = TrainerWorker(text_model_path, **kw)
+    b = TrainerWorker(text_model_path, family=TEXT, **kw)
     b.load(tmp_path / "ckpt")
     assert b.step == 1
     ma, mb = a.train_step(batch, global_num_seqs=9), b.train_step(batch, global_num_seqs=9)
     assert ma["lr"] == mb["lr"] == 1e-2 and ma["loss"] == mb["loss"]  # scheduler state restored (step 2 of warmup)
     for (n, p), q in zip(a.model.named_parameters(), b.model.parameters()):
         assert torch.equal(p, q), n  # optimizer moments restored too
-    exported = load_model(tmp_path / "ckpt", "float64")  # the checkpoint is also a plain HF dir
+    exported = load_model(tmp_path / "ckpt", "float64", family=TEXT)  # the checkpoint is also a plain HF dir
     for n, p in exported.named_parameters():
         assert torch.equal(p, saved[n]), n
 
 
 def test_train_checks_count_and_weights_are_complete(text_model_path):
-    w = TrainerWorker(text_model_path, warmup_steps=0, dtype="float64", micro_batch_size=4,
+    w = TrainerWorker(text_model_path, family=TEXT, warmup_steps=0, dtype="float64", micro_batch_size=4,
                       freeze={"lm_embeddings": True})
     batch = text_batch(seed=7)
     with pytest.raises(ValueError, match="global_num_seqs"):
@@ -177,16 +178,17 @@ def test_activation_checkpointing_gives_the_same_step(family, text_model_path, o
         path, batch = text_model_path, text_batch(seed=4)
     else:
         path = omni_model_path
-        proc = load_processor(path)
+        proc = load_processor(path, OMNI)
         batch = TrainBatch(prompts=[mm_prompt(proc, "image", 0), mm_prompt(proc, "image+audio", 1)],
                            sequences=random_sequences(2, 3, seed=2))
-    plain = TrainerWorker(path, warmup_steps=0, dtype="float64", micro_batch_size=4)
-    ckpt = TrainerWorker(path, warmup_steps=0, dtype="float64", micro_batch_size=4, activation_checkpointing=True)
-    layers = ckpt.adapter.decoder().layers
-    assert all(type(layer).__name__ == type(plain.adapter.decoder().layers[0]).__name__ for layer in layers)
+    fam = TEXT if family == "text" else OMNI
+    plain = TrainerWorker(path, family=fam, warmup_steps=0, dtype="float64", micro_batch_size=4)
+    ckpt = TrainerWorker(path, family=fam, warmup_steps=0, dtype="float64", micro_batch_size=4, activation_checkpointing=True)
+    layers = ckpt.fwd.decoder().layers
+    assert all(type(layer).__name__ == type(plain.fwd.decoder().layers[0]).__name__ for layer in layers)
     calls = {"plain": 0, "ckpt": 0}
     for key, worker in (("plain", plain), ("ckpt", ckpt)):  # runs of the first layer's MLP (hooks are off in the
-        inner = worker.adapter.decoder().layers[0].mlp      # recompute, so count the forward itself)
+        inner = worker.fwd.decoder().layers[0].mlp      # recompute, so count the forward itself)
 
         def counted(*args, _forward=inner.forward, _key=key, **kwargs):
             calls[_key] += 1
@@ -210,7 +212,7 @@ def test_activation_checkpointing_gives_the_same_step(family, text_model_path, o
 def _mixed_precision_rank(rank: int, port: int, model_path: str, batch: TrainBatch, out: str) -> None:
     from pathlib import Path
 
-    worker = TrainerWorker(model_path, warmup_steps=0,
+    worker = TrainerWorker(model_path, family=resolve_family(model_path), warmup_steps=0,
                            dtype="bfloat16", micro_batch_size=4, strategy="fsdp2", rank=rank,
                            world_size=1, master_addr="127.0.0.1", master_port=port, mixed_precision="bfloat16")
     logp = worker.compute_logp(batch)
@@ -230,7 +232,7 @@ def test_fsdp2_bf16_mixed_precision_keeps_fp32_master_weights(text_model_path, t
     from training_helpers import run_two_ranks
 
     batch = text_batch(seed=5)
-    fp32 = TrainerWorker(text_model_path, warmup_steps=0, dtype="float32", micro_batch_size=4)
+    fp32 = TrainerWorker(text_model_path, family=TEXT, warmup_steps=0, dtype="float32", micro_batch_size=4)
     logp32 = fp32.compute_logp(batch)
     m32 = reduce_metrics([fp32.train_step(batch, global_num_seqs=batch.num_weighted)])
     [mixed] = run_two_ranks(_mixed_precision_rank, text_model_path, batch, out_dir=tmp_path, world_size=1)
@@ -239,7 +241,7 @@ def test_fsdp2_bf16_mixed_precision_keeps_fp32_master_weights(text_model_path, t
     assert reduce_metrics([mixed["metrics"]])["train/loss"] == pytest.approx(m32["train/loss"], abs=0.05)
     assert mixed["param_dtypes"] == mixed["grad_dtypes"] == mixed["adam_dtypes"] == {torch.float32}
     with pytest.raises(ValueError, match="needs strategy='fsdp2'"):
-        TrainerWorker(text_model_path, warmup_steps=0, mixed_precision="bfloat16")
+        TrainerWorker(text_model_path, family=TEXT, warmup_steps=0, mixed_precision="bfloat16")
 
 
 def test_a_second_process_group_is_refused_with_what_to_do():
@@ -264,8 +266,8 @@ def _sharded_load_rank(rank: int, port: int, model_path: str, world_size: int, o
     from pathlib import Path
 
     try:
-        worker = TrainerWorker(model_path, warmup_steps=0, strategy="fsdp2", rank=rank, world_size=world_size,
-                               master_addr="127.0.0.1", master_port=port, num_threads=1)
+        worker = TrainerWorker(model_path, family=resolve_family(model_path), warmup_steps=0, strategy="fsdp2", rank=rank,
+                               world_size=world_size, master_addr="127.0.0.1", master_port=port, num_threads=1)
     except KeyError as e:  # a checkpoint that lacks a weight
         torch.save({"error": str(e)}, Path(out) / f"{rank}.pt")
         return
@@ -289,7 +291,7 @@ def test_fsdp2_ranks_read_only_their_shards_and_hold_the_checkpoint(family, tmp_
 
     path = str(build_tiny_model(family))
     ranks = run_two_ranks(_sharded_load_rank, path, 2, out_dir=tmp_path)
-    model = load_model(path, "float32", family=family)
+    model = load_model(path, "float32", family=get_family(family))
     assert ranks[0]["params"].keys() == dict(model.named_parameters()).keys()
     for n, p in model.named_parameters():
         assert torch.equal(ranks[0]["params"][n], p.detach()), n

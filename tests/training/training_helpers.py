@@ -5,8 +5,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from omni_rl.data.render import AUDIO_IN_VIDEO, processor_kwargs
+from omni_rl.data.render import processor_kwargs
+from omni_rl.models.families import get_family
+from omni_rl.models.families.omni import AUDIO_IN_VIDEO
 from omni_rl.training.batch import TrainBatch, TrainPrompt, TrainSequence
+
+TEXT, OMNI = get_family("text"), get_family("omni")  # the families of the `text_model_path` / `omni_model_path` models
 
 
 def mm_prompt(processor, kind: str, seed: int) -> TrainPrompt:

@@ -1,12 +1,17 @@
 """Model families: everything omni-rl knows about one kind of checkpoint, one module per family.
 
 A family module (`omni_rl/models/families/<name>.py`) defines `FAMILY = ModelFamily(...)`: which `config.json`
-architectures it owns, the transformers class that loads it and the submodule that trains, checkpoint key names,
-the trainer forward adapter (encoder-once), the tokenizer's named media tokens and chat-template strings, the
-modalities it reads, vLLM's per-prompt media limits, fixes applied on load, and the tiny offline builder. Everything
-else (policy loading, the tiny builder, the tokenizer, freezing groups, the warm start, the rollout workers) asks
-this registry. Adding a family is one module plus its entry in the shared family tests
-(`tests/models/test_families.py` parametrises over `family_names()`).
+architectures / model types it owns, the transformers class that loads it and the submodule that trains, checkpoint
+key names, its trainer forward (`FamilyForward`, encoder-once), the tokenizer's named media tokens and
+chat-template strings, the modalities it reads, vLLM's per-prompt media limits and refit hooks, fixes applied on
+load, its parameter-group name rules, and the tiny offline builder. The registered families are `family_names()`
+(an unknown checkpoint's error lists them with what they own).
+
+The controller resolves the family ONCE (`resolve_family`: from the checkpoint's config.json, or the tiny family
+`model.family` names when there is no checkpoint path) and passes the `ModelFamily` object on to policy loading, the
+warm start, the trainer workers and the rollout workers (it pickles by reference: every field is a module-level
+name). Nothing below the controller reads config.json to find the family again. Adding a family is one module plus
+its entry in the shared family tests (`tests/models/test_families.py` parametrises over `family_names()`).
 
 Family modules import torch / transformers; this package does not: `family_names()` lists the modules without
 importing them, and `get_family` imports one on first use.
@@ -32,13 +37,21 @@ class ModelFamily:
     name: str
     summary: str  # one line: what the family is (listed in errors and `docs/models.md`)
     hf_class: str  # transformers class that loads the checkpoint dir
-    adapter: type  # trainer forward adapter (`omni_rl.training.forward.ModelAdapter` subclass)
+    forward: type  # the trainer's forward pieces (`omni_rl.models.forward.FamilyForward` or a subclass)
     architectures: tuple[str, ...] = ()  # config.json `architectures[0]` values it owns
     architecture_suffix: str = ""  # ... or any architecture ending with this (text: "ForCausalLM")
+    # config.json `model_type` values it owns, for a config.json without `architectures` (as a transformers config's
+    # `save_pretrained` writes it)
+    model_types: tuple[str, ...] = ()
     submodule: str | None = None  # attribute of the loaded model that is trained and scored ("thinker")
     # (in-memory prefix, checkpoint prefix) of the trained module's parameter names, first match wins
     key_prefixes: tuple[tuple[str, str], ...] = ()
     modalities: frozenset[str] = frozenset({"text"})  # row modalities it reads (data.types.MODALITIES)
+    # mm_tensors key `render_prompt` sets on a prompt whose videos carry their own audio track (None: not read)
+    audio_in_video_key: str | None = None
+    # (group, regex) parameter-name rules of the family's own modules, tried before the shared ones
+    # (`omni_rl.models.parts`); the first match decides a parameter's group
+    param_rules: tuple[tuple[str, str], ...] = ()
     mm_limits: Mapping[str, int] | None = None  # vLLM `limit_mm_per_prompt`
     tokenizer_only: bool = False  # the processor is the tokenizer (text-only checkpoints)
     # tokenizer attribute -> token string, the names the family's HF processor looks its placeholders up by
@@ -62,6 +75,9 @@ class ModelFamily:
     # the names the fixup reads start with one of these (a streamed refit keeps only those until the reload ends);
     # empty: it may read any weight
     vllm_refit_fixup_prefixes: tuple[str, ...] = ()
+    # vllm_after_reload(vllm_model) -> modules touched: run in the engine after every weight reload, for layers whose
+    # forward reads a copy of a reloaded weight (None: nothing to refresh)
+    vllm_after_reload: Callable[[Any], int] | None = None
     # substrings of parameter names that never train (vLLM ignores those weights, so training them would make the
     # rollouts and the trainer disagree)
     never_train: tuple[str, ...] = ()
@@ -129,25 +145,35 @@ def tiny_families() -> tuple[str, ...]:
 
 
 def family_of_config(config: Mapping[str, Any], where: str = "config.json") -> ModelFamily:
-    """The family owning a checkpoint's config.json contents (its `architectures[0]`; exact names win over
-    suffix rules); UnknownModelError, one line naming the supported families, when none does."""
+    """The family owning a checkpoint's config.json contents: by its `architectures[0]` (exact names win over
+    suffix rules) or, when it has no `architectures` (a transformers config's own `save_pretrained`), by its
+    `model_type`; UnknownModelError, one line naming the supported families, when none does."""
     archs = config.get("architectures") or []  # third-party input: a missing key is an unknown model
     arch = archs[0] if archs and isinstance(archs[0], str) else ""
+    model_type = config.get("model_type")
     families = [get_family(n) for n in family_names()]
-    for match in (lambda f: arch in f.architectures, lambda f: f.owns(arch)):
+    rules = ((lambda f: arch in f.architectures, lambda f: f.owns(arch)) if arch
+             else (lambda f: model_type in f.model_types,))
+    for match in rules:
         for f in families:
             if match(f):
                 return f
     supported = "; ".join(f"{f.name}: {', '.join(f.architectures) or '*' + f.architecture_suffix}"
+                          + (f" (model_type {', '.join(f.model_types)})" if f.model_types else "")
                           for f in families)
     raise UnknownModelError(f"{where}: architecture {arch or '(none)'!r} (model_type "
-                            f"{config.get('model_type')!r}) is not supported; supported families -- {supported}. "
+                            f"{model_type!r}) is not supported; supported families -- {supported}. "
                             "A new one is a module in omni_rl/models/families/ (docs/models.md)")
 
 
-def detect_family(path: str | Path) -> str:
-    """Name of the family of the checkpoint dir `path` (from its config.json)."""
+def resolve_family(path: str | Path | None, tiny: str | None = None) -> ModelFamily:
+    """THE family lookup of a run, done once by the controller: the family of the checkpoint dir `path` (from its
+    config.json), or, when `path` is None, the tiny family named `tiny` (`model.family`)."""
+    if path is None:
+        if tiny is None:
+            raise ValueError("resolve_family: give a checkpoint dir or the name of a tiny family")
+        return get_family(tiny)
     config_file = Path(path) / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{path} is not an HF checkpoint dir (no config.json)")
-    return family_of_config(json.loads(config_file.read_text()), str(config_file)).name
+    return family_of_config(json.loads(config_file.read_text()), str(config_file))

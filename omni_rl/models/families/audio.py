@@ -16,14 +16,14 @@ from torch import Tensor
 
 from omni_rl.models.families import ModelFamily
 from omni_rl.models.tiny import AUDIO, MEDIA, MM_TEXT, feature_extractor, set_generation_ids, text_config
-from omni_rl.training.forward import ModelAdapter
+from omni_rl.models.forward import FamilyForward
 
 TINY_SPEC: dict[str, Any] = dict(text=MM_TEXT, audio=dict(AUDIO, max_source_positions=1500), media=MEDIA,
                                  vocab_size=1024)
 AUDIO_STRING = "<|audio_bos|><|AUDIO|><|audio_eos|>"
 
 
-class AudioAdapter(ModelAdapter):
+class AudioForward(FamilyForward):
     """transformers has no `get_audio_features` for Qwen2-Audio: `encode` restates the audio branch of
     `Qwen2AudioModel.forward` (processor-expanded placeholders); the per-rollout test guards it."""
 
@@ -76,8 +76,9 @@ FAMILY = ModelFamily(
     name="audio",
     summary="Qwen2-Audio: text, audio",
     hf_class="Qwen2AudioForConditionalGeneration",
-    adapter=AudioAdapter,
+    forward=AudioForward,
     architectures=("Qwen2AudioForConditionalGeneration",),
+    model_types=("qwen2_audio",),
     key_prefixes=(("model.audio_tower.", "audio_tower."), ("model.multi_modal_projector.", "multi_modal_projector."),
                   ("model.language_model.", "language_model.model."), ("lm_head.", "language_model.lm_head.")),
     modalities=frozenset({"text", "audio"}),

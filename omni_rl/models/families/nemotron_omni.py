@@ -47,7 +47,7 @@ from torch import Tensor
 
 from omni_rl.models.families import ModelFamily
 from omni_rl.models.tiny import set_generation_ids
-from omni_rl.training.forward import ModelAdapter
+from omni_rl.models.forward import FamilyForward
 
 # Nemotron's own placeholder strings (the processor looks up image / video / audio tokens and the image delimiters
 # by name on the tokenizer; the audio delimiters are fixed strings in the processor).
@@ -246,7 +246,7 @@ def _media_budget(processor_config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class NemotronOmniAdapter(ModelAdapter):
+class NemotronOmniForward(FamilyForward):
     """Nemotron 3 Nano Omni: the decoder is the NemotronH backbone (`language_model.model`, no position ids), the
     head `language_model.lm_head`; images and audio clips go through the model's own `get_image_features` /
     `get_audio_features` (RADIO + pixel shuffle + projector; Parakeet + `embed_audio`)."""
@@ -325,13 +325,34 @@ def build_tiny(out: Path, *, seed: int, spec: dict[str, Any]) -> None:
     proc.save_pretrained(out)
 
 
+def refresh_mamba_conv_weights(vllm_model: Any) -> int:
+    """Copy each Mamba mixer's reloaded conv1d weight into the `conv_weights` buffer its forward reads; returns how
+    many it copied (the family's `vllm_after_reload`). vLLM 0.32's MambaMixer2 registers `conv_weights` as a view of
+    `conv1d.weight`'s storage when it is built. On CPUs with AVX-512 BF16, loading then packs the conv weight into
+    NEW storage (`causal_conv1d_weight_pack`, keeping the plain weight as `conv1d._cpu_unpacked_conv_weight`), so the
+    buffer keeps the first load's values and an in-place refit never reaches the convolution (measured on the tiny
+    nemotron_omni: first-token logp 0.29 away from the trainer's after a refit of only the conv weights). Elsewhere
+    the buffer shares the weight's storage and there is nothing to copy."""
+    copied = 0
+    with torch.no_grad():
+        for module in vllm_model.modules():
+            plain = getattr(getattr(module, "conv1d", None), "_cpu_unpacked_conv_weight", None)
+            target = getattr(module, "conv_weights", None)
+            if plain is None or target is None or target.data_ptr() == plain.data_ptr():
+                continue
+            target.copy_(plain.reshape(target.shape))
+            copied += 1
+    return copied
+
+
 FAMILY = ModelFamily(
     name="nemotron_omni",
     summary="Nemotron 3 Nano Omni (NemotronH Mamba/attention/MoE LM, RADIO vision, Parakeet audio): text, image, "
             "audio",
     hf_class="NemotronH_Omni_Reasoning_V3",
-    adapter=NemotronOmniAdapter,
+    forward=NemotronOmniForward,
     architectures=("NemotronH_Omni_Reasoning_V3", "NemotronH_Nano_Omni_Reasoning_V3"),
+    model_types=("nemotron_h_omni",),
     modalities=frozenset({"text", "image", "audio"}),
     mm_limits={"image": 2, "audio": 2},
     named_tokens=NAMED_TOKENS,
@@ -344,6 +365,11 @@ FAMILY = ModelFamily(
     vllm_refit_fixup=refit_projector,
     vllm_refit_fixup_prefixes=("mlp1.",),
     never_train=(".layer_scale",),
+    # RADIO is `vision_model`, the audio projector `embed_audio`, the NemotronH input embeddings
+    # `language_model.model.embeddings`, its MoE router `<layer>.mixer.gate`
+    param_rules=(("projector", r"(^|\.)embed_audio\."), ("vision_encoder", r"(^|\.)vision_model\."),
+                 ("lm_embeddings", r"^language_model\.model\.embeddings\."), ("router", r"\.mixer\.gate\.")),
+    vllm_after_reload=refresh_mamba_conv_weights,
     tiny_spec=TINY_SPEC,
     tiny_variants=TINY_VARIANTS,
     tiny_variant_needs_gpu={None: MOE_NEEDS_GPU},

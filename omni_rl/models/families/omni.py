@@ -14,21 +14,29 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from omni_rl.data.render import AUDIO_IN_VIDEO
 from omni_rl.models.families import ModelFamily
+from omni_rl.models.families._qwen import visual_features
+from omni_rl.models.forward import FamilyForward
 from omni_rl.models.tiny import (AUDIO, MEDIA, MM_TEXT, MROPE, OMNI_MEDIA_STRINGS, VISION, feature_extractor,
                                  image_processor, set_generation_ids, text_config, video_processor)
-from omni_rl.training.forward import ModelAdapter, audio_in_video, visual_features
 
 TINY_SPEC: dict[str, Any] = dict(text=MM_TEXT, rope=MROPE, vision=VISION,
                                  audio=dict(AUDIO, max_source_positions=1500, n_window=100), media=MEDIA,
                                  vocab_size=1024)
+# mm_tensors key marking a prompt whose videos carry their own audio, interleaved in time (bool tensor [1]); the name
+# is the HF processor's / forward's kwarg. `omni_rl.data.render.render_prompt` sets it (ModelFamily.audio_in_video_key)
+AUDIO_IN_VIDEO = "use_audio_in_video"
 NAMED_TOKENS = {"image_token": "<|IMAGE|>", "video_token": "<|VIDEO|>", "audio_token": "<|AUDIO|>",
                 "vision_bos_token": "<|vision_bos|>", "vision_eos_token": "<|vision_eos|>",
                 "audio_bos_token": "<|audio_bos|>", "audio_eos_token": "<|audio_eos|>"}
 
 
-class OmniAdapter(ModelAdapter):
+def audio_in_video(mm: dict[str, Tensor]) -> bool:
+    flag = mm.get(AUDIO_IN_VIDEO)
+    return flag is not None and bool(flag.any())
+
+
+class OmniForward(FamilyForward):
     """Qwen2.5-Omni thinker (`Qwen2_5OmniThinkerForConditionalGeneration`). A prompt whose videos carry their own
     soundtrack (`mm["use_audio_in_video"]`, set by `render_prompt`) has its video and audio tokens interleaved in 2 s
     chunks; the features still fill each modality's placeholders in order, and the M-RoPE positions follow HF's
@@ -54,6 +62,9 @@ class OmniAdapter(ModelAdapter):
                                            fam.sum(-1) if fam is not None else None,
                                            mm.get("video_second_per_grid"))
         return pos[:, 0]  # [3, L]
+
+    def positions_per_prompt(self, mm: dict[str, Tensor]) -> bool:
+        return audio_in_video(mm)
 
     def hf_logits(self, input_ids: Tensor, attention_mask: Tensor, mm: dict[str, Tensor],
                   position_ids: Tensor | None = None) -> Tensor:
@@ -107,11 +118,13 @@ FAMILY = ModelFamily(
     name="omni",
     summary="Qwen2.5-Omni thinker: text, image, video, audio, video with its own soundtrack",
     hf_class="Qwen2_5OmniForConditionalGeneration",
-    adapter=OmniAdapter,
+    forward=OmniForward,
     architectures=("Qwen2_5OmniForConditionalGeneration", "Qwen2_5OmniModel"),
+    model_types=("qwen2_5_omni",),
     submodule="thinker",
     key_prefixes=(("", "thinker."),),
     modalities=frozenset({"text", "image", "video", "audio", "omni"}),
+    audio_in_video_key=AUDIO_IN_VIDEO,
     mm_limits={"image": 2, "video": 1, "audio": 2},
     named_tokens=NAMED_TOKENS,
     media_strings=OMNI_MEDIA_STRINGS,

@@ -10,7 +10,7 @@ from typing import Any
 
 from omni_rl.models.families import ModelFamily
 from omni_rl.models.tiny import OMNI_MEDIA_STRINGS, set_generation_ids
-from omni_rl.training.forward import ModelAdapter
+from omni_rl.models.forward import FamilyForward
 
 TINY_SPEC: dict[str, Any] = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
                                  num_key_value_heads=1, head_dim=32, max_position_embeddings=4096, vocab_size=1024)
@@ -35,8 +35,9 @@ FAMILY = ModelFamily(
     name="text",
     summary="any transformers causal LM (*ForCausalLM); tiny: Qwen3-style",
     hf_class="AutoModelForCausalLM",
-    adapter=ModelAdapter,
+    forward=FamilyForward,
     architecture_suffix="ForCausalLM",
+    model_types=("qwen3", "qwen2", "llama"),
     tokenizer_only=True,
     # text rows have no media; the template keeps the omni strings so the tiny text checkpoint stays byte-identical
     media_strings=OMNI_MEDIA_STRINGS,

@@ -2,28 +2,83 @@
 model.model.visual): text + image + video in.
 
 Checkpoint names: `model.language_model.*` -> `model.*`, `model.visual.*` -> `visual.*`. On load, the video M-RoPE
-rule is replaced by vLLM's (`omni_rl.models.adapters.fix_qwen2_5_vl_rope`: text after a video starts at the
-maximum position so far + 1).
+rule is replaced by vLLM's (`fix_qwen2_5_vl_rope`, the family's `after_load`: text after a video starts at the
+maximum position so far + 1), so that the trainer scores exactly what vLLM generated from.
+
+Why: transformers 5.19's Qwen2.5-VL `get_rope_index` starts the text after a video at
+`start + max(h, w) / merge` (the spatial extent only), while the original Qwen2.5-VL rule -- and vLLM 0.32 --
+continue at `max(position ids so far) + 1`, which includes the video's scaled temporal extent
+`(t - 1) * tokens_per_second * seconds_per_grid`. Images (t = 1) agree either way; for a video longer than it is
+wide the token positions after it differ and HF's logprobs drift from vLLM's (measured 2e-3 on the first generated
+token of the tiny model). The replacement below keeps HF's grouping by `mm_token_type_ids` and its vision position
+ids, and only changes where the next text segment starts.
 """
 
 from __future__ import annotations
 
+import itertools
+import types
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from omni_rl.models.adapters import fix_qwen2_5_vl_rope
 from omni_rl.models.families import ModelFamily
+from omni_rl.models.families._qwen import visual_features
+from omni_rl.models.forward import FamilyForward
 from omni_rl.models.tiny import (MEDIA, MM_TEXT, MROPE, VISION, image_processor, set_generation_ids, text_config,
                                  video_processor)
-from omni_rl.training.forward import ModelAdapter, visual_features
 
 TINY_SPEC: dict[str, Any] = dict(text=MM_TEXT, rope=MROPE, vision=VISION, media=MEDIA, vocab_size=1024)
 
 
-class VLAdapter(ModelAdapter):
+def _vl_rope_index(self: Any, input_ids: Any, mm_token_type_ids: Any, image_grid_thw: Any = None,
+                   video_grid_thw: Any = None, second_per_grid_ts: Any = None, attention_mask: Any = None,
+                   **kwargs: Any) -> tuple[Any, Any]:
+    """`(position_ids [3, B, T], rope_deltas [B, 1])` with vLLM's rule: each segment starts at max(previous) + 1."""
+    import torch
+
+    merge = self.config.vision_config.spatial_merge_size
+    tokens_per_second = self.config.vision_config.tokens_per_second
+    grids = {1: iter(image_grid_thw if image_grid_thw is not None else []),
+             2: iter(video_grid_thw if video_grid_thw is not None else [])}
+    seconds = iter(second_per_grid_ts if second_per_grid_ts is not None else [])
+    batch, length = input_ids.shape
+    position_ids = torch.zeros(3, batch, length, dtype=input_ids.dtype, device=input_ids.device)
+    deltas = []
+    for b in range(batch):
+        keep = (attention_mask[b].bool() if attention_mask is not None
+                else torch.ones(length, dtype=torch.bool, device=input_ids.device))
+        kinds = mm_token_type_ids[b][keep].tolist()
+        pieces, start = [], 0
+        for kind, run in itertools.groupby(kinds):
+            n = len(list(run))
+            if kind == 0:
+                pieces.append(torch.arange(n, device=input_ids.device).view(1, -1).expand(3, -1) + start)
+                start += n
+                continue
+            while n > 0:  # consecutive items of one modality form a single run
+                grid = next(grids[kind])
+                interval = tokens_per_second * next(seconds) if kind == 2 else 1
+                piece = self.get_vision_position_ids(start, grid, 1, merge, interval, device=input_ids.device)
+                pieces.append(piece)
+                start = int(piece.max()) + 1
+                n -= piece.shape[1]
+        positions = torch.cat(pieces, dim=1)
+        position_ids[:, b, keep] = positions.to(position_ids.dtype)
+        deltas.append(int(positions.max()) + 1 - int(keep.sum()))
+    return position_ids, torch.tensor(deltas, device=input_ids.device).unsqueeze(1)
+
+
+def fix_qwen2_5_vl_rope(model: Any) -> Any:
+    """Bind `_vl_rope_index` as `get_rope_index` of the Qwen2_5_VLModel inside `model` (in place; returns model)."""
+    inner = model.model if hasattr(model, "model") else model
+    inner.get_rope_index = types.MethodType(_vl_rope_index, inner)
+    return model
+
+
+class VLForward(FamilyForward):
     """Qwen2.5-VL: the LM decoder is `model.model.language_model`; images and videos go through its vision tower."""
 
     family = "vl"
@@ -74,8 +129,9 @@ FAMILY = ModelFamily(
     name="vl",
     summary="Qwen2.5-VL: text, image, video",
     hf_class="Qwen2_5_VLForConditionalGeneration",
-    adapter=VLAdapter,
+    forward=VLForward,
     architectures=("Qwen2_5_VLForConditionalGeneration",),
+    model_types=("qwen2_5_vl",),
     key_prefixes=(("model.language_model.", "model."), ("model.visual.", "visual."), ("lm_head.", "lm_head.")),
     modalities=frozenset({"text", "image", "video"}),
     mm_limits={"image": 2, "video": 1},

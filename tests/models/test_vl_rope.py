@@ -1,4 +1,5 @@
-"""The Qwen2.5-VL M-RoPE fix: text after a video continues at max(positions) + 1 (vLLM / original Qwen2.5-VL)."""
+"""The Qwen2.5-VL M-RoPE fix (`omni_rl.models.families.vl.fix_qwen2_5_vl_rope`, applied on load): text after a video
+continues at max(positions) + 1 (vLLM / original Qwen2.5-VL)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import torch
 
 
 def test_vl_rope_index_text_after_video_hand_computed(tiny_dir):
-    from omni_rl.models import load_policy
+    from omni_rl.models import get_family, load_policy
 
-    model, _ = load_policy(tiny_dir("vl"))
+    model, _ = load_policy(tiny_dir("vl"), get_family("vl"))
     cfg = model.config
     assert cfg.vision_config.tokens_per_second == 4 and cfg.vision_config.spatial_merge_size == 2
     video = cfg.video_token_id
@@ -30,9 +31,9 @@ def test_vl_rope_index_text_after_video_hand_computed(tiny_dir):
 
 def test_vl_rope_index_images_unchanged_and_padding(tiny_dir):
     """Images (t = 1) give the same positions as transformers' own rule; left padding is skipped."""
-    from omni_rl.models import load_policy
+    from omni_rl.models import get_family, load_policy
 
-    model, _ = load_policy(tiny_dir("vl"))
+    model, _ = load_policy(tiny_dir("vl"), get_family("vl"))
     img = model.config.image_token_id
     ids = torch.tensor([[0, 0, 11] + [img] * 4 + [13]])
     types = torch.tensor([[0, 0, 0] + [1] * 4 + [0]])

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from omni_rl.data.types import Sample
-from omni_rl.models.warm_start import (ABSTAIN_TEXT, THINK_HINT, answer_candidates, answer_pools, confused_text,
-                                       gold_text, sample_confused, sample_gold, target_text, warm_start)
+from omni_rl.models.families import get_family
+from omni_rl.training.warm_start import (ABSTAIN_TEXT, THINK_HINT, answer_candidates, answer_pools, confused_text,
+                                         gold_text, sample_confused, sample_gold, target_text, warm_start)
 from omni_rl.verifiers import reward
 
 
@@ -70,20 +71,20 @@ def test_warm_start_teaches_format_and_is_cached(tmp_path, tiny_dir):
 
     suite = generate_suite(tmp_path / "suite", tasks=["text_math"], n_per_task=16, seed=3)
     base = tiny_dir("text")
-    kw = dict(steps=60, lr=3e-3, seed=0, label_noise=0.0, batch_size=4, max_read_steps=0)
+    kw = dict(family=get_family("text"), steps=60, lr=3e-3, seed=0, label_noise=0.0, batch_size=4, max_read_steps=0)
     out = warm_start(base, suite, **kw)
     assert out.parent == base.parent and out.name.startswith(base.name + "-")
     mtime = (out / "model.safetensors").stat().st_mtime_ns
     assert warm_start(base, suite, **kw) == out
     assert (out / "model.safetensors").stat().st_mtime_ns == mtime  # cache hit, not retrained
-    model, tok = load_policy(out)
+    model, tok = load_policy(out, get_family("text"))
     prompt = render_prompt(load_samples(suite).samples[0], tok, enable_thinking=True, video_fps=2.0,
                            video_max_frames=8)
     ids = torch.tensor([prompt.prompt_ids])
     gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=24, do_sample=False)
     text = tok.decode(gen[0, ids.shape[1]:])
     assert text.startswith(f"<think>\n{THINK_HINT}\n</think>\n\n\\boxed{{"), text
-    base_model, _ = load_policy(base)
+    base_model, _ = load_policy(base, get_family("text"))
     assert not torch.equal(base_model.lm_head.weight, model.lm_head.weight)
 
 
@@ -97,7 +98,8 @@ def test_warm_start_keeps_checkpoint_names(family, tmp_path, tiny_dir):
 
     suite = generate_suite(tmp_path / "suite", tasks=["audio_pitch", "text_math"], n_per_task=2, seed=0)
     base = tiny_dir(family)
-    out = warm_start(base, suite, steps=1, lr=1e-3, seed=0, label_noise=0.0, batch_size=2, max_read_steps=0)
+    out = warm_start(base, suite, family=get_family(family), steps=1, lr=1e-3, seed=0, label_noise=0.0, batch_size=2,
+                     max_read_steps=0)
     with safe_open(str(base / "model.safetensors"), "pt") as a, safe_open(str(out / "model.safetensors"), "pt") as b:
         assert set(a.keys()) == set(b.keys())
     assert {f.name for f in base.iterdir()} <= {f.name for f in out.iterdir()}
@@ -113,8 +115,8 @@ def test_warm_start_reads_first_then_imitates_the_flawed_teacher(tmp_path, tiny_
     from omni_rl.data.synthetic import generate_suite
 
     suite = generate_suite(tmp_path / "suite", tasks=["text_math"], n_per_task=8, seed=1)
-    out = warm_start(tiny_dir("text"), suite, steps=40, lr=3e-3, seed=0, label_noise=0.8, batch_size=8,
-                     read_target=0.9, max_read_steps=400, check_every=20)
+    out = warm_start(tiny_dir("text"), suite, family=get_family("text"), steps=40, lr=3e-3, seed=0, label_noise=0.8,
+                     batch_size=8, read_target=0.9, max_read_steps=400, check_every=20)
     report = json.loads((out / "warm_start.json").read_text())
     assert 0 < report["read_steps"] < 400 and report["read_steps"] % 20 == 0, report
     assert report["read_preference"]["text_math"] >= 0.9, report
@@ -127,7 +129,7 @@ def test_concurrent_warm_starts_train_once(tmp_path, monkeypatch):
     import threading
     import time
 
-    import omni_rl.models.warm_start as ws
+    import omni_rl.training.warm_start as ws
 
     model = tmp_path / "models" / "tiny-omni"
     model.mkdir(parents=True)
@@ -135,7 +137,7 @@ def test_concurrent_warm_starts_train_once(tmp_path, monkeypatch):
     suite.write_text("{}\n")
     calls = []
 
-    def fake_train(model_dir, suite_jsonl, out, **kw):  # stands in for the training loop only
+    def fake_train(model_dir, family, suite_jsonl, out, **kw):  # stands in for the training loop only
         calls.append(out)
         time.sleep(0.5)
         (out / "config.json").write_text("{}")
@@ -143,7 +145,9 @@ def test_concurrent_warm_starts_train_once(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ws, "_train", fake_train)
     results = []
-    threads = [threading.Thread(target=lambda: results.append(warm_start(model, suite, steps=7))) for _ in range(2)]
+    omni = get_family("omni")
+    threads = [threading.Thread(target=lambda: results.append(warm_start(model, suite, family=omni, steps=7)))
+               for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
@@ -158,7 +162,7 @@ def test_focus_draws_three_quarters_from_unread_sources():
     focus, or once nothing is unread, the draws are plain shuffled epochs over all rows."""
     import random
 
-    from omni_rl.models.warm_start import _Phase
+    from omni_rl.training.warm_start import _Phase
 
     sources = ["a"] * 10 + ["b"] * 10 + ["c"] * 10
 

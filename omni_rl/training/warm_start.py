@@ -40,9 +40,12 @@ import random
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omni_rl.locks import waiting_lock
+
+if TYPE_CHECKING:
+    from omni_rl.models.families import ModelFamily
 
 log = logging.getLogger(__name__)
 
@@ -121,13 +124,13 @@ def confused_text(verifier: str, answer: Any, kwargs: dict[str, Any], pool: list
     return _next_in(sorted(set(pool)), gold)
 
 
-def warm_start(model_dir: str | Path, suite_jsonl: str | Path, *, steps: int = 500, lr: float = 1e-3,
-               batch_size: int = 16, label_noise: float = 0.6, seed: int = 0, read_target: float = 0.9,
-               max_read_steps: int = 3000, check_every: int = 50, focus: bool = False, check_rows: int = 0,
-               video_fps: float = 4.0, video_max_frames: int = 8) -> Path:
-    """Return the warm-started checkpoint dir (built on first call, cached). Two phases (module docstring): clean
-    labels until every source is read (`read_target`, checked every `check_every` steps, at most `max_read_steps`),
-    then `steps` steps of the flawed teacher (`label_noise`). What each phase reached is in `warm_start.json`.
+def warm_start(model_dir: str | Path, suite_jsonl: str | Path, *, family: ModelFamily, steps: int = 500,
+               lr: float = 1e-3, batch_size: int = 16, label_noise: float = 0.6, seed: int = 0,
+               read_target: float = 0.9, max_read_steps: int = 3000, check_every: int = 50, focus: bool = False,
+               check_rows: int = 0, video_fps: float = 4.0, video_max_frames: int = 8) -> Path:
+    """Return the warm-started checkpoint dir of `model_dir`, a checkpoint of `family` (built on first call, cached).
+    Two phases (module docstring): clean labels until every source is read (`read_target`, checked every
+    `check_every` steps, at most `max_read_steps`), then `steps` steps of the flawed teacher (`label_noise`). What each phase reached is in `warm_start.json`.
 
     Many sources (a suite for every modality) learn slowly when each gets 1/K of the batch: `focus=True` draws 3/4 of
     each reading batch from the sources not read yet at the last check (the rest from all rows, so read sources are
@@ -147,7 +150,7 @@ def warm_start(model_dir: str | Path, suite_jsonl: str | Path, *, steps: int = 5
             return final
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=model_dir.parent))
         try:
-            report = _train(model_dir, suite_jsonl, tmp, steps=steps, lr=lr, batch_size=batch_size,
+            report = _train(model_dir, family, suite_jsonl, tmp, steps=steps, lr=lr, batch_size=batch_size,
                             label_noise=label_noise, seed=seed, read_target=read_target, max_read_steps=max_read_steps,
                             check_every=check_every, focus=focus, check_rows=check_rows, video_fps=video_fps,
                             video_max_frames=video_max_frames)
@@ -162,28 +165,25 @@ def _file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: float, batch_size: int,
-           label_noise: float, seed: int, read_target: float, max_read_steps: int, check_every: int, focus: bool,
-           check_rows: int, video_fps: float, video_max_frames: int) -> dict:
+def _train(model_dir: Path, family: ModelFamily, suite_jsonl: Path, out: Path, *, steps: int, lr: float,
+           batch_size: int, label_noise: float, seed: int, read_target: float, max_read_steps: int,
+           check_every: int, focus: bool, check_rows: int, video_fps: float, video_max_frames: int) -> dict:
     import torch
 
     from omni_rl.data.loading import load_samples
     from omni_rl.data.render import render_prompt, tokenizer_of
-    from omni_rl.models.families import get_family
-    from omni_rl.models.policy import detect_family, load_model, load_processor, save_policy
-    from omni_rl.training.forward import make_adapter
+    from omni_rl.models.policy import load_model, load_processor, save_policy
 
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    family = detect_family(model_dir)
-    processor = load_processor(model_dir)
+    processor = load_processor(model_dir, family)
     tok = tokenizer_of(processor)
     samples = [s for s in load_samples(suite_jsonl, known_verifiers=lambda name: True).samples
-               if s.modality in get_family(family).modalities]  # rows of other modalities are skipped
+               if s.modality in family.modalities]  # rows of other modalities are skipped
     if not samples:
-        raise ValueError(f"no rows of {suite_jsonl} can be read by a {family} model")
-    prompts = [render_prompt(s, processor, enable_thinking=True, video_fps=video_fps, video_max_frames=video_max_frames)
-               for s in samples]
+        raise ValueError(f"no rows of {suite_jsonl} can be read by a {family.name} model")
+    prompts = [render_prompt(s, processor, enable_thinking=True, video_fps=video_fps, video_max_frames=video_max_frames,
+                             audio_in_video_key=family.audio_in_video_key) for s in samples]
     row_pools = answer_pools(samples)
     ids: dict[str, list[int]] = {}
 
@@ -197,7 +197,7 @@ def _train(model_dir: Path, suite_jsonl: Path, out: Path, *, steps: int, lr: flo
     candidates = [[target(a) for a in answer_candidates(s, pool)] for s, pool in zip(samples, row_pools)]
     model = load_model(model_dir, "float32", family=family)  # for omni: the thinker
     model.train()
-    phase = _Phase(make_adapter(model, family), prompts, golds, confused, candidates, [s.source for s in samples],
+    phase = _Phase(family.forward(model), prompts, golds, confused, candidates, [s.source for s in samples],
                    pad_id=tok.pad_token_id or 0, batch_size=batch_size, rng=rng, focus=focus, check_rows=check_rows)
     # phase 1: clean labels until the model reads every source (the step at which it does varies between machines)
     read_steps, read = phase.run(lr, max_read_steps, noise=0.0, until=read_target, check_every=check_every)
@@ -233,10 +233,10 @@ class _Phase:
     answers (`answer_candidates`; softmax over the whole targets' log-probs): chance when the model ignores the input,
     1 when it reads it and answers right."""
 
-    def __init__(self, adapter: Any, prompts: list[Any], golds: list[list[int]], confused: list[list[int]],
+    def __init__(self, fwd: Any, prompts: list[Any], golds: list[list[int]], confused: list[list[int]],
                  candidates: list[list[list[int]]], sources: list[str], *, pad_id: int, batch_size: int,
                  rng: random.Random, focus: bool = False, check_rows: int = 0):
-        self.adapter, self.prompts, self.golds, self.confused, self.sources = adapter, prompts, golds, confused, sources
+        self.fwd, self.prompts, self.golds, self.confused, self.sources = fwd, prompts, golds, confused, sources
         self.candidates = candidates
         self.pad_id, self.batch_size, self.rng, self.order = pad_id, batch_size, rng, []
         self.focus, self.check_rows = focus, check_rows
@@ -263,7 +263,7 @@ class _Phase:
 
         from omni_rl.training.forward import score
 
-        model = self.adapter.model
+        model = self.fwd.model
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.0)  # short memory: format first
         decay = max(steps, 1)  # warmup 20, then linear to 5%
@@ -285,7 +285,7 @@ class _Phase:
                 for _ in range(self.batch_size):
                     i = self._next()
                     pairs.append((self.prompts[i], self.confused[i] if self.rng.random() < noise else self.golds[i]))
-                scored = score(self.adapter, pair_batch(pairs), encoder_once=True, pad_id=self.pad_id)
+                scored = score(self.fwd, pair_batch(pairs), encoder_once=True, pad_id=self.pad_id)
                 loss = -(scored.logp * scored.mask).sum(1).mean()  # summed token NLL per row, row mean
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -310,7 +310,7 @@ class _Phase:
         with torch.no_grad():
             pairs = [(self.prompts[i], c) for i in rows for c in self.candidates[i]]
             seq = torch.cat([(out.logp * out.mask).sum(1) for out in
-                             (score(self.adapter, pair_batch(pairs[lo:lo + chunk]), encoder_once=True,
+                             (score(self.fwd, pair_batch(pairs[lo:lo + chunk]), encoder_once=True,
                                     pad_id=self.pad_id) for lo in range(0, len(pairs), chunk))])
             start = 0
             for i in rows:
