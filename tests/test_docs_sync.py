@@ -141,6 +141,21 @@ def test_objective_names_in_docs_equal_the_registry():
     assert listed == names, f"docs/training.md: objective table lists {sorted(listed)}, registry {sorted(names)}"
 
 
+def test_family_lists_in_docs_equal_the_registry():
+    from omni_rl.models.families import family_names
+
+    names = set(family_names())
+    table = _text(ROOT / "docs" / "models.md").split("## Families", 1)[1].split("\n\n| family |", 1)[1].split("\n\n")[0]
+    listed = set(re.findall(r"^\| `([a-z_0-9]+)`", table, flags=re.M))
+    assert listed == names, f"docs/models.md: family table lists {sorted(listed)}, registry {sorted(names)}"
+    readme = _text(ROOT / "README.md").split("one module per family (`omni_rl/models/families/`:", 1)[1].split(")", 1)[0]
+    listed = set(re.findall(r"`([a-z_0-9]+)` =", readme))
+    assert listed == names, f"README.md: the family list names {sorted(listed)}, registry {sorted(names)}"
+    for doc in DOCS:
+        for value in re.findall(r"model\.family=([A-Za-z_0-9]+)", _text(doc)):
+            assert value in names, f"{_rel(doc)}: model.family={value} is not a registered family {sorted(names)}"
+
+
 # signatures written out in docs code blocks: doc name -> the code symbol
 SIGNATURES = {
     "gspo_loss": "omni_rl.algorithms.gspo.gspo_loss", "grpo_loss": "omni_rl.algorithms.grpo.grpo_loss",
