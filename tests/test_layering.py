@@ -21,6 +21,7 @@ LAYERS = {
     "distributed": 0,  # Ray cluster and placement helpers
     "interrupts": 0,
     "locks": 0,
+    "paths": 0,  # the cache root
     "data": 1,  # rows, media, rendering; rows name verifiers
     "config": 2,  # the schema checks values against data (synthetic tasks) and verifiers (abstention markers)
     "environments": 2,  # dataset adapters: rows (data) and verifier names

@@ -26,9 +26,10 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from omni_rl.paths import cache_root
 
 CONVERTER_VERSION = 1
 
@@ -109,8 +110,8 @@ def cache_key(name: str) -> str:
 
 
 def default_cache() -> Path:
-    """`$OMNI_RL_CACHE` (default `~/.cache/omni_rl`), the root `omni_rl.wiring.cache.cache_dir` also uses."""
-    return Path(os.environ.get("OMNI_RL_CACHE", Path.home() / ".cache" / "omni_rl"))
+    """The cache root (`omni_rl.paths.cache_root`)."""
+    return cache_root()
 
 
 def pretrained_checkpoint(name: str, cache_dir: str | Path | None = None) -> Path:

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from omni_rl.paths import cache_root
 
 BUILDER_VERSION = 3
 
@@ -45,7 +46,7 @@ OMNI_MEDIA_STRINGS = {"image": "<|vision_bos|><|IMAGE|><|vision_eos|>", "video":
 
 def default_cache() -> Path:
     """`$OMNI_RL_CACHE/models` (default `~/.cache/omni_rl/models`)."""
-    return Path(os.environ.get("OMNI_RL_CACHE", Path.home() / ".cache" / "omni_rl")) / "models"
+    return cache_root() / "models"
 
 
 def spec_key(family: str, seed: int, spec: dict[str, Any]) -> str:

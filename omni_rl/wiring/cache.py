@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from omni_rl.config.schema import OmniRLConfig
+from omni_rl.paths import cache_root
 
 # The model and data modules are imported inside the functions: a stage builds its policy and data in a background
 # thread while Ray starts (`omni_rl.controller.rl`), so their import time overlaps Ray's start.
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("OMNI_RL_CACHE", Path.home() / ".cache" / "omni_rl"))
+    return cache_root()
 
 
 def suite_path(cfg: OmniRLConfig, *, held_out: bool = False) -> Path:
