@@ -32,6 +32,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from omni_rl.config.schema import RolloutConfig
 from omni_rl.data.types import Prompt, Rollout
 from omni_rl.distributed.ray_utils import (cluster_gpus, in_bundle, release_bundles, reserve_bundles,
                                            worker_bundle)
@@ -81,9 +82,11 @@ class RolloutGroup:
     slowest worker's own start-up, measured inside it); `shutdown()` (idempotent)."""
 
     def __init__(self, model_path: str, *, num_workers: int, worker_kwargs: Mapping[str, Any],
-                 sampling: Mapping[str, Any], banned_token_ids: Sequence[int] = (), timeout_s: float = 600.0,
-                 refit_timeout_s: float = 120.0, max_retries: int = 2, num_cpus_per_worker: float = 1.0,
-                 num_gpus_per_worker: float | None = None, placement_strategy: str = "PACK",
+                 sampling: Mapping[str, Any], banned_token_ids: Sequence[int] = (),
+                 timeout_s: float = RolloutConfig.timeout_s, refit_timeout_s: float = RolloutConfig.refit_timeout_s,
+                 max_retries: int = RolloutConfig.max_retries, num_cpus_per_worker: float = 1.0,
+                 num_gpus_per_worker: float | None = RolloutConfig.num_gpus_per_worker,
+                 placement_strategy: str = RolloutConfig.placement_strategy,
                  resources: Mapping[str, float] | None = None):
         """`num_gpus_per_worker=None`: the engine's tensor-parallel size when the cluster has GPUs, else 0."""
         import ray

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from omni_rl.config.schema import ModelConfig, RolloutConfig, RunConfig
 from omni_rl.data.types import Rollout
 
 if TYPE_CHECKING:
@@ -184,10 +185,14 @@ class RolloutWorker:
     hooks; None for a dir no family owns). Other keyword arguments map to `vllm.LLM` (see docs/rollout.md for the
     fixed ones)."""
 
-    def __init__(self, model_path: str, *, family: ModelFamily | None, seed: int = 0, dtype: str = "float32",
-                 max_model_len: int = 2048, kv_cache_gib: int = 1, gpu_memory_utilization: float = 0.5,
-                 tensor_parallel_size: int = 1, enforce_eager: bool = True,
-                 limit_mm_per_prompt: dict[str, int] | None = None, trust_remote_code: bool = False):
+    # Defaults are the schema's (omni_rl.config.schema).
+    def __init__(self, model_path: str, *, family: ModelFamily | None, seed: int = RunConfig.seed,
+                 dtype: str = ModelConfig.dtype, max_model_len: int = RolloutConfig.max_model_len,
+                 kv_cache_gib: int = RolloutConfig.kv_cache_gib,
+                 gpu_memory_utilization: float = RolloutConfig.gpu_memory_utilization,
+                 tensor_parallel_size: int = RolloutConfig.tensor_parallel_size,
+                 enforce_eager: bool = RolloutConfig.enforce_eager, limit_mm_per_prompt: dict[str, int] | None = None,
+                 trust_remote_code: bool = ModelConfig.trust_remote_code):
         gpu = on_gpu()
         for k, v in (ENGINE_ENV if gpu else {**ENGINE_ENV, **CPU_ENV}).items():
             os.environ.setdefault(k, v)  # the caller's environment (e.g. the actor's runtime_env) wins

@@ -5,8 +5,10 @@ import inspect
 
 from omni_rl.algorithms import clip
 from omni_rl.algorithms.gspo import CLIP_PRESETS
-from omni_rl.config.schema import (ADAM_BETAS, AlgorithmConfig, GRPOConfig, ModelConfig, MPOConfig, RunConfig,
-                                   TrainerConfig)
+from omni_rl.config.schema import (ADAM_BETAS, AlgorithmConfig, GRPOConfig, ModelConfig, MPOConfig, RolloutConfig,
+                                   RunConfig, TrainerConfig)
+from omni_rl.rollout.group import RolloutGroup
+from omni_rl.rollout.worker import RolloutWorker
 from omni_rl.training.objectives.grpo import GRPOObjective
 from omni_rl.training.objectives.gspo import GSPOObjective
 from omni_rl.training.objectives.mpo import MPOObjective
@@ -71,3 +73,18 @@ def test_verifier_defaults_come_from_the_verifier_layer():
         assert params["num_workers"].default is DEFAULT_WORKERS and params["timeout_s"].default is DEFAULT_TIMEOUT_S
         assert params["format_weight"].default is DEFAULT_FORMAT_WEIGHT
     assert inspect.signature(reward).parameters["format_weight"].default is DEFAULT_FORMAT_WEIGHT
+
+
+def test_rollout_defaults_are_the_schemas():
+    group = inspect.signature(RolloutGroup).parameters
+    for name in ("timeout_s", "refit_timeout_s", "max_retries", "num_gpus_per_worker", "placement_strategy"):
+        assert group[name].default is getattr(RolloutConfig, name), name
+    worker = inspect.signature(RolloutWorker).parameters
+    homes = {"seed": RunConfig.seed, "dtype": ModelConfig.dtype, "max_model_len": RolloutConfig.max_model_len,
+             "kv_cache_gib": RolloutConfig.kv_cache_gib,
+             "gpu_memory_utilization": RolloutConfig.gpu_memory_utilization,
+             "tensor_parallel_size": RolloutConfig.tensor_parallel_size, "enforce_eager": RolloutConfig.enforce_eager,
+             "trust_remote_code": ModelConfig.trust_remote_code}
+    for name, value in homes.items():
+        assert worker[name].default is value, name
+    assert (RolloutConfig.timeout_s, RolloutConfig.max_model_len, RolloutConfig.kv_cache_gib) == (600.0, 2048, 1)
