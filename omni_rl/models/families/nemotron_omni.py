@@ -330,9 +330,8 @@ def refresh_mamba_conv_weights(vllm_model: Any) -> int:
     many it copied (the family's `vllm_after_reload`). vLLM 0.32's MambaMixer2 registers `conv_weights` as a view of
     `conv1d.weight`'s storage when it is built. On CPUs with AVX-512 BF16, loading then packs the conv weight into
     NEW storage (`causal_conv1d_weight_pack`, keeping the plain weight as `conv1d._cpu_unpacked_conv_weight`), so the
-    buffer keeps the first load's values and an in-place refit never reaches the convolution (measured on the tiny
-    nemotron_omni: first-token logp 0.29 away from the trainer's after a refit of only the conv weights). Elsewhere
-    the buffer shares the weight's storage and there is nothing to copy."""
+    buffer keeps the first load's values and an in-place refit never reaches the convolution (docs/benchmarks.md,
+    "Figures behind code comments"). Elsewhere the buffer shares the weight's storage and there is nothing to copy."""
     copied = 0
     with torch.no_grad():
         for module in vllm_model.modules():

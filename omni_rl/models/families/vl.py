@@ -9,8 +9,8 @@ Why: transformers 5.19's Qwen2.5-VL `get_rope_index` starts the text after a vid
 `start + max(h, w) / merge` (the spatial extent only), while the original Qwen2.5-VL rule -- and vLLM 0.32 --
 continue at `max(position ids so far) + 1`, which includes the video's scaled temporal extent
 `(t - 1) * tokens_per_second * seconds_per_grid`. Images (t = 1) agree either way; for a video longer than it is
-wide the token positions after it differ and HF's logprobs drift from vLLM's (measured 2e-3 on the first generated
-token of the tiny model). The replacement below keeps HF's grouping by `mm_token_type_ids` and its vision position
+wide the token positions after it differ and HF's logprobs drift from vLLM's (the size of the drift:
+docs/benchmarks.md, "Figures behind code comments"). The replacement below keeps HF's grouping by `mm_token_type_ids` and its vision position
 ids, and only changes where the next text segment starts.
 """
 
