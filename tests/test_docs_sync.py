@@ -245,3 +245,22 @@ def test_defaults_written_in_docs_are_the_schemas():
             checked += 1
     assert not stale, "\n".join(stale)
     assert checked >= 9  # docs/filtering.md and docs/models.md state nine such defaults
+
+
+FIGURE = re.compile(r"\b[\w/]+\.py:\d+|\b\d+(?:\.\d+)?x (?:faster|slower)|\bmeasured:? (?:about |~)?[\d.]+")
+
+
+def test_docstrings_carry_no_figures_or_third_party_line_numbers():
+    """Measured figures go stale in code: they live in docs/benchmarks.md with the command that measures them."""
+    import ast
+
+    found = []
+    for folder in (ROOT / "omni_rl", ROOT / "verifiers", ROOT / "environments"):
+        for path in sorted(folder.rglob("*.py")):
+            tree = ast.parse(path.read_text())
+            nodes = [tree, *(n for n in ast.walk(tree)
+                             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))]
+            for node in nodes:
+                doc = ast.get_docstring(node) or ""
+                found += [f"{_rel(path)}: {m.group(0)!r}" for m in FIGURE.finditer(doc)]
+    assert not found, "figures in docstrings (move them to docs/benchmarks.md): " + "; ".join(found)
