@@ -42,6 +42,13 @@ def test_family_of_config(arch, family):
     assert family_of_config({"architectures": [arch]}).name == family
 
 
+def test_causal_lm_class_of_a_model_type():
+    from omni_rl.models.families import causal_lm_class
+
+    assert (causal_lm_class("llama"), causal_lm_class("mistral")) == ("LlamaForCausalLM", "MistralForCausalLM")
+    assert causal_lm_class("llava") == causal_lm_class(None) == causal_lm_class("no_such_type") == ""
+
+
 def _refusal(path) -> str:
     """The UnknownModelError message for the checkpoint dir `path` (one line)."""
     with pytest.raises(UnknownModelError) as err:
@@ -66,6 +73,7 @@ def test_config_without_architectures_or_model_type_is_unknown():
 
 @pytest.mark.parametrize("config_class, family", [
     ("Qwen2_5_VLConfig", "vl"), ("Qwen2_5OmniConfig", "omni"), ("Qwen2AudioConfig", "audio"), ("Qwen3Config", "text"),
+    ("MistralConfig", "text"), ("GemmaConfig", "text"),  # no family lists them: transformers' causal-LM class does
 ])
 def test_config_saved_by_transformers_without_architectures_resolves_by_model_type(config_class, family, tmp_path):
     """A transformers config's own `save_pretrained` writes no `architectures` (only a model's does): the family comes

@@ -153,7 +153,7 @@ def family_of_config(config: Mapping[str, Any], where: str = "config.json") -> M
     model_type = config.get("model_type")
     families = [get_family(n) for n in family_names()]
     rules = ((lambda f: arch in f.architectures, lambda f: f.owns(arch)) if arch
-             else (lambda f: model_type in f.model_types,))
+             else (lambda f: model_type in f.model_types, lambda f: f.owns(causal_lm_class(model_type))))
     for match in rules:
         for f in families:
             if match(f):
@@ -164,6 +164,16 @@ def family_of_config(config: Mapping[str, Any], where: str = "config.json") -> M
     raise UnknownModelError(f"{where}: architecture {arch or '(none)'!r} (model_type "
                             f"{model_type!r}) is not supported; supported families -- {supported}. "
                             "A new one is a module in omni_rl/models/families/ (docs/models.md)")
+
+
+def causal_lm_class(model_type: Any) -> str:
+    """transformers' causal-LM class name for a `model_type` (`llama` -> `LlamaForCausalLM`), "" when it has none."""
+    if not isinstance(model_type, str):
+        return ""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    name = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type, "")
+    return name if isinstance(name, str) else ""
 
 
 def resolve_family(path: str | Path | None, tiny: str | None = None) -> ModelFamily:
