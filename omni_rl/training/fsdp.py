@@ -129,6 +129,16 @@ def checkpoint_layers(decoder: nn.Module) -> int:
     return len(layers)
 
 
+def weight_block(name: str) -> str:
+    """The unit a weight refit and a sharded load never split: the name up to its first numeric part (`model.layers.3`,
+    `visual.blocks.0`), or the weight's module for names without one (`model.embed_tokens`, `lm_head`)."""
+    parts = name.split(".")
+    for i, part in enumerate(parts):
+        if part.isdigit():
+            return ".".join(parts[:i + 1])
+    return name.rpartition(".")[0]
+
+
 def load_sharded(model: nn.Module, checkpoint_dir: Any, checkpoint_name: Callable[[str], str],
                  device: torch.device) -> int:
     """Give a sharded model built on the meta device (`load_model(..., empty=True)`, then `shard`) its weights:
@@ -144,7 +154,6 @@ def load_sharded(model: nn.Module, checkpoint_dir: Any, checkpoint_name: Callabl
     from safetensors import safe_open
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
-    from omni_rl.training.worker import weight_block
 
     ckpt = Path(checkpoint_dir)
     index = ckpt / "model.safetensors.index.json"

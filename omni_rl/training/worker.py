@@ -410,6 +410,8 @@ class TrainerWorker:
         chunks, so every chunk holds whole vLLM layers (e.g. the q, k and v that vLLM fuses); a chunk closes before it
         would pass `max_bytes` (a bigger block is a chunk of its own). Computed from shapes only (nothing gathered);
         the same on every rank. `trainable_only` skips frozen weights."""
+        from omni_rl.training.fsdp import weight_block
+
         key = (max_bytes, trainable_only)
         cached = getattr(self, "_weight_plans", {})
         if key in cached:
@@ -645,16 +647,6 @@ class TrainerWorker:
 
 
 # ------------------------------------------------------------------------------------------------------ helpers
-def weight_block(name: str) -> str:
-    """The unit a weight refit never splits: the name up to its first numeric part (`model.layers.3`,
-    `visual.blocks.0`), or the weight's module for names without one (`model.embed_tokens`, `lm_head`)."""
-    parts = name.split(".")
-    for i, part in enumerate(parts):
-        if part.isdigit():
-            return ".".join(parts[:i + 1])
-    return name.rpartition(".")[0]
-
-
 def _node_id() -> str:
     from omni_rl.distributed.ray_utils import node_id
 

@@ -10,7 +10,8 @@ from omni_rl.models.parts import param_groups
 from omni_rl.models.policy import load_model, load_processor
 from omni_rl.training.batch import TrainBatch
 from omni_rl.training.objectives.gspo import GSPOObjective
-from omni_rl.training.worker import TrainerWorker, reduce_metrics, weight_block
+from omni_rl.training.fsdp import weight_block
+from omni_rl.training.worker import TrainerWorker, reduce_metrics
 
 TEXT_RL_FREEZE = dict(vision_encoder=True, audio_encoder=True, projector=True, lm_body=False, lm_embeddings=True,
                       lm_head=False, router=True)
