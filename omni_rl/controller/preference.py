@@ -39,7 +39,7 @@ from omni_rl.wiring.cache import cache_dir
 from omni_rl.wiring.data import build_data, render_sample
 from omni_rl.wiring.groups import build_workers, init_ray, record_placement
 from omni_rl.wiring.policy import Policy, build_policy
-from omni_rl.wiring.run import build_run
+from omni_rl.wiring.run import build_run, metric_text
 from omni_rl.wiring.verifiers import build_rollout_scorer
 
 if TYPE_CHECKING:
@@ -109,8 +109,7 @@ def preference_step(cfg: OmniRLConfig, step: int, pairs: "PairData", trainer: Tr
 
 def summary_line(step: int, m: dict[str, Any]) -> str:
     def g(key: str, fmt: str = ".3f") -> str:
-        v = m.get(key)
-        return format(v, fmt) if isinstance(v, (int, float)) else "-"
+        return metric_text(m, key, fmt)
 
     return (f"step {step:>3} | loss {g('train/loss', '.4f')} | accuracy {g('mpo/accuracy', '.2f')} margin "
             f"{g('mpo/reward_margin')} | dpo {g('mpo/pref_loss')} bco {g('mpo/quality_loss')} sft "

@@ -16,6 +16,12 @@ from omni_rl.config.schema import OmniRLConfig
 from omni_rl.logging.metrics import MetricsLogger
 
 
+def metric_text(m: dict[str, Any], key: str, fmt: str = ".3f") -> str:
+    """`m[key]` formatted with `fmt` for a step's summary line, "-" when the step has no number under `key`."""
+    v = m.get(key)
+    return format(v, fmt) if isinstance(v, (int, float)) else "-"
+
+
 @dataclass
 class Run:
     cfg: OmniRLConfig
@@ -58,8 +64,7 @@ class Run:
 
     def summary_line(self, step: int, m: dict[str, Any]) -> str:
         def g(key: str, fmt: str = ".3f") -> str:
-            v = m.get(key)
-            return format(v, fmt) if isinstance(v, (int, float)) else "-"
+            return metric_text(m, key, fmt)
 
         return (f"step {step:>3} | reward {g('reward/mean')} (out {g('reward/outcome', '.2f')} fmt "
                 f"{g('reward/format', '.2f')}) | loss {g('train/loss', '.4f')} "
